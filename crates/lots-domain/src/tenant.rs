@@ -1,0 +1,455 @@
+//! A municipality's setup (one tenant): units, officers, case-type catalogue and servicegaranti.
+//!
+//! Read from TOML; see `deploy/config/norrkoping.toml` for a complete example.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use chrono::{NaiveDate, NaiveTime, Weekday};
+use serde::{Deserialize, Deserializer};
+
+/// One municipality's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Kommunkod, four digits, e.g. "0581" for Norrköping.
+    pub kommunkod: String,
+    pub name: String,
+    /// Prefix of case references, e.g. "NKP" gives "NKP-2026-000123".
+    pub reference_prefix: String,
+    /// Officer id of the näringslivschef, the last step of every escalation chain.
+    pub naringslivschef: String,
+    /// Default office hours for officers without their own.
+    pub office_hours: WorkingHours,
+    /// Days the municipality is closed beyond public holidays ("klämdagar"), "YYYY-MM-DD".
+    #[serde(default)]
+    pub closed_days: Vec<NaiveDate>,
+    pub units: Vec<Unit>,
+    pub officers: Vec<Officer>,
+    /// Servicegaranti commitments by key; case types refer to them.
+    pub commitments: BTreeMap<String, Commitment>,
+    pub case_types: Vec<CaseType>,
+}
+
+/// A unit (enhet) with its manager (enhetschef).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    pub id: String,
+    pub name: String,
+    /// Officer id of the unit's manager.
+    pub manager: String,
+}
+
+/// A handläggare who can take seats at a dukat bord.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Officer {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub unit: String,
+    pub competences: Vec<String>,
+    /// How many open tasks the officer can carry.
+    pub capacity: u32,
+    /// Own working hours; the tenant's office hours when absent.
+    #[serde(default)]
+    pub working_hours: Option<WorkingHours>,
+    /// An iCalendar (RFC 5545) file with the officer's busy time, relative to the config file.
+    #[serde(default)]
+    pub calendar: Option<String>,
+}
+
+/// Weekly working hours in Europe/Stockholm local time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    #[serde(default = "weekdays", deserialize_with = "de_weekdays")]
+    pub days: Vec<Weekday>,
+    #[serde(deserialize_with = "de_clock")]
+    pub start: NaiveTime,
+    #[serde(deserialize_with = "de_clock")]
+    pub end: NaiveTime,
+}
+
+/// A kind of case the municipality handles, and what it needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseType {
+    /// Stable key used by clients, e.g. "restaurang_start".
+    pub key: String,
+    pub name: String,
+    /// Seats at the dukat bord: one officer per required competence.
+    pub seats: Vec<Seat>,
+    pub meeting_minutes: u32,
+    /// Earliest start of a meeting after registration, in hours.
+    pub min_notice_hours: u32,
+    /// Free time each officer needs around the meeting.
+    #[serde(default)]
+    pub buffer_minutes: u32,
+    /// Keys of the servicegaranti commitments that apply.
+    #[serde(default)]
+    pub commitments: Vec<String>,
+}
+
+/// One seat at a dukat bord.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seat {
+    pub competence: String,
+    /// Optional seats are filled only when an officer is available.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// One promise of the servicegaranti, e.g. "first contact within 1 working day".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commitment {
+    pub name: String,
+    /// Event type that starts the clock, e.g. "case.registered".
+    pub starts_on: String,
+    /// Event types that meet the commitment.
+    pub stops_on: Vec<String>,
+    #[serde(default)]
+    pub pauses_on: Vec<String>,
+    #[serde(default)]
+    pub resumes_on: Vec<String>,
+    pub target: Target,
+    /// Warning thresholds in percent of the target, ascending, e.g. [50, 75].
+    #[serde(default)]
+    pub warn_at: Vec<u8>,
+    #[serde(default)]
+    pub escalation: Vec<EscalationStep>,
+    /// A legal deadline that may be extended once (PBL 9 kap. 27 §).
+    #[serde(default)]
+    pub extension: Option<Target>,
+    /// Fee reduction per started week of delay, in percent (PBL: one fifth).
+    #[serde(default)]
+    pub fee_reduction_percent_per_week: Option<u8>,
+}
+
+/// How long a commitment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    WorkingHours(u32),
+    WorkingDays(u32),
+    /// Calendar weeks, for legal deadlines (next weekday rule of Lag 1930:173).
+    CalendarWeeks(u32),
+}
+
+/// One step of an escalation chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    pub to: EscalationLevel,
+    /// Working hours after the breach.
+    pub after_hours: u32,
+}
+
+/// Who an escalation step reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationLevel {
+    Officer,
+    UnitManager,
+    Naringslivschef,
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantConfigError {
+    /// Syntax or type error; the message carries line, column and field.
+    #[error("{0}")]
+    Parse(String),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One semantic problem, with the path of the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl TenantConfig {
+    /// Parses and validates one tenant's TOML.
+    pub fn from_toml_str(text: &str) -> Result<TenantConfig, TenantConfigError> {
+        let cfg: TenantConfig =
+            toml::from_str(text).map_err(|e| TenantConfigError::Parse(e.to_string()))?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(TenantConfigError::Invalid(problems))
+        }
+    }
+
+    /// The case type with this key.
+    pub fn case_type(&self, key: &str) -> Option<&CaseType> {
+        self.case_types.iter().find(|c| c.key == key)
+    }
+
+    /// The officer with this id.
+    pub fn officer(&self, id: &str) -> Option<&Officer> {
+        self.officers.iter().find(|o| o.id == id)
+    }
+
+    /// The unit with this id.
+    pub fn unit(&self, id: &str) -> Option<&Unit> {
+        self.units.iter().find(|u| u.id == id)
+    }
+
+    /// An officer's working hours, falling back to the tenant's office hours.
+    pub fn working_hours<'a>(&'a self, officer: &'a Officer) -> &'a WorkingHours {
+        officer.working_hours.as_ref().unwrap_or(&self.office_hours)
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        let mut p = Problems::default();
+        if self.kommunkod.len() != 4 || !self.kommunkod.bytes().all(|b| b.is_ascii_digit()) {
+            p.add("kommunkod", "must be four digits, e.g. \"0581\"");
+        }
+        let prefix = &self.reference_prefix;
+        if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_uppercase()) {
+            p.add("reference_prefix", "must be 2 to 8 capital letters A-Z, e.g. \"NKP\"");
+        }
+        p.hours("office_hours", &self.office_hours);
+        let officer_ids: HashSet<&str> = self.officers.iter().map(|o| o.id.as_str()).collect();
+        if !officer_ids.contains(self.naringslivschef.as_str()) {
+            p.add("naringslivschef", format!("no officer has id {:?}", self.naringslivschef));
+        }
+        let mut units = HashSet::new();
+        for (i, u) in self.units.iter().enumerate() {
+            let at = format!("units[{i}]");
+            if !units.insert(u.id.as_str()) {
+                p.add(format!("{at}.id"), format!("{:?} is used twice", u.id));
+            }
+            if !officer_ids.contains(u.manager.as_str()) {
+                p.add(format!("{at}.manager"), format!("no officer has id {:?}", u.manager));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, o) in self.officers.iter().enumerate() {
+            let at = format!("officers[{i}]");
+            if !seen.insert(o.id.as_str()) {
+                p.add(format!("{at}.id"), format!("{:?} is used twice", o.id));
+            }
+            if !units.contains(o.unit.as_str()) {
+                p.add(format!("{at}.unit"), format!("no unit has id {:?}", o.unit));
+            }
+            if o.competences.is_empty() {
+                p.add(format!("{at}.competences"), "must name at least one competence");
+            }
+            if o.capacity == 0 {
+                p.add(format!("{at}.capacity"), "must be at least 1");
+            }
+            if !o.email.contains('@') {
+                p.add(format!("{at}.email"), "must be an e-mail address");
+            }
+            if let Some(h) = &o.working_hours {
+                p.hours(&format!("{at}.working_hours"), h);
+            }
+        }
+        for (key, c) in &self.commitments {
+            let at = format!("commitments.{key}");
+            if c.starts_on.is_empty() {
+                p.add(format!("{at}.starts_on"), "must name an event type");
+            }
+            if c.stops_on.is_empty() {
+                p.add(format!("{at}.stops_on"), "must name at least one event type");
+            }
+            if c.target.amount() == 0 {
+                p.add(format!("{at}.target"), "must be more than zero");
+            }
+            let ascending = c.warn_at.windows(2).all(|w| w[0] < w[1]);
+            if !ascending || c.warn_at.iter().any(|&w| w == 0 || w >= 100) {
+                p.add(format!("{at}.warn_at"), "must be ascending percentages between 1 and 99");
+            }
+        }
+        let mut keys = HashSet::new();
+        for (i, t) in self.case_types.iter().enumerate() {
+            let at = format!("case_types[{i}]");
+            let key_ok = !t.key.is_empty()
+                && t.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !key_ok {
+                p.add(format!("{at}.key"), "must be lowercase letters, digits and _");
+            }
+            if !keys.insert(t.key.as_str()) {
+                p.add(format!("{at}.key"), format!("{:?} is used twice", t.key));
+            }
+            if !(15..=480).contains(&t.meeting_minutes) {
+                p.add(format!("{at}.meeting_minutes"), "must be between 15 and 480");
+            }
+            for (j, name) in t.commitments.iter().enumerate() {
+                if !self.commitments.contains_key(name) {
+                    p.add(format!("{at}.commitments[{j}]"), format!("no commitment {name:?}"));
+                }
+            }
+        }
+        p.0
+    }
+}
+
+impl Target {
+    /// The number in the target, whatever its unit.
+    pub fn amount(self) -> u32 {
+        match self {
+            Target::WorkingHours(n) | Target::WorkingDays(n) | Target::CalendarWeeks(n) => n,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { field: field.into(), message: message.into() });
+    }
+
+    fn hours(&mut self, at: &str, h: &WorkingHours) {
+        if h.start >= h.end {
+            self.add(format!("{at}.end"), "must be after start");
+        }
+        if h.days.is_empty() {
+            self.add(format!("{at}.days"), "must name at least one day");
+        }
+    }
+}
+
+fn weekdays() -> Vec<Weekday> {
+    vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
+}
+
+fn de_clock<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+    let s = String::deserialize(d)?;
+    NaiveTime::parse_from_str(&s, "%H:%M")
+        .map_err(|_| serde::de::Error::custom(format!("expected a time like \"08:00\", got {s:?}")))
+}
+
+fn de_weekdays<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Weekday>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    names
+        .iter()
+        .map(|n| {
+            n.parse::<Weekday>().map_err(|_| {
+                serde::de::Error::custom(format!("expected a weekday like \"mon\", got {n:?}"))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+kommunkod = "0581"
+name = "Testkommun"
+reference_prefix = "TST"
+naringslivschef = "chef"
+office_hours = { start = "08:00", end = "16:30" }
+closed_days = ["2026-12-28"]
+
+[[units]]
+id = "naringsliv"
+name = "Näringsliv"
+manager = "chef"
+
+[[officers]]
+id = "chef"
+name = "Chef Chefsson"
+email = "chef@example.se"
+unit = "naringsliv"
+competences = ["radgivning"]
+capacity = 5
+
+[commitments.first_contact]
+name = "Första kontakt inom 1 arbetsdag"
+starts_on = "case.registered"
+stops_on = ["task.accepted"]
+target = { working_days = 1 }
+warn_at = [50, 75]
+escalation = [{ to = "unit_manager", after_hours = 0 }]
+
+[[case_types]]
+key = "radgivning"
+name = "Allmän rådgivning"
+seats = [{ competence = "radgivning" }]
+meeting_minutes = 30
+min_notice_hours = 4
+commitments = ["first_contact"]
+"#;
+
+    #[test]
+    fn the_norrkoping_example_is_valid_and_covers_every_seat() {
+        let cfg = TenantConfig::from_toml_str(include_str!("../../../deploy/config/norrkoping.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.kommunkod, "0581");
+        assert!(cfg.officers.len() >= 20 && cfg.units.len() >= 6);
+        let restaurant = cfg.case_type("restaurang_start").unwrap();
+        let required: Vec<_> = restaurant.seats.iter().filter(|s| !s.optional).map(|s| s.competence.as_str()).collect();
+        assert_eq!(required, ["serveringstillstand", "livsmedel", "bygglov", "brandskydd"]);
+        for t in &cfg.case_types {
+            for seat in &t.seats {
+                let holders = cfg.officers.iter().filter(|o| o.competences.contains(&seat.competence)).count();
+                assert!(holders >= 2, "{}: only {holders} officers hold {}", t.key, seat.competence);
+            }
+        }
+    }
+
+    #[test]
+    fn a_minimal_file_parses() {
+        let cfg = TenantConfig::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(cfg.kommunkod, "0581");
+        assert_eq!(cfg.office_hours.days.len(), 5);
+        assert_eq!(cfg.commitments["first_contact"].target, Target::WorkingDays(1));
+        assert!(cfg.case_type("radgivning").is_some());
+        assert!(cfg.case_type("bygglov").is_none());
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line() {
+        let broken = MINIMAL.replace("capacity = 5", "capacity = five");
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
+        assert!(err.contains("line 20"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let broken = MINIMAL.replace("capacity = 5", "capacity = \"5\"");
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
+        assert!(err.contains("capacity"), "{err}");
+        assert!(err.contains("line 20"), "{err}");
+    }
+
+    #[test]
+    fn semantic_problems_name_each_field() {
+        let broken = MINIMAL
+            .replace("unit = \"naringsliv\"", "unit = \"bygg\"")
+            .replace("commitments = [\"first_contact\"]", "commitments = [\"nope\"]")
+            .replace("reference_prefix = \"TST\"", "reference_prefix = \"tst\"");
+        let TenantConfigError::Invalid(problems) = TenantConfig::from_toml_str(&broken).unwrap_err()
+        else {
+            panic!("expected semantic problems");
+        };
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["reference_prefix", "officers[0].unit", "case_types[0].commitments[0]"]);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let broken = MINIMAL.replace("capacity = 5", "capacity = 5\ncapacty = 6");
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
+        assert!(err.contains("capacty"), "{err}");
+    }
+}

@@ -1,0 +1,96 @@
+//! Typed event payloads, one struct per event type.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Payload, Source};
+
+macro_rules! payload {
+    ($ty:ident, $name:literal, $source:ident) => {
+        impl Payload for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: Source = Source::$source;
+        }
+    };
+}
+
+/// The company's contact person.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContactInfo {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+}
+
+/// `case.registered`: reception registered a company case.
+///
+/// `Debug` is not derived: `org_nr` may be a sole trader's personnummer.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseRegistered {
+    pub reference: String,
+    pub case_type: String,
+    /// Full identifier in canonical form; a personnummer for a sole trader.
+    pub org_nr: String,
+    pub company_name: String,
+    pub legal_form: String,
+    pub contact: ContactInfo,
+    pub channel: String,
+    pub description: String,
+}
+payload!(CaseRegistered, "case.registered", Intake);
+
+/// `case.waiting_for_company`: the case waits for the company's komplettering; clocks pause.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseWaitingForCompany {
+    pub reason: String,
+    /// The status the case returns to when resumed.
+    pub previous_status: String,
+}
+payload!(CaseWaitingForCompany, "case.waiting_for_company", Intake);
+
+/// `case.resumed`: the company answered; clocks run again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseResumed {
+    /// The status the case returned to.
+    pub status: String,
+}
+payload!(CaseResumed, "case.resumed", Intake);
+
+/// `case.closed`: the case is decided and closed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseClosed {
+    pub outcome: String,
+    pub decision: String,
+}
+payload!(CaseClosed, "case.closed", Intake);
+
+/// `case.withdrawn`: the company or the municipality withdrew the case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseWithdrawn {
+    pub reason: String,
+}
+payload!(CaseWithdrawn, "case.withdrawn", Intake);
+
+/// `case.routed`: routing found officers and a slot for the dukat bord.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseRouted {
+    pub meeting_id: uuid::Uuid,
+    pub officers: Vec<String>,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+}
+payload!(CaseRouted, "case.routed", Routing);
+
+/// `case.unroutable`: no dukat bord could be set; the reason is for a person to act on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseUnroutable {
+    pub reason: String,
+}
+payload!(CaseUnroutable, "case.unroutable", Routing);
+
+/// `meeting.booked`: every seat accepted; the dukat bord is set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MeetingBooked {
+    pub meeting_id: uuid::Uuid,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+}
+payload!(MeetingBooked, "meeting.booked", Routing);

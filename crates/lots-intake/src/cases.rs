@@ -1,0 +1,223 @@
+//! Intake's operations on cases: register, change status, and follow routing's events.
+//! Each writes the case and the events it emits in one transaction.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, Utc};
+use lots_domain::{CaseStatus, Outcome, Reference};
+use lots_events::{
+    CaseClosed, CaseRegistered, CaseResumed, CaseWaitingForCompany, CaseWithdrawn, ContactInfo, Envelope, Payload,
+    Subjects,
+};
+use lots_platform::outbox;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::store::{self, CaseRow, Change};
+use crate::validate::NewCase;
+
+/// The case register: intake's state and the outbox it writes to.
+#[derive(Clone)]
+pub struct Cases {
+    pub(crate) pool: PgPool,
+    pub(crate) subjects: Subjects,
+    pub(crate) relay: Arc<Notify>,
+}
+
+/// A lifecycle change requested by reception or a handläggare.
+pub enum Op {
+    AwaitCompany { reason: String },
+    Resume,
+    Close { outcome: Outcome, decision: String },
+    Withdraw { reason: String },
+}
+
+impl Cases {
+    /// Registers a validated case, or returns the case first registered under its key.
+    #[instrument(name = "intake.cases.register", skip_all, fields(tenant = %new.tenant.kommunkod, case_id, reference))]
+    pub async fn register(&self, new: &NewCase) -> Result<CaseRow> {
+        let tenant = &new.tenant.kommunkod;
+        if let Some(first) = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await? {
+            return same_request(first, new);
+        }
+        let mut tx = self.pool.begin().await?;
+        let now = Utc::now();
+        let year = now.year();
+        let number = store::next_reference_number(&mut tx, tenant, year).await?;
+        let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
+        let reference = reference.to_string();
+        let id = Uuid::now_v7();
+        let fingerprint = new.fingerprint();
+        let insert = store::Insert {
+            id,
+            tenant,
+            reference: &reference,
+            ref_year: year,
+            ref_number: number,
+            org_nr: new.org_nr.expose(),
+            legal_form: new.org_nr.legal_form().as_str(),
+            company_name: &new.company_name,
+            contact_name: &new.contact_name,
+            contact_phone: &new.contact_phone,
+            contact_email: &new.contact_email,
+            case_type: &new.case_type,
+            description: &new.description,
+            channel: new.channel.as_str(),
+            idempotency_key: &new.idempotency_key,
+            request_fingerprint: &fingerprint,
+            registered_by: &new.actor,
+            at: now,
+        };
+        let row = match store::insert(&mut tx, &insert).await {
+            Ok(row) => row,
+            // A concurrent retry with the same key won the race; answer with its case.
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("cases_idempotency_key") => {
+                tx.rollback().await?;
+                let first = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key)
+                    .await?
+                    .ok_or_else(|| Error::Corrupt("idempotency key vanished".into()))?;
+                return same_request(first, new);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let event = CaseRegistered {
+            reference: row.reference.clone(),
+            case_type: row.case_type.clone(),
+            org_nr: row.org_nr.clone(),
+            company_name: row.company_name.clone(),
+            legal_form: row.legal_form.clone(),
+            contact: ContactInfo {
+                name: row.contact_name.clone(),
+                phone: row.contact_phone.clone(),
+                email: row.contact_email.clone(),
+            },
+            channel: row.channel.clone(),
+            description: row.description.clone(),
+        };
+        self.emit(&mut tx, &row, event).await?;
+        tx.commit().await?;
+        self.relay.notify_one();
+        let span = tracing::Span::current();
+        span.record("case_id", tracing::field::display(row.id));
+        span.record("reference", row.reference.as_str());
+        tracing::info!(case_type = %row.case_type, "case registered");
+        Ok(row)
+    }
+
+    /// Applies a lifecycle change, refusing it if the case's status does not allow it.
+    #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
+    pub async fn change(&self, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
+        let mut tx = self.pool.begin().await?;
+        let row = store::lock(&mut tx, id).await?.ok_or_else(|| not_found(&id.to_string()))?;
+        let status = row.status()?;
+        let now = Utc::now();
+        let mut change = Change {
+            status,
+            resume_status: None,
+            waiting_reason: None,
+            outcome: None,
+            decision: None,
+            emitted: true,
+            at: now,
+        };
+        let updated = match &op {
+            Op::AwaitCompany { reason } => {
+                change.status = status.transition(CaseStatus::WaitingForCompany)?;
+                change.resume_status = Some(status);
+                change.waiting_reason = Some(reason);
+                let row = store::update(&mut tx, id, &change).await?;
+                let data = CaseWaitingForCompany { reason: reason.clone(), previous_status: status.to_string() };
+                self.emit_as(&mut tx, &row, actor, data).await?;
+                row
+            }
+            Op::Resume => {
+                change.status = status.resume_to(row.resume_status()?)?;
+                let row = store::update(&mut tx, id, &change).await?;
+                self.emit_as(&mut tx, &row, actor, CaseResumed { status: change.status.to_string() }).await?;
+                row
+            }
+            Op::Close { outcome, decision } => {
+                change.status = status.transition(CaseStatus::Closed)?;
+                change.outcome = Some(outcome.as_str());
+                change.decision = Some(decision);
+                let row = store::update(&mut tx, id, &change).await?;
+                let data = CaseClosed { outcome: outcome.as_str().to_owned(), decision: decision.clone() };
+                self.emit_as(&mut tx, &row, actor, data).await?;
+                row
+            }
+            Op::Withdraw { reason } => {
+                change.status = status.transition(CaseStatus::Withdrawn)?;
+                let row = store::update(&mut tx, id, &change).await?;
+                self.emit_as(&mut tx, &row, actor, CaseWithdrawn { reason: reason.clone() }).await?;
+                row
+            }
+        };
+        tx.commit().await?;
+        self.relay.notify_one();
+        tracing::info!(from = %status, to = %updated.status, "case status changed");
+        Ok(updated)
+    }
+
+    /// Moves a case to the status a routing event implies, if its lifecycle allows it.
+    /// A waiting case keeps waiting and returns to the new status when resumed.
+    #[instrument(name = "intake.cases.follow", skip_all, fields(case_id = %id, target = %target))]
+    pub async fn follow(conn: &mut PgConnection, id: Uuid, target: CaseStatus) -> Result<()> {
+        let Some(row) = store::lock(conn, id).await? else {
+            tracing::warn!("routing event for a case intake does not know; ignored");
+            return Ok(());
+        };
+        let status = row.status()?;
+        let mut change = Change {
+            status,
+            resume_status: None,
+            waiting_reason: None,
+            outcome: None,
+            decision: None,
+            emitted: false,
+            at: Utc::now(),
+        };
+        if status == CaseStatus::WaitingForCompany {
+            let resume = row.resume_status()?;
+            if !resume.can_become(target) {
+                return Ok(());
+            }
+            change.resume_status = Some(target);
+            change.waiting_reason = row.waiting_reason.as_deref();
+        } else if status.can_become(target) {
+            change.status = target;
+        } else {
+            tracing::debug!(%status, "status change from routing does not apply; ignored");
+            return Ok(());
+        }
+        store::update(conn, id, &change).await?;
+        Ok(())
+    }
+
+    async fn emit<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, data: T) -> Result<()> {
+        self.emit_as(tx, row, &row.registered_by.clone(), data).await
+    }
+
+    async fn emit_as<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, actor: &str, data: T) -> Result<()> {
+        let event = Envelope::new(&row.tenant, row.id, row.version as u64, actor, row.updated_at, data)
+            .into_raw()
+            .map_err(lots_platform::Error::from)?;
+        outbox::enqueue(tx, &self.subjects, &event).await?;
+        Ok(())
+    }
+}
+
+fn same_request(first: CaseRow, new: &NewCase) -> Result<CaseRow> {
+    if first.request_fingerprint == new.fingerprint() {
+        Ok(first)
+    } else {
+        Err(Error::KeyReused { key: new.idempotency_key.clone(), reference: first.reference })
+    }
+}
+
+/// The error for a case that does not exist.
+pub fn not_found(what: &str) -> Error {
+    Error::NotFound(format!("no case {what}"))
+}

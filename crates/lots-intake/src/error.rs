@@ -1,0 +1,79 @@
+//! Intake's errors, and the one place they become gRPC statuses.
+
+use lots_domain::TransitionError;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::validate::Violation;
+
+/// What an intake operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the request has invalid fields")]
+    Invalid(Vec<Violation>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new case")]
+    KeyReused { key: String, reference: String },
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Platform(#[from] lots_platform::Error),
+    #[error("stored case is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand for intake results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Vec<Violation>> for Error {
+    fn from(v: Vec<Violation>) -> Self {
+        Error::Invalid(v)
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Invalid(violations) => {
+                let summary: Vec<String> =
+                    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .into_iter()
+                        .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
+                        .collect::<Vec<_>>(),
+                );
+                tonic::Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
+            }
+            Error::NotFound(msg) => tonic::Status::not_found(msg),
+            e @ Error::KeyReused { .. } => tonic::Status::already_exists(e.to_string()),
+            Error::Transition(e) => tonic::Status::failed_precondition(e.to_string()),
+            Error::Database(e) if is_unavailable(&e) => {
+                tracing::error!(error = %e, "database unavailable");
+                tonic::Status::unavailable("the case register is temporarily unavailable; try again")
+            }
+            other => {
+                tracing::error!(error = %error_chain(&other), "internal error");
+                tonic::Status::internal("internal error; it has been logged")
+            }
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

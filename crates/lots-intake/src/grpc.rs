@@ -1,0 +1,263 @@
+//! The `IntakeService` gRPC implementation: requests in, cases out.
+
+use std::sync::Arc;
+
+use lots_domain::{CaseStatus, Outcome, Reference};
+use lots_platform::Tenants;
+use lots_proto::v1 as pb;
+use pb::intake_service_server::IntakeService;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::cases::{Cases, Op, not_found};
+use crate::error::{Error, Result};
+use crate::store::{self, CaseRow, Filter};
+use crate::validate::{self, Violation};
+
+/// The gRPC face of intake.
+#[derive(Clone)]
+pub struct IntakeApi {
+    pub(crate) cases: Cases,
+    pub(crate) tenants: Arc<Tenants>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl IntakeService for IntakeApi {
+    #[instrument(name = "intake.grpc.register_case", skip_all)]
+    async fn register_case(&self, req: Request<pb::RegisterCaseRequest>) -> Reply<pb::Case> {
+        let new = validate::register(req.get_ref(), &self.tenants).map_err(Error::from)?;
+        let row = self.cases.register(&new).await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.get_case", skip_all)]
+    async fn get_case(&self, req: Request<pb::GetCaseRequest>) -> Reply<pb::Case> {
+        let row = match req.into_inner().lookup {
+            Some(pb::get_case_request::Lookup::Id(id)) => {
+                let id = parse_id("id", &id)?;
+                store::get(&self.cases.pool, id).await?.ok_or_else(|| not_found(&id.to_string()))?
+            }
+            Some(pb::get_case_request::Lookup::Reference(r)) => {
+                let Some(reference) = Reference::parse(&r) else {
+                    return Err(invalid("reference", "must look like NKP-2026-000123").into());
+                };
+                let reference = reference.to_string();
+                store::by_reference(&self.cases.pool, &reference).await?.ok_or_else(|| not_found(&reference))?
+            }
+            None => return Err(invalid("lookup", "give either id or reference").into()),
+        };
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.list_cases", skip_all)]
+    async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Reply<pb::ListCasesResponse> {
+        let req = req.into_inner();
+        let mut bad = Vec::new();
+        let status = match pb::CaseStatus::try_from(req.status) {
+            Ok(pb::CaseStatus::Unspecified) => None,
+            Ok(s) => Some(status_from_pb(s)),
+            Err(_) => {
+                bad.push(Violation { field: "status", description: "is not a known case status".into() });
+                None
+            }
+        };
+        let page_size = match req.page_size {
+            0 => 50,
+            n @ 1..=500 => n,
+            _ => {
+                bad.push(Violation { field: "page_size", description: "must be between 1 and 500".into() });
+                50
+            }
+        };
+        let before = if req.page_token.is_empty() {
+            None
+        } else {
+            match Uuid::parse_str(&req.page_token) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    bad.push(Violation {
+                        field: "page_token",
+                        description: "is not a token from a previous ListCases".into(),
+                    });
+                    None
+                }
+            }
+        };
+        let org_nr = if req.org_nr.trim().is_empty() {
+            None
+        } else {
+            match lots_domain::OrgNr::parse(&req.org_nr) {
+                Ok(nr) => Some(nr),
+                Err(e) => {
+                    bad.push(Violation { field: "org_nr", description: format!("is not valid: {e}") });
+                    None
+                }
+            }
+        };
+        if !bad.is_empty() {
+            return Err(Error::Invalid(bad).into());
+        }
+        let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        let (tenant, case_type) = (non_empty(&req.tenant), non_empty(&req.case_type));
+        let filter = Filter {
+            tenant: tenant.as_deref(),
+            status,
+            org_nr: org_nr.as_ref().map(|o| o.expose()),
+            case_type: case_type.as_deref(),
+            before,
+            // One extra row tells whether another page exists.
+            limit: i64::from(page_size) + 1,
+        };
+        let mut rows = store::list(&self.cases.pool, &filter).await?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => last.id.to_string(),
+            _ => String::new(),
+        };
+        let cases = rows.into_iter().map(to_pb).collect::<Result<Vec<_>>>()?;
+        Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
+    }
+
+    #[instrument(name = "intake.grpc.await_company", skip_all)]
+    async fn await_company(&self, req: Request<pb::AwaitCompanyRequest>) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
+        let row = self.cases.change(id, &actor, Op::AwaitCompany { reason }).await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.resume_case", skip_all)]
+    async fn resume_case(&self, req: Request<pb::ResumeCaseRequest>) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let row = self.cases.change(id, &actor, Op::Resume).await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.close_case", skip_all)]
+    async fn close_case(&self, req: Request<pb::CloseCaseRequest>) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let outcome = match pb::Outcome::try_from(req.outcome) {
+            Ok(o) if o != pb::Outcome::Unspecified => outcome_from_pb(o),
+            _ => {
+                return Err(invalid(
+                    "outcome",
+                    "is required (granted, partly_granted, denied, advice_given or referred)",
+                )
+                .into());
+            }
+        };
+        let decision = validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
+        let row = self.cases.change(id, &actor, Op::Close { outcome, decision }).await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.withdraw_case", skip_all)]
+    async fn withdraw_case(&self, req: Request<pb::WithdrawCaseRequest>) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
+        let row = self.cases.change(id, &actor, Op::Withdraw { reason }).await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+}
+
+fn invalid(field: &'static str, description: &str) -> Error {
+    Error::Invalid(vec![Violation { field, description: description.to_owned() }])
+}
+
+fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| invalid(field, "must be a case id (a UUID)"))
+}
+
+fn id_and_actor(case_id: &str, actor: &str) -> Result<(Uuid, String)> {
+    let mut bad = Vec::new();
+    let id = validate::case_id(case_id).map_err(|v| bad.extend(v)).ok();
+    let actor = validate::actor(actor).map_err(|v| bad.extend(v)).ok();
+    match (id, actor) {
+        (Some(id), Some(actor)) => Ok((id, actor)),
+        _ => Err(Error::Invalid(bad)),
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// The proto form of a stored case.
+pub fn to_pb(row: CaseRow) -> Result<pb::Case> {
+    let status = status_to_pb(row.status()?);
+    let channel = match row.channel.as_str() {
+        "phone" => pb::Channel::Phone,
+        "email" => pb::Channel::Email,
+        "e_service" => pb::Channel::EService,
+        "visit" => pb::Channel::Visit,
+        "company_visit" => pb::Channel::CompanyVisit,
+        other => return Err(Error::Corrupt(format!("channel {other:?}"))),
+    };
+    let outcome = match row.outcome.as_deref().map(str::parse::<Outcome>) {
+        None => pb::Outcome::Unspecified,
+        Some(Ok(o)) => outcome_to_pb(o),
+        Some(Err(e)) => return Err(Error::Corrupt(e.to_string())),
+    };
+    Ok(pb::Case {
+        id: row.id.to_string(),
+        reference: row.reference,
+        tenant: row.tenant,
+        company: Some(pb::Company {
+            org_nr: row.org_nr,
+            name: row.company_name,
+            contact: Some(pb::Contact { name: row.contact_name, phone: row.contact_phone, email: row.contact_email }),
+        }),
+        case_type: row.case_type,
+        description: row.description,
+        channel: channel as i32,
+        status: status as i32,
+        registered_at: Some(timestamp(row.registered_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        legal_form: row.legal_form,
+        waiting_reason: row.waiting_reason.unwrap_or_default(),
+        outcome: outcome as i32,
+        decision: row.decision.unwrap_or_default(),
+        version: row.version as u64,
+        registered_by: row.registered_by,
+    })
+}
+
+fn status_to_pb(s: CaseStatus) -> pb::CaseStatus {
+    match s {
+        CaseStatus::Registered => pb::CaseStatus::Registered,
+        CaseStatus::Routed => pb::CaseStatus::Routed,
+        CaseStatus::MeetingBooked => pb::CaseStatus::MeetingBooked,
+        CaseStatus::InProgress => pb::CaseStatus::InProgress,
+        CaseStatus::Decided => pb::CaseStatus::Decided,
+        CaseStatus::Closed => pb::CaseStatus::Closed,
+        CaseStatus::WaitingForCompany => pb::CaseStatus::WaitingForCompany,
+        CaseStatus::Withdrawn => pb::CaseStatus::Withdrawn,
+        CaseStatus::Unroutable => pb::CaseStatus::Unroutable,
+    }
+}
+
+fn status_from_pb(s: pb::CaseStatus) -> CaseStatus {
+    CaseStatus::ALL.into_iter().find(|d| status_to_pb(*d) == s).unwrap_or(CaseStatus::Registered)
+}
+
+fn outcome_to_pb(o: Outcome) -> pb::Outcome {
+    match o {
+        Outcome::Granted => pb::Outcome::Granted,
+        Outcome::PartlyGranted => pb::Outcome::PartlyGranted,
+        Outcome::Denied => pb::Outcome::Denied,
+        Outcome::AdviceGiven => pb::Outcome::AdviceGiven,
+        Outcome::Referred => pb::Outcome::Referred,
+    }
+}
+
+fn outcome_from_pb(o: pb::Outcome) -> Outcome {
+    Outcome::ALL.into_iter().find(|d| outcome_to_pb(*d) == o).unwrap_or(Outcome::AdviceGiven)
+}

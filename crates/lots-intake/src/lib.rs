@@ -1,0 +1,14 @@
+//! Lotsen intake: reception registers a company case over gRPC; intake validates it, stores it
+//! in PostgreSQL and announces it on NATS JetStream, and owns the case's lifecycle.
+
+pub mod app;
+pub mod cases;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod store;
+pub mod validate;
+
+pub use app::{App, Parts};
+pub use config::Config;

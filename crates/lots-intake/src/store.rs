@@ -1,0 +1,218 @@
+//! Intake's queries. Callers own the transaction.
+
+use chrono::{DateTime, Utc};
+use lots_domain::CaseStatus;
+use sqlx::{FromRow, PgConnection, PgExecutor};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// A stored case.
+#[derive(Clone, FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub tenant: String,
+    pub reference: String,
+    pub org_nr: String,
+    pub legal_form: String,
+    pub company_name: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub contact_email: String,
+    pub case_type: String,
+    pub description: String,
+    pub channel: String,
+    pub status: String,
+    pub resume_status: Option<String>,
+    pub waiting_reason: Option<String>,
+    pub outcome: Option<String>,
+    pub decision: Option<String>,
+    pub version: i64,
+    pub request_fingerprint: String,
+    pub registered_by: String,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CaseRow {
+    /// The case's status.
+    pub fn status(&self) -> Result<CaseStatus> {
+        self.status.parse().map_err(|_| Error::Corrupt(format!("status {:?}", self.status)))
+    }
+
+    /// Where a waiting case returns to.
+    pub fn resume_status(&self) -> Result<CaseStatus> {
+        let s = self.resume_status.as_deref().unwrap_or("registered");
+        s.parse().map_err(|_| Error::Corrupt(format!("resume_status {s:?}")))
+    }
+}
+
+/// Columns of a new case.
+pub struct Insert<'a> {
+    pub id: Uuid,
+    pub tenant: &'a str,
+    pub reference: &'a str,
+    pub ref_year: i32,
+    pub ref_number: i64,
+    pub org_nr: &'a str,
+    pub legal_form: &'a str,
+    pub company_name: &'a str,
+    pub contact_name: &'a str,
+    pub contact_phone: &'a str,
+    pub contact_email: &'a str,
+    pub case_type: &'a str,
+    pub description: &'a str,
+    pub channel: &'a str,
+    pub idempotency_key: &'a str,
+    pub request_fingerprint: &'a str,
+    pub registered_by: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// The case registered earlier under this idempotency key.
+#[instrument(name = "intake.store.by_key", skip_all)]
+pub async fn by_idempotency_key(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = $2")
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Takes the next reference number for `tenant` and `year`. Row-locks the counter until the
+/// transaction ends, so numbers are handed out in commit order without gaps.
+#[instrument(name = "intake.store.next_reference", skip_all)]
+pub async fn next_reference_number(conn: &mut PgConnection, tenant: &str, year: i32) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO reference_counter (tenant, year, last) VALUES ($1, $2, 1)
+         ON CONFLICT (tenant, year) DO UPDATE SET last = reference_counter.last + 1
+         RETURNING last",
+    )
+    .bind(tenant)
+    .bind(year)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Inserts a new case with version 1 (its `case.registered` event).
+#[instrument(name = "intake.store.insert", skip_all, fields(case_id = %c.id))]
+pub async fn insert(conn: &mut PgConnection, c: &Insert<'_>) -> Result<CaseRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO cases (id, tenant, reference, ref_year, ref_number, org_nr, legal_form, company_name,
+            contact_name, contact_phone, contact_email, case_type, description, channel, status, version,
+            idempotency_key, request_fingerprint, registered_by, registered_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'registered', 1,
+            $15, $16, $17, $18, $18)
+         RETURNING *",
+    )
+    .bind(c.id)
+    .bind(c.tenant)
+    .bind(c.reference)
+    .bind(c.ref_year)
+    .bind(c.ref_number)
+    .bind(c.org_nr)
+    .bind(c.legal_form)
+    .bind(c.company_name)
+    .bind(c.contact_name)
+    .bind(c.contact_phone)
+    .bind(c.contact_email)
+    .bind(c.case_type)
+    .bind(c.description)
+    .bind(c.channel)
+    .bind(c.idempotency_key)
+    .bind(c.request_fingerprint)
+    .bind(c.registered_by)
+    .bind(c.at)
+    .fetch_one(conn)
+    .await
+}
+
+/// A case by id.
+#[instrument(name = "intake.store.get", skip_all, fields(case_id = %id))]
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(db).await?)
+}
+
+/// A case by reference, e.g. `NKP-2026-000123`.
+#[instrument(name = "intake.store.by_reference", skip_all)]
+pub async fn by_reference(db: impl PgExecutor<'_>, reference: &str) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// A case by id, row-locked for a status change.
+#[instrument(name = "intake.store.lock", skip_all, fields(case_id = %id))]
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A status change; `emitted` says whether intake emits an event for it (bumping the version).
+pub struct Change<'a> {
+    pub status: CaseStatus,
+    pub resume_status: Option<CaseStatus>,
+    pub waiting_reason: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub decision: Option<&'a str>,
+    pub emitted: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Applies `change` to case `id` and returns the updated row.
+#[instrument(name = "intake.store.update", skip_all, fields(case_id = %id, status = %change.status))]
+pub async fn update(conn: &mut PgConnection, id: Uuid, change: &Change<'_>) -> Result<CaseRow> {
+    Ok(sqlx::query_as(
+        "UPDATE cases SET status = $2, resume_status = $3, waiting_reason = $4,
+            outcome = COALESCE($5, outcome), decision = COALESCE($6, decision),
+            version = version + CASE WHEN $7 THEN 1 ELSE 0 END, updated_at = $8
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(change.status.as_str())
+    .bind(change.resume_status.map(CaseStatus::as_str))
+    .bind(change.waiting_reason)
+    .bind(change.outcome)
+    .bind(change.decision)
+    .bind(change.emitted)
+    .bind(change.at)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Filters of `ListCases`; `None` matches everything.
+pub struct Filter<'a> {
+    pub tenant: Option<&'a str>,
+    pub status: Option<CaseStatus>,
+    pub org_nr: Option<&'a str>,
+    pub case_type: Option<&'a str>,
+    /// Only cases with an id below this one (newest first paging).
+    pub before: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// Cases matching `f`, newest first.
+#[instrument(name = "intake.store.list", skip_all)]
+pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM cases
+         WHERE ($1::text IS NULL OR tenant = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::text IS NULL OR org_nr = $3)
+           AND ($4::text IS NULL OR case_type = $4)
+           AND ($5::uuid IS NULL OR id < $5)
+         ORDER BY id DESC LIMIT $6",
+    )
+    .bind(f.tenant)
+    .bind(f.status.map(CaseStatus::as_str))
+    .bind(f.org_nr)
+    .bind(f.case_type)
+    .bind(f.before)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?)
+}

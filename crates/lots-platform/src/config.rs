@@ -1,0 +1,64 @@
+//! Configuration every service shares, from flags and `LOTS_*` environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lots_events::Subjects;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Settings shared by intake, routing and sla; flatten it into each service's `Config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonConfig {
+    /// PostgreSQL URL; the service keeps its tables in its own schema.
+    #[arg(
+        long,
+        env = "LOTS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/lots",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Largest number of Postgres connections.
+    #[arg(long, env = "LOTS_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// NATS server with JetStream.
+    #[arg(long, env = "LOTS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Municipality configuration: one TOML file, or a folder of them.
+    #[arg(long, env = "LOTS_CONFIG", default_value = "deploy/config")]
+    pub config: PathBuf,
+    /// Prefix for every subject and the stream name; empty in production.
+    #[arg(long, env = "LOTS_SUBJECT_PREFIX", default_value = "")]
+    pub subject_prefix: String,
+    /// Log format.
+    #[arg(long, env = "LOTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Seconds to drain work after SIGINT/SIGTERM before giving up.
+    #[arg(long, env = "LOTS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Seconds to keep retrying Postgres and NATS at start.
+    #[arg(long, env = "LOTS_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
+    pub connect_timeout_secs: u64,
+}
+
+impl CommonConfig {
+    /// The subject builder for the configured prefix.
+    pub fn subjects(&self) -> crate::Result<Subjects> {
+        Subjects::new(&self.subject_prefix).map_err(|e| crate::Error::Config(e.to_string()))
+    }
+
+    /// How long shutdown may take.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// How long to retry dependencies at start.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}

@@ -1,0 +1,264 @@
+//! The consuming side every service uses: a durable pull consumer whose events are applied
+//! exactly once. The effect, the inbox row and the per-case version cursor commit in one
+//! transaction; only then is the message acknowledged. An event that arrives before its
+//! predecessor is nak'ed with a delay; one that keeps failing goes to the dead-letter table.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt;
+use lots_events::{Envelope, Subjects};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, instrument};
+
+use crate::nats::set_parent_from_headers;
+use crate::{Error, Result};
+
+/// Why a handler could not apply an event. The transaction is rolled back and the event retried.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Applies one event inside the consumer's transaction.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `event` using `tx`; events the service does not care about return `Ok(())`.
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Runs after the transaction committed, e.g. to wake the outbox relay.
+    fn committed(&self, _event: &Envelope) {}
+}
+
+/// How a service consumes the stream.
+#[derive(Clone)]
+pub struct ConsumerSettings {
+    /// Durable consumer name; replicas of one service share it and split the work.
+    pub durable: String,
+    /// Parallel lanes; one case always lands in the same lane, so its events stay in order.
+    pub lanes: usize,
+    /// Deliveries before an event is dead-lettered.
+    pub max_deliveries: i64,
+}
+
+impl ConsumerSettings {
+    /// Defaults for a service named `durable`.
+    pub fn new(durable: &str) -> Self {
+        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10 }
+    }
+}
+
+enum Applied {
+    Done,
+    Duplicate,
+    Gap { expected: u64 },
+}
+
+/// Consumes until `token` is cancelled; in-flight events finish, the rest are redelivered later.
+pub async fn run<H: Handler>(
+    pool: PgPool,
+    js: jetstream::Context,
+    subjects: Subjects,
+    settings: ConsumerSettings,
+    handler: Arc<H>,
+    token: CancellationToken,
+) -> Result<()> {
+    let stream = js
+        .get_stream(subjects.stream_name())
+        .await
+        .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(&settings.durable, subjects.consumer_config(&settings.durable))
+        .await
+        .map_err(|e| Error::Nats(format!("consumer {}: {e}", settings.durable)))?;
+    let mut messages = consumer.messages().await.map_err(Error::nats)?;
+
+    let tracker = TaskTracker::new();
+    let mut lanes = Vec::with_capacity(settings.lanes.max(1));
+    for _ in 0..settings.lanes.max(1) {
+        let (tx, mut rx) = mpsc::channel::<Message>(64);
+        let (pool, handler, settings) = (pool.clone(), handler.clone(), settings.clone());
+        tracker.spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                process(&pool, handler.as_ref(), &settings, msg).await;
+            }
+        });
+        lanes.push(tx);
+    }
+    tracker.close();
+
+    loop {
+        let next = tokio::select! {
+            _ = token.cancelled() => break,
+            next = messages.next() => next,
+        };
+        match next {
+            Some(Ok(msg)) => {
+                let lane = lane_of(&msg, lanes.len());
+                if lanes[lane].send(msg).await.is_err() {
+                    break;
+                }
+            }
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "pull consumer error; continuing");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            None => break,
+        }
+    }
+    drop(lanes);
+    tracker.wait().await;
+    Ok(())
+}
+
+fn lane_of(msg: &Message, lanes: usize) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        case_id: uuid::Uuid,
+    }
+    let key = serde_json::from_slice::<Key>(&msg.payload).map(|k| k.case_id).unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, msg: Message) {
+    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    let span = tracing::info_span!(
+        "platform.consume",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.destination.name = %msg.subject,
+        event_id = tracing::field::Empty,
+        case_id = tracing::field::Empty,
+        delivered,
+    );
+    set_parent_from_headers(&span, msg.headers.as_ref());
+    async {
+        let event: Envelope = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(err) => {
+                // Unparseable now means unparseable forever: keep it, stop redelivery.
+                dead_letter(pool, &msg, None, &format!("not a Lotsen event: {err}"), delivered).await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("event_id", tracing::field::display(event.id));
+        span.record("case_id", tracing::field::display(event.case_id));
+        let outcome = apply(pool, handler, &event).await;
+        let retry = match outcome {
+            Ok(Applied::Done) => {
+                handler.committed(&event);
+                None
+            }
+            Ok(Applied::Duplicate) => {
+                tracing::debug!("duplicate event skipped");
+                None
+            }
+            Ok(Applied::Gap { expected }) => Some(format!(
+                "waiting for version {expected} of this case from {} (got {})",
+                event.source.as_str(),
+                event.version
+            )),
+            Err(err) => Some(error_chain(err.as_ref())),
+        };
+        match retry {
+            None => ack(&msg, AckKind::Ack).await,
+            Some(error) if delivered >= settings.max_deliveries => {
+                tracing::error!(error, "event failed too often; dead-lettered");
+                dead_letter(pool, &msg, Some(&event), &error, delivered).await;
+            }
+            Some(error) => {
+                let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
+                tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
+                ack(&msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+#[instrument(name = "platform.consume.apply", skip_all)]
+async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
+    let mut tx = pool.begin().await?;
+    let fresh = sqlx::query("INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(event.id)
+        .bind(&event.kind)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(Applied::Duplicate);
+    }
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE")
+            .bind(event.case_id)
+            .bind(event.source.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let current = current.unwrap_or(0) as u64;
+    if event.version <= current {
+        return Ok(Applied::Duplicate);
+    }
+    if event.version > current + 1 {
+        return Ok(Applied::Gap { expected: current + 1 });
+    }
+    handler.handle(&mut tx, event).await?;
+    sqlx::query(
+        "INSERT INTO case_cursor (case_id, source, version) VALUES ($1, $2, $3)
+         ON CONFLICT (case_id, source) DO UPDATE SET version = EXCLUDED.version",
+    )
+    .bind(event.case_id)
+    .bind(event.source.as_str())
+    .bind(event.version as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Applied::Done)
+}
+
+async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, error: &str, delivered: i64) {
+    let id = event.map(|e| e.id).unwrap_or_else(uuid::Uuid::now_v7);
+    let stored = sqlx::query(
+        "INSERT INTO dead_letter (event_id, subject, payload, error, deliveries) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, deliveries = EXCLUDED.deliveries",
+    )
+    .bind(id)
+    .bind(msg.subject.as_str())
+    .bind(msg.payload.to_vec())
+    .bind(error)
+    .bind(delivered)
+    .execute(pool)
+    .await;
+    match stored {
+        Ok(_) => ack(msg, AckKind::Term).await,
+        // Not stored: leave it unacknowledged so it is delivered again.
+        Err(err) => tracing::error!(error = %err, "cannot store dead letter; event will be redelivered"),
+    }
+}
+
+async fn ack(msg: &Message, kind: AckKind) {
+    if let Err(err) = msg.ack_with(kind).await {
+        tracing::warn!(error = %err, "acknowledgement failed; the event will be redelivered");
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,18 @@
+//! What every Lotsen service wires the same way: config, telemetry, Postgres, NATS, the
+//! transactional outbox and its relay, the inbox consumer, and graceful shutdown.
+//!
+//! It holds no business logic.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod error;
+pub mod nats;
+pub mod outbox;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tenants;
+
+pub use config::CommonConfig;
+pub use error::{Error, Result};
+pub use tenants::Tenants;

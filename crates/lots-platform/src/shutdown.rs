@@ -1,0 +1,62 @@
+//! Graceful shutdown: SIGINT or SIGTERM cancels one token that every task watches.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// A token cancelled on the first SIGINT or SIGTERM.
+pub fn on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received, draining");
+        cancel.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch SIGTERM; only SIGINT stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `drain` but gives up after `grace`, logging what happened.
+pub async fn bounded(grace: Duration, drain: impl Future<Output = ()>) {
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "shutdown did not finish in time; stopping anyway");
+    }
+}
+
+/// Logs a finished background task's error with its cause chain.
+pub fn report_exit<E: std::error::Error>(task: &str, result: Result<(), E>) {
+    if let Err(err) = result {
+        let mut chain = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(task, error = %chain, "background task failed");
+    }
+}

@@ -1,0 +1,255 @@
+//! Test support: real NATS and real PostgreSQL for Lotsen's tests, never mocks.
+//!
+//! - NATS: `LOTS_TEST_NATS_URL`, else a `nats-server -js` of the test's own on a free port.
+//! - Postgres: `LOTS_TEST_DATABASE_URL`, else 127.0.0.1:5432 as `postgres`, else a throwaway
+//!   cluster (`initdb` + `postgres`) in a temporary folder. Each test gets a fresh database.
+//!
+//! Every test also gets a unique subject prefix, so tests can share one NATS server.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sqlx::{Connection, PgConnection};
+
+/// Installs a silent tracing subscriber once; `TEST_LOG=1` (or a filter) shows logs.
+pub fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = if filter == "1" { "info".to_owned() } else { filter };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A unique subject prefix for one test.
+pub fn subject_prefix() -> String {
+    format!("t{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn wait_for_port(port: u16, what: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("{what} did not start listening on port {port} within {timeout:?}")
+}
+
+fn find_binary(name: &str, extra_dirs: &[&str], install: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(extra_dirs.iter().map(PathBuf::from));
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("`{name}` is not installed; Lotsen's tests need a real server. Install it with: {install}")
+}
+
+/// A NATS server with JetStream for one test.
+pub struct TestNats {
+    url: String,
+    server: Option<OwnedNats>,
+}
+
+struct OwnedNats {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl TestNats {
+    /// `LOTS_TEST_NATS_URL` if set, else a fresh `nats-server -js`.
+    pub fn start() -> anyhow::Result<TestNats> {
+        if let Ok(url) = std::env::var("LOTS_TEST_NATS_URL") {
+            return Ok(TestNats { url, server: None });
+        }
+        Self::start_owned()
+    }
+
+    /// Always a server of this test's own, which it may stop and restart.
+    pub fn start_owned() -> anyhow::Result<TestNats> {
+        let store = tempfile::tempdir().context("temporary JetStream store")?;
+        let port = free_port();
+        let child = spawn_nats(port, store.path())?;
+        Ok(TestNats { url: format!("nats://127.0.0.1:{port}"), server: Some(OwnedNats { child, port, store }) })
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Kills the server (like a crash), keeping its store.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(s) = self.server.as_mut() else { bail!("cannot stop a shared NATS server") };
+        s.child.kill().context("kill nats-server")?;
+        s.child.wait().context("reap nats-server")?;
+        Ok(())
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let Some(s) = self.server.as_mut() else { bail!("cannot restart a shared NATS server") };
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+        s.child = spawn_nats(s.port, s.store.path())?;
+        Ok(())
+    }
+}
+
+fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {
+    let bin = find_binary("nats-server", &["/usr/sbin"], "sudo apt-get install -y nats-server")?;
+    let child = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start nats-server")?;
+    wait_for_port(port, "nats-server", Duration::from_secs(10))?;
+    Ok(child)
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.as_mut() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+    }
+}
+
+/// A fresh database for one test, dropped afterwards.
+pub struct TestDb {
+    server_url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates `lots_test_<uuid>` on the test Postgres server.
+    pub async fn create() -> anyhow::Result<TestDb> {
+        let server_url = postgres_server_url().await?;
+        let name = format!("lots_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&format!("{server_url}/postgres"))
+            .await
+            .with_context(|| format!("connect to test postgres at {server_url}"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .context("create test database")?;
+        conn.close().await?;
+        Ok(TestDb { server_url, name })
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server_url, self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (url, name) = (format!("{}/postgres", self.server_url), self.name.clone());
+        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The Postgres server tests use: `LOTS_TEST_DATABASE_URL`, 127.0.0.1:5432, or a throwaway one.
+async fn postgres_server_url() -> anyhow::Result<String> {
+    if let Ok(url) = std::env::var("LOTS_TEST_DATABASE_URL") {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    let local = "postgres://postgres@127.0.0.1:5432";
+    if PgConnection::connect(&format!("{local}/postgres")).await.is_ok() {
+        return Ok(local.to_owned());
+    }
+    static THROWAWAY: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    let slot = THROWAWAY.get_or_init(|| Mutex::new(None));
+    let mut guard = slot.lock().map_err(|_| anyhow::anyhow!("throwaway postgres lock poisoned"))?;
+    if let Some(url) = guard.as_ref() {
+        return Ok(url.clone());
+    }
+    let url = tokio::task::block_in_place(start_throwaway_postgres)?;
+    *guard = Some(url.clone());
+    Ok(url)
+}
+
+/// Starts `initdb` + `postgres` in a temporary folder; it lives as long as the test process
+/// (the server shuts itself down when its data folder disappears is not guaranteed, so it is
+/// started with the process group and killed on exit by the OS when the test binary ends).
+fn start_throwaway_postgres() -> anyhow::Result<String> {
+    let install = "sudo apt-get install -y postgresql (or set LOTS_TEST_DATABASE_URL)";
+    let pg_dirs = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"];
+    let initdb = find_binary("initdb", &pg_dirs, install)?;
+    let postgres = find_binary("postgres", &pg_dirs, install)?;
+    let dir = tempfile::Builder::new().prefix("lots-pg-").tempdir()?.keep();
+    let data = dir.join("data");
+    let as_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    // initdb refuses to run as root; run the cluster as the `postgres` user then.
+    let run_as = |bin: &Path| {
+        if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        }
+    };
+    if as_root {
+        Command::new("chown").args(["-R", "postgres"]).arg(&dir).status()?;
+    }
+    let status = run_as(&initdb)
+        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("run initdb")?;
+    if !status.success() {
+        bail!("initdb failed for the throwaway test cluster");
+    }
+    let port = free_port();
+    run_as(&postgres)
+        .args(["-D"])
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start postgres")?;
+    wait_for_port(port, "postgres", Duration::from_secs(20))?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}"))
+}

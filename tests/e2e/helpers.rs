@@ -1,0 +1,238 @@
+//! One `TestApp` per test: its own database, subject prefix and (where needed) NATS server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use lots_events::{Envelope, Payload, Subjects};
+use lots_intake::{App, Parts};
+use lots_platform::{Tenants, db};
+use lots_proto::v1 as pb;
+use lots_testkit::{TestDb, TestNats};
+use pb::intake_service_client::IntakeServiceClient;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const NKP: &str = "0581";
+
+/// The example municipality configuration shipped in `deploy/config`.
+pub fn example_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config")
+}
+
+/// A running intake with its own database and subject prefix.
+pub struct TestApp {
+    pub nats: TestNats,
+    pub db: TestDb,
+    pub subjects: Subjects,
+    pub pool: PgPool,
+    pub js: jetstream::Context,
+    pub client: IntakeServiceClient<Channel>,
+    pub addr: SocketAddr,
+    running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl TestApp {
+    /// Intake on the shared (or a fresh) NATS server.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_on(TestNats::start().expect("nats")).await
+    }
+
+    /// Intake on the given NATS server.
+    pub async fn spawn_on(nats: TestNats) -> TestApp {
+        lots_testkit::init_tracing();
+        let db = TestDb::create().await.expect("test database");
+        let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
+        let pool = db::connect(&db.url(), lots_intake::app::SCHEMA, 4, Duration::from_secs(5)).await.unwrap();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let mut app = TestApp {
+            nats,
+            db,
+            subjects,
+            pool,
+            js,
+            client: IntakeServiceClient::new(Channel::from_static("http://127.0.0.1:1").connect_lazy()),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            running: None,
+        };
+        app.start().await;
+        app
+    }
+
+    /// Starts (or starts again) intake on the same database and NATS server.
+    pub async fn start(&mut self) {
+        let pool = db::connect(&self.db.url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let nats = async_nats::connect(self.nats.url()).await.unwrap();
+        let parts = Parts {
+            pool,
+            nats,
+            subjects: self.subjects.clone(),
+            tenants: Tenants::load(&example_config()).unwrap(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let app = App::from_parts(parts).await.unwrap();
+        self.addr = app.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
+        self.client = IntakeServiceClient::new(channel);
+        self.running = Some((token, handle));
+    }
+
+    /// Stops intake as SIGTERM would, and waits until it has drained.
+    pub async fn stop(&mut self) {
+        if let Some((token, handle)) = self.running.take() {
+            token.cancel();
+            tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap().unwrap();
+        }
+    }
+
+    /// A valid restaurant start registration.
+    pub fn restaurant(&self, key: &str) -> pb::RegisterCaseRequest {
+        pb::RegisterCaseRequest {
+            idempotency_key: key.to_owned(),
+            tenant: NKP.to_owned(),
+            company: Some(pb::Company {
+                org_nr: "556036-0793".to_owned(),
+                name: "Knäppingsborgs Krog AB".to_owned(),
+                contact: Some(pb::Contact {
+                    name: "Sara Holm".to_owned(),
+                    phone: "070-123 45 67".to_owned(),
+                    email: "sara@knappingsborg.se".to_owned(),
+                }),
+            }),
+            case_type: "restaurang_start".to_owned(),
+            description: "Vill öppna restaurang med uteservering i Knäppingsborg".to_owned(),
+            channel: pb::Channel::Phone as i32,
+            actor: "reception:anna.k".to_owned(),
+        }
+    }
+
+    pub async fn register(&self, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
+        self.client.clone().register_case(req).await.map(|r| r.into_inner())
+    }
+
+    pub async fn get(&self, id: &str) -> pb::Case {
+        let lookup = Some(pb::get_case_request::Lookup::Id(id.to_owned()));
+        self.client.clone().get_case(pb::GetCaseRequest { lookup }).await.unwrap().into_inner()
+    }
+
+    pub async fn await_company(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
+        let req = pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: "lots:eva".into() };
+        self.client.clone().await_company(req).await.map(|r| r.into_inner())
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<pb::Case, tonic::Status> {
+        let req = pb::ResumeCaseRequest { case_id: id.to_owned(), actor: String::new() };
+        self.client.clone().resume_case(req).await.map(|r| r.into_inner())
+    }
+
+    pub async fn close(&self, id: &str, decision: &str) -> Result<pb::Case, tonic::Status> {
+        let req = pb::CloseCaseRequest {
+            case_id: id.to_owned(),
+            outcome: pb::Outcome::Granted as i32,
+            decision: decision.to_owned(),
+            actor: String::new(),
+        };
+        self.client.clone().close_case(req).await.map(|r| r.into_inner())
+    }
+
+    pub async fn withdraw(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
+        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: String::new() };
+        self.client.clone().withdraw_case(req).await.map(|r| r.into_inner())
+    }
+
+    /// Publishes an event as routing would (its outbox sets `Nats-Msg-Id` the same way).
+    pub async fn publish_as_routing<T: Payload>(&self, case_id: &str, version: u64, data: T) -> Uuid {
+        let case_id = Uuid::parse_str(case_id).unwrap();
+        let event = Envelope::new(NKP, case_id, version, "routing", chrono::Utc::now(), data).into_raw().unwrap();
+        self.publish_raw(&event.kind.clone(), event.id, serde_json::to_vec(&event).unwrap()).await;
+        event.id
+    }
+
+    /// Publishes raw bytes on `lots.0581.<kind>` under this test's prefix.
+    pub async fn publish_raw(&self, kind: &str, id: Uuid, payload: Vec<u8>) {
+        let msg = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(id.to_string());
+        self.js.send_publish(self.subjects.event(NKP, kind), msg).await.unwrap().await.unwrap();
+    }
+
+    /// Every message on the stream so far matching `lots.0581.<kind>`, after waiting until at
+    /// least `min` arrived (or `timeout` passed).
+    pub async fn events(&self, kind: &str, min: usize) -> Vec<async_nats::jetstream::Message> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.read_events(kind).await;
+            if found.len() >= min || tokio::time::Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn read_events(&self, kind: &str) -> Vec<async_nats::jetstream::Message> {
+        let Ok(stream) = self.js.get_stream(self.subjects.stream_name()).await else { return Vec::new() };
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: self.subjects.event(NKP, kind),
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(5),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_millis(200)).messages().await.unwrap();
+        while let Some(Ok(m)) = batch.next().await {
+            out.push(m);
+        }
+        out
+    }
+
+    /// Waits until `check` holds for the case, or fails after 10 s.
+    pub async fn eventually(&self, id: &str, what: &str, check: impl Fn(&pb::Case) -> bool) -> pb::Case {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let case = self.get(id).await;
+            if check(&case) {
+                return case;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; case status {}", case.status);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((token, _)) = self.running.take() {
+            token.cancel();
+        }
+    }
+}
+
+/// The status of a case as the proto enum.
+pub fn status(case: &pb::Case) -> pb::CaseStatus {
+    pb::CaseStatus::try_from(case.status).unwrap()
+}
+
+/// The field names of a `google.rpc.BadRequest` in `status`.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    let bad = status.get_details_bad_request().expect("BadRequest details");
+    bad.field_violations.into_iter().map(|v| v.field).collect()
+}
+
+/// The envelope of a JetStream message.
+pub fn envelope(msg: &async_nats::jetstream::Message) -> serde_json::Value {
+    serde_json::from_slice(&msg.payload).unwrap()
+}

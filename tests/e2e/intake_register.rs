@@ -1,0 +1,191 @@
+//! Registering a case: validated, stored and announced exactly once.
+
+use std::collections::BTreeSet;
+
+use lots_proto::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_case_is_stored_and_announced_once() {
+    let app = TestApp::spawn().await;
+    let case = app.register(app.restaurant("k-1")).await.unwrap();
+
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert_eq!(case.reference, format!("NKP-{year}-000001"));
+    assert_eq!(status(&case), pb::CaseStatus::Registered);
+    assert_eq!(case.legal_form, "aktiebolag");
+    let company = case.company.clone().unwrap();
+    assert_eq!(company.org_nr, "556036-0793");
+    assert_eq!(company.contact.unwrap().phone, "+46701234567");
+
+    let stored: (String, String) = sqlx::query_as("SELECT reference, status FROM cases WHERE id = $1::uuid")
+        .bind(&case.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, (case.reference.clone(), "registered".to_owned()));
+
+    let events = app.events("case.registered", 1).await;
+    assert_eq!(events.len(), 1);
+    let msg = &events[0];
+    assert_eq!(msg.subject.as_str(), app.subjects.event("0581", "case.registered"));
+    let env = envelope(msg);
+    let msg_id = msg.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+    assert_eq!(msg_id.as_deref(), env["id"].as_str());
+    assert_eq!(env["type"], "case.registered");
+    assert_eq!(env["tenant"], "0581");
+    assert_eq!(env["case_id"], case.id.as_str());
+    assert_eq!(env["version"], 1);
+    assert_eq!(env["actor"], "reception:anna.k");
+    assert_eq!(env["data"]["reference"], case.reference.as_str());
+    assert_eq!(env["data"]["case_type"], "restaurang_start");
+    assert_eq!(env["data"]["org_nr"], "556036-0793");
+
+    // A retry with the same key answers with the first case and announces nothing new.
+    let again = app.register(app.restaurant("k-1")).await.unwrap();
+    assert_eq!(again.id, case.id);
+    assert_eq!(again.reference, case.reference);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.events("case.registered", 2).await.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_key_with_a_different_request_is_refused() {
+    let app = TestApp::spawn().await;
+    let first = app.register(app.restaurant("k-1")).await.unwrap();
+    let mut other = app.restaurant("k-1");
+    other.case_type = "bygglov".into();
+    let err = app.register(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(err.message().contains("idempotency_key"), "{}", err.message());
+    assert!(err.message().contains(&first.reference), "{}", err.message());
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_org_nr_is_named_and_nothing_is_stored_or_sent() {
+    let app = TestApp::spawn().await;
+    let mut req = app.restaurant("k-bad");
+    req.company.as_mut().unwrap().org_nr = "556036-0794".into();
+    let err = app.register(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["company.org_nr"]);
+    assert!(err.message().contains("check digit"), "{}", err.message());
+    assert!(!err.message().contains("0794"), "the number must not be echoed: {}", err.message());
+
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(app.events("case.registered", 1).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_field_is_named_at_once() {
+    let app = TestApp::spawn().await;
+    let req = pb::RegisterCaseRequest {
+        idempotency_key: String::new(),
+        tenant: "0581".into(),
+        company: Some(pb::Company {
+            org_nr: "19121212-1212".into(),
+            name: "x".repeat(201),
+            contact: Some(pb::Contact { name: "Per".into(), phone: "12ab".into(), email: "per.at.firma.se".into() }),
+        }),
+        case_type: "hundkoja".into(),
+        description: String::new(),
+        channel: pb::Channel::Unspecified as i32,
+        actor: String::new(),
+    };
+    let err = app.register(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields: BTreeSet<_> = violated_fields(&err).into_iter().collect();
+    let expected: BTreeSet<_> = [
+        "idempotency_key",
+        "company.name",
+        "company.contact.email",
+        "company.contact.phone",
+        "case_type",
+        "channel",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(fields, expected);
+    assert!(err.message().contains("restaurang_start"), "known case types are listed: {}", err.message());
+
+    let mut unknown_tenant = app.restaurant("k-2");
+    unknown_tenant.tenant = "9999".into();
+    let err = app.register(unknown_tenant).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["tenant"]);
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sole_trader_is_registered_with_a_personnummer() {
+    let app = TestApp::spawn().await;
+    let mut req = app.restaurant("k-sole");
+    req.company.as_mut().unwrap().org_nr = "121212+1212".into();
+    let case = app.register(req).await.unwrap();
+    assert_eq!(case.legal_form, "enskild firma");
+    assert_eq!(case.company.unwrap().org_nr, "19121212-1212");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_registrations_get_gap_free_references() {
+    let app = TestApp::spawn().await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (client, mut req) = (app.client.clone(), app.restaurant(&format!("k-{i}")));
+        req.case_type = if i % 2 == 0 { "bygglov".into() } else { "livsmedelsregistrering".into() };
+        tasks.push(tokio::spawn(async move { client.clone().register_case(req).await.map(|r| r.into_inner()) }));
+    }
+    let mut numbers = Vec::new();
+    let mut ids = BTreeSet::new();
+    for t in tasks {
+        let case = t.await.unwrap().unwrap();
+        ids.insert(case.id.clone());
+        numbers.push(case.reference.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
+    assert_eq!(ids.len(), 50);
+    assert_eq!(app.events("case.registered", 50).await.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_reflection_are_served() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let app = TestApp::spawn().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr)).unwrap().connect().await.unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest { service: "lots.v1.IntakeService".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"lots.v1.IntakeService".to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the services run in-process on port 0 against real NATS and PostgreSQL,
+//! and are driven through their gRPC clients and NATS, as users and other services would.
+
+mod helpers;
+
+mod consumer;
+mod intake_lifecycle;
+mod intake_list;
+mod intake_register;
+mod outbox;
