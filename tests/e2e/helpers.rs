@@ -48,7 +48,14 @@ impl TestApp {
         lots_testkit::init_tracing();
         let db = TestDb::create().await.expect("test database");
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
-        let pool = db::connect(&db.url(), lots_intake::app::SCHEMA, 4, Duration::from_secs(5)).await.unwrap();
+        let pool = db::connect(
+            &db.url(),
+            lots_intake::app::SCHEMA,
+            4,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let client = async_nats::connect(nats.url()).await.unwrap();
         let js = jetstream::new(client);
         let mut app = TestApp {
@@ -57,7 +64,9 @@ impl TestApp {
             subjects,
             pool,
             js,
-            client: IntakeServiceClient::new(Channel::from_static("http://127.0.0.1:1").connect_lazy()),
+            client: IntakeServiceClient::new(
+                Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            ),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             running: None,
         };
@@ -67,7 +76,14 @@ impl TestApp {
 
     /// Starts (or starts again) intake on the same database and NATS server.
     pub async fn start(&mut self) {
-        let pool = db::connect(&self.db.url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let pool = db::connect(
+            &self.db.url(),
+            lots_intake::app::SCHEMA,
+            8,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let nats = async_nats::connect(self.nats.url()).await.unwrap();
         let parts = Parts {
             pool,
@@ -80,7 +96,11 @@ impl TestApp {
         self.addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         self.client = IntakeServiceClient::new(channel);
         self.running = Some((token, handle));
     }
@@ -89,7 +109,11 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some((token, handle)) = self.running.take() {
             token.cancel();
-            tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(20), handle)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
         }
     }
 
@@ -115,22 +139,46 @@ impl TestApp {
     }
 
     pub async fn register(&self, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
-        self.client.clone().register_case(req).await.map(|r| r.into_inner())
+        self.client
+            .clone()
+            .register_case(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn get(&self, id: &str) -> pb::Case {
         let lookup = Some(pb::get_case_request::Lookup::Id(id.to_owned()));
-        self.client.clone().get_case(pb::GetCaseRequest { lookup }).await.unwrap().into_inner()
+        self.client
+            .clone()
+            .get_case(pb::GetCaseRequest { lookup })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     pub async fn await_company(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: "lots:eva".into() };
-        self.client.clone().await_company(req).await.map(|r| r.into_inner())
+        let req = pb::AwaitCompanyRequest {
+            case_id: id.to_owned(),
+            reason: reason.to_owned(),
+            actor: "lots:eva".into(),
+        };
+        self.client
+            .clone()
+            .await_company(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn resume(&self, id: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::ResumeCaseRequest { case_id: id.to_owned(), actor: String::new() };
-        self.client.clone().resume_case(req).await.map(|r| r.into_inner())
+        let req = pb::ResumeCaseRequest {
+            case_id: id.to_owned(),
+            actor: String::new(),
+        };
+        self.client
+            .clone()
+            .resume_case(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn close(&self, id: &str, decision: &str) -> Result<pb::Case, tonic::Status> {
@@ -140,26 +188,57 @@ impl TestApp {
             decision: decision.to_owned(),
             actor: String::new(),
         };
-        self.client.clone().close_case(req).await.map(|r| r.into_inner())
+        self.client
+            .clone()
+            .close_case(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn withdraw(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: String::new() };
-        self.client.clone().withdraw_case(req).await.map(|r| r.into_inner())
+        let req = pb::WithdrawCaseRequest {
+            case_id: id.to_owned(),
+            reason: reason.to_owned(),
+            actor: String::new(),
+        };
+        self.client
+            .clone()
+            .withdraw_case(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Publishes an event as routing would (its outbox sets `Nats-Msg-Id` the same way).
-    pub async fn publish_as_routing<T: Payload>(&self, case_id: &str, version: u64, data: T) -> Uuid {
+    pub async fn publish_as_routing<T: Payload>(
+        &self,
+        case_id: &str,
+        version: u64,
+        data: T,
+    ) -> Uuid {
         let case_id = Uuid::parse_str(case_id).unwrap();
-        let event = Envelope::new(NKP, case_id, version, "routing", chrono::Utc::now(), data).into_raw().unwrap();
-        self.publish_raw(&event.kind.clone(), event.id, serde_json::to_vec(&event).unwrap()).await;
+        let event = Envelope::new(NKP, case_id, version, "routing", chrono::Utc::now(), data)
+            .into_raw()
+            .unwrap();
+        self.publish_raw(
+            &event.kind.clone(),
+            event.id,
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .await;
         event.id
     }
 
     /// Publishes raw bytes on `lots.0581.<kind>` under this test's prefix.
     pub async fn publish_raw(&self, kind: &str, id: Uuid, payload: Vec<u8>) {
-        let msg = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(id.to_string());
-        self.js.send_publish(self.subjects.event(NKP, kind), msg).await.unwrap().await.unwrap();
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(id.to_string());
+        self.js
+            .send_publish(self.subjects.event(NKP, kind), msg)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
 
     /// Every message on the stream so far matching `lots.0581.<kind>`, after waiting until at
@@ -175,8 +254,11 @@ impl TestApp {
         }
     }
 
-    async fn read_events(&self, kind: &str) -> Vec<async_nats::jetstream::Message> {
-        let Ok(stream) = self.js.get_stream(self.subjects.stream_name()).await else { return Vec::new() };
+    /// What the stream holds right now for `lots.0581.<kind>`, without waiting for more.
+    pub async fn read_events(&self, kind: &str) -> Vec<async_nats::jetstream::Message> {
+        let Ok(stream) = self.js.get_stream(self.subjects.stream_name()).await else {
+            return Vec::new();
+        };
         let consumer = stream
             .create_consumer(pull::Config {
                 filter_subject: self.subjects.event(NKP, kind),
@@ -187,7 +269,13 @@ impl TestApp {
             .await
             .unwrap();
         let mut out = Vec::new();
-        let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_millis(200)).messages().await.unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(200))
+            .messages()
+            .await
+            .unwrap();
         while let Some(Ok(m)) = batch.next().await {
             out.push(m);
         }
@@ -195,14 +283,23 @@ impl TestApp {
     }
 
     /// Waits until `check` holds for the case, or fails after 10 s.
-    pub async fn eventually(&self, id: &str, what: &str, check: impl Fn(&pb::Case) -> bool) -> pb::Case {
+    pub async fn eventually(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&pb::Case) -> bool,
+    ) -> pb::Case {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let case = self.get(id).await;
             if check(&case) {
                 return case;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; case status {}", case.status);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; case status {}",
+                case.status
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -228,7 +325,9 @@ pub fn status(case: &pb::Case) -> pb::CaseStatus {
 /// The field names of a `google.rpc.BadRequest` in `status`.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
-    let bad = status.get_details_bad_request().expect("BadRequest details");
+    let bad = status
+        .get_details_bad_request()
+        .expect("BadRequest details");
     bad.field_violations.into_iter().map(|v| v.field).collect()
 }
 

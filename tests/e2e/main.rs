@@ -1,6 +1,8 @@
 //! End-to-end tests: the services run in-process on port 0 against real NATS and PostgreSQL,
 //! and are driven through their gRPC clients and NATS, as users and other services would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
 mod helpers;
 
 mod consumer;

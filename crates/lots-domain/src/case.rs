@@ -104,7 +104,10 @@ impl CaseStatus {
         if self == Self::WaitingForCompany && previous.can_wait_for_company() {
             Ok(previous)
         } else {
-            Err(TransitionError { from: self, to: previous })
+            Err(TransitionError {
+                from: self,
+                to: previous,
+            })
         }
     }
 }
@@ -260,7 +263,14 @@ mod tests {
 
     #[test]
     fn the_main_path_is_allowed_in_order_only() {
-        let path = [Registered, Routed, MeetingBooked, InProgress, Decided, Closed];
+        let path = [
+            Registered,
+            Routed,
+            MeetingBooked,
+            InProgress,
+            Decided,
+            Closed,
+        ];
         for w in path.windows(2) {
             assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
         }
@@ -280,7 +290,14 @@ mod tests {
 
     #[test]
     fn waiting_returns_only_to_where_the_case_was() {
-        for from in [Registered, Routed, MeetingBooked, InProgress, Decided, Unroutable] {
+        for from in [
+            Registered,
+            Routed,
+            MeetingBooked,
+            InProgress,
+            Decided,
+            Unroutable,
+        ] {
             assert!(from.can_become(WaitingForCompany));
             assert_eq!(WaitingForCompany.resume_to(from), Ok(from));
         }
@@ -294,7 +311,10 @@ mod tests {
     #[test]
     fn refusal_names_both_statuses() {
         let err = Closed.transition(Routed).unwrap_err();
-        assert_eq!(err.to_string(), "a case that is closed cannot become routed");
+        assert_eq!(
+            err.to_string(),
+            "a case that is closed cannot become routed"
+        );
     }
 
     #[test]
@@ -313,7 +333,11 @@ mod tests {
 
     #[test]
     fn reference_formats_and_parses() {
-        let r = Reference { prefix: "NKP".into(), year: 2026, number: 123 };
+        let r = Reference {
+            prefix: "NKP".into(),
+            year: 2026,
+            number: 123,
+        };
         assert_eq!(r.to_string(), "NKP-2026-000123");
         assert_eq!(Reference::parse("NKP-2026-000123"), Some(r));
         assert_eq!(Reference::parse("nkp-2026-000123"), None);

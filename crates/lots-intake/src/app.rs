@@ -50,29 +50,57 @@ impl App {
     pub async fn from_config(config: &Config) -> anyhow::Result<App> {
         let common = &config.common;
         let tenants = Tenants::load(&common.config).context("load municipality configuration")?;
-        let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
-            .await
-            .context("connect to postgres")?;
+        let pool = db::connect(
+            &common.database_url,
+            SCHEMA,
+            common.db_pool_size,
+            common.connect_timeout(),
+        )
+        .await
+        .context("connect to postgres")?;
         let nats = nats::connect(&common.nats_url, "lots-intake", common.connect_timeout())
             .await
             .context("connect to nats")?;
-        let parts =
-            Parts { pool, nats, subjects: common.subjects()?, tenants, grpc_addr: config.grpc_addr };
+        let parts = Parts {
+            pool,
+            nats,
+            subjects: common.subjects()?,
+            tenants,
+            grpc_addr: config.grpc_addr,
+        };
         Self::from_parts(parts).await
     }
 
     /// Builds from injected parts: migrates, ensures the stream, binds the listener.
     pub async fn from_parts(parts: Parts) -> anyhow::Result<App> {
-        db::migrate(&parts.pool, &MIGRATIONS).await.context("migrate intake schema")?;
+        db::migrate(&parts.pool, &MIGRATIONS)
+            .await
+            .context("migrate intake schema")?;
         let js = async_nats::jetstream::new(parts.nats.clone());
-        nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
+        nats::ensure_stream(&js, &parts.subjects)
+            .await
+            .context("ensure stream")?;
         let listener = TcpListener::bind(parts.grpc_addr)
             .await
             .with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
         let relay = Relay::new(parts.pool.clone(), js);
-        let cases = Cases { pool: parts.pool.clone(), subjects: parts.subjects.clone(), relay: relay.waker() };
-        let api = IntakeApi { cases, tenants: Arc::new(parts.tenants) };
-        Ok(App { listener, api, relay, parts_pool: parts.pool, nats: parts.nats, subjects: parts.subjects })
+        let cases = Cases {
+            pool: parts.pool.clone(),
+            subjects: parts.subjects.clone(),
+            relay: relay.waker(),
+        };
+        let api = IntakeApi {
+            cases,
+            tenants: Arc::new(parts.tenants),
+        };
+        Ok(App {
+            listener,
+            api,
+            relay,
+            parts_pool: parts.pool,
+            nats: parts.nats,
+            subjects: parts.subjects,
+        })
     }
 
     /// The address gRPC listens on (useful with port 0).
@@ -87,10 +115,15 @@ impl App {
         let tasks = TaskTracker::new();
         tasks.spawn(self.relay.clone().run(token.clone()));
         let js = async_nats::jetstream::new(self.nats.clone());
-        let (pool, subjects, tok) = (self.parts_pool.clone(), self.subjects.clone(), token.clone());
+        let (pool, subjects, tok) = (
+            self.parts_pool.clone(),
+            self.subjects.clone(),
+            token.clone(),
+        );
         tasks.spawn(async move {
             let settings = ConsumerSettings::new(DURABLE);
-            let result = consumer::run(pool, js, subjects, settings, Arc::new(FollowRouting), tok).await;
+            let result =
+                consumer::run(pool, js, subjects, settings, Arc::new(FollowRouting), tok).await;
             shutdown::report_exit("intake consumer", result);
         });
         tasks.close();
@@ -108,7 +141,10 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(IntakeServiceServer::new(self.api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                token.clone().cancelled_owned(),
+            )
             .await;
         token.cancel();
         tasks.wait().await;

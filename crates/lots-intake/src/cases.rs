@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{Datelike, Utc};
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_events::{
-    CaseClosed, CaseRegistered, CaseResumed, CaseWaitingForCompany, CaseWithdrawn, ContactInfo, Envelope, Payload,
-    Subjects,
+    CaseClosed, CaseRegistered, CaseResumed, CaseWaitingForCompany, CaseWithdrawn, ContactInfo,
+    Envelope, Payload, Subjects,
 };
 use lots_platform::outbox;
 use sqlx::{PgConnection, PgPool};
@@ -40,14 +40,20 @@ impl Cases {
     #[instrument(name = "intake.cases.register", skip_all, fields(tenant = %new.tenant.kommunkod, case_id, reference))]
     pub async fn register(&self, new: &NewCase) -> Result<CaseRow> {
         let tenant = &new.tenant.kommunkod;
-        if let Some(first) = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await? {
+        if let Some(first) =
+            store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await?
+        {
             return same_request(first, new);
         }
         let mut tx = self.pool.begin().await?;
         let now = Utc::now();
         let year = now.year();
         let number = store::next_reference_number(&mut tx, tenant, year).await?;
-        let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
+        let reference = Reference {
+            prefix: new.tenant.reference_prefix.clone(),
+            year,
+            number: number as u64,
+        };
         let reference = reference.to_string();
         let id = Uuid::now_v7();
         let fingerprint = new.fingerprint();
@@ -111,7 +117,9 @@ impl Cases {
     #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
     pub async fn change(&self, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
         let mut tx = self.pool.begin().await?;
-        let row = store::lock(&mut tx, id).await?.ok_or_else(|| not_found(&id.to_string()))?;
+        let row = store::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found(&id.to_string()))?;
         let status = row.status()?;
         let now = Utc::now();
         let mut change = Change {
@@ -129,14 +137,25 @@ impl Cases {
                 change.resume_status = Some(status);
                 change.waiting_reason = Some(reason);
                 let row = store::update(&mut tx, id, &change).await?;
-                let data = CaseWaitingForCompany { reason: reason.clone(), previous_status: status.to_string() };
+                let data = CaseWaitingForCompany {
+                    reason: reason.clone(),
+                    previous_status: status.to_string(),
+                };
                 self.emit_as(&mut tx, &row, actor, data).await?;
                 row
             }
             Op::Resume => {
                 change.status = status.resume_to(row.resume_status()?)?;
                 let row = store::update(&mut tx, id, &change).await?;
-                self.emit_as(&mut tx, &row, actor, CaseResumed { status: change.status.to_string() }).await?;
+                self.emit_as(
+                    &mut tx,
+                    &row,
+                    actor,
+                    CaseResumed {
+                        status: change.status.to_string(),
+                    },
+                )
+                .await?;
                 row
             }
             Op::Close { outcome, decision } => {
@@ -144,14 +163,25 @@ impl Cases {
                 change.outcome = Some(outcome.as_str());
                 change.decision = Some(decision);
                 let row = store::update(&mut tx, id, &change).await?;
-                let data = CaseClosed { outcome: outcome.as_str().to_owned(), decision: decision.clone() };
+                let data = CaseClosed {
+                    outcome: outcome.as_str().to_owned(),
+                    decision: decision.clone(),
+                };
                 self.emit_as(&mut tx, &row, actor, data).await?;
                 row
             }
             Op::Withdraw { reason } => {
                 change.status = status.transition(CaseStatus::Withdrawn)?;
                 let row = store::update(&mut tx, id, &change).await?;
-                self.emit_as(&mut tx, &row, actor, CaseWithdrawn { reason: reason.clone() }).await?;
+                self.emit_as(
+                    &mut tx,
+                    &row,
+                    actor,
+                    CaseWithdrawn {
+                        reason: reason.clone(),
+                    },
+                )
+                .await?;
                 row
             }
         };
@@ -197,13 +227,27 @@ impl Cases {
     }
 
     async fn emit<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, data: T) -> Result<()> {
-        self.emit_as(tx, row, &row.registered_by.clone(), data).await
+        self.emit_as(tx, row, &row.registered_by.clone(), data)
+            .await
     }
 
-    async fn emit_as<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, actor: &str, data: T) -> Result<()> {
-        let event = Envelope::new(&row.tenant, row.id, row.version as u64, actor, row.updated_at, data)
-            .into_raw()
-            .map_err(lots_platform::Error::from)?;
+    async fn emit_as<T: Payload>(
+        &self,
+        tx: &mut PgConnection,
+        row: &CaseRow,
+        actor: &str,
+        data: T,
+    ) -> Result<()> {
+        let event = Envelope::new(
+            &row.tenant,
+            row.id,
+            row.version as u64,
+            actor,
+            row.updated_at,
+            data,
+        )
+        .into_raw()
+        .map_err(lots_platform::Error::from)?;
         outbox::enqueue(tx, &self.subjects, &event).await?;
         Ok(())
     }
@@ -213,7 +257,10 @@ fn same_request(first: CaseRow, new: &NewCase) -> Result<CaseRow> {
     if first.request_fingerprint == new.fingerprint() {
         Ok(first)
     } else {
-        Err(Error::KeyReused { key: new.idempotency_key.clone(), reference: first.reference })
+        Err(Error::KeyReused {
+            key: new.idempotency_key.clone(),
+            reference: first.reference,
+        })
     }
 }
 

@@ -13,7 +13,9 @@ pub enum Error {
     Invalid(Vec<Violation>),
     #[error("{0}")]
     NotFound(String),
-    #[error("idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new case")]
+    #[error(
+        "idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new case"
+    )]
     KeyReused { key: String, reference: String },
     #[error("{0}")]
     Transition(#[from] TransitionError),
@@ -38,22 +40,30 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         match err {
             Error::Invalid(violations) => {
-                let summary: Vec<String> =
-                    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                let summary: Vec<String> = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect();
                 let details = ErrorDetails::with_bad_request(
                     violations
                         .into_iter()
                         .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
                         .collect::<Vec<_>>(),
                 );
-                tonic::Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
+                tonic::Status::with_error_details(
+                    Code::InvalidArgument,
+                    summary.join("; "),
+                    details,
+                )
             }
             Error::NotFound(msg) => tonic::Status::not_found(msg),
             e @ Error::KeyReused { .. } => tonic::Status::already_exists(e.to_string()),
             Error::Transition(e) => tonic::Status::failed_precondition(e.to_string()),
             Error::Database(e) if is_unavailable(&e) => {
                 tracing::error!(error = %e, "database unavailable");
-                tonic::Status::unavailable("the case register is temporarily unavailable; try again")
+                tonic::Status::unavailable(
+                    "the case register is temporarily unavailable; try again",
+                )
             }
             other => {
                 tracing::error!(error = %error_chain(&other), "internal error");
@@ -64,7 +74,10 @@ impl From<Error> for tonic::Status {
 }
 
 fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    )
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -50,7 +50,11 @@ pub struct ConsumerSettings {
 impl ConsumerSettings {
     /// Defaults for a service named `durable`.
     pub fn new(durable: &str) -> Self {
-        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10 }
+        ConsumerSettings {
+            durable: durable.to_owned(),
+            lanes: 8,
+            max_deliveries: 10,
+        }
     }
 }
 
@@ -74,7 +78,10 @@ pub async fn run<H: Handler>(
         .await
         .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
     let consumer: jetstream::consumer::PullConsumer = stream
-        .get_or_create_consumer(&settings.durable, subjects.consumer_config(&settings.durable))
+        .get_or_create_consumer(
+            &settings.durable,
+            subjects.consumer_config(&settings.durable),
+        )
         .await
         .map_err(|e| Error::Nats(format!("consumer {}: {e}", settings.durable)))?;
     let mut messages = consumer.messages().await.map_err(Error::nats)?;
@@ -122,13 +129,20 @@ fn lane_of(msg: &Message, lanes: usize) -> usize {
     struct Key {
         case_id: uuid::Uuid,
     }
-    let key = serde_json::from_slice::<Key>(&msg.payload).map(|k| k.case_id).unwrap_or_default();
+    let key = serde_json::from_slice::<Key>(&msg.payload)
+        .map(|k| k.case_id)
+        .unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() % lanes as u64) as usize
 }
 
-async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, msg: Message) {
+async fn process<H: Handler>(
+    pool: &PgPool,
+    handler: &H,
+    settings: &ConsumerSettings,
+    msg: Message,
+) {
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
     let span = tracing::info_span!(
         "platform.consume",
@@ -145,7 +159,14 @@ async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSett
             Ok(e) => e,
             Err(err) => {
                 // Unparseable now means unparseable forever: keep it, stop redelivery.
-                dead_letter(pool, &msg, None, &format!("not a Lotsen event: {err}"), delivered).await;
+                dead_letter(
+                    pool,
+                    &msg,
+                    None,
+                    &format!("not a Lotsen event: {err}"),
+                    delivered,
+                )
+                .await;
                 return;
             }
         };
@@ -176,8 +197,14 @@ async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSett
                 dead_letter(pool, &msg, Some(&event), &error, delivered).await;
             }
             Some(error) => {
-                let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
-                tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
+                let delay = Duration::from_millis(
+                    100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1),
+                );
+                tracing::debug!(
+                    error,
+                    delay_ms = delay.as_millis() as u64,
+                    "event not applied; retrying later"
+                );
                 ack(&msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
             }
         }
@@ -187,30 +214,39 @@ async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSett
 }
 
 #[instrument(name = "platform.consume.apply", skip_all)]
-async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
+async fn apply<H: Handler>(
+    pool: &PgPool,
+    handler: &H,
+    event: &Envelope,
+) -> Result<Applied, HandlerError> {
     let mut tx = pool.begin().await?;
-    let fresh = sqlx::query("INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(event.id)
-        .bind(&event.kind)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+    let fresh = sqlx::query(
+        "INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(event.id)
+    .bind(&event.kind)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
         == 1;
     if !fresh {
         return Ok(Applied::Duplicate);
     }
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE")
-            .bind(event.case_id)
-            .bind(event.source.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE",
+    )
+    .bind(event.case_id)
+    .bind(event.source.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
     let current = current.unwrap_or(0) as u64;
     if event.version <= current {
         return Ok(Applied::Duplicate);
     }
     if event.version > current + 1 {
-        return Ok(Applied::Gap { expected: current + 1 });
+        return Ok(Applied::Gap {
+            expected: current + 1,
+        });
     }
     handler.handle(&mut tx, event).await?;
     sqlx::query(
@@ -226,7 +262,13 @@ async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Resu
     Ok(Applied::Done)
 }
 
-async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, error: &str, delivered: i64) {
+async fn dead_letter(
+    pool: &PgPool,
+    msg: &Message,
+    event: Option<&Envelope>,
+    error: &str,
+    delivered: i64,
+) {
     let id = event.map(|e| e.id).unwrap_or_else(uuid::Uuid::now_v7);
     let stored = sqlx::query(
         "INSERT INTO dead_letter (event_id, subject, payload, error, deliveries) VALUES ($1, $2, $3, $4, $5)
@@ -242,7 +284,9 @@ async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, err
     match stored {
         Ok(_) => ack(msg, AckKind::Term).await,
         // Not stored: leave it unacknowledged so it is delivered again.
-        Err(err) => tracing::error!(error = %err, "cannot store dead letter; event will be redelivered"),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot store dead letter; event will be redelivered")
+        }
     }
 }
 

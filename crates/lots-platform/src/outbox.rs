@@ -52,7 +52,13 @@ struct Row {
 impl Relay {
     /// A relay over `pool`'s outbox, publishing to `js`.
     pub fn new(pool: PgPool, js: jetstream::Context) -> Self {
-        Relay { pool, js, wake: Arc::new(Notify::new()), batch: 256, poll: Duration::from_millis(250) }
+        Relay {
+            pool,
+            js,
+            wake: Arc::new(Notify::new()),
+            batch: 256,
+            poll: Duration::from_millis(250),
+        }
     }
 
     /// Call `notify_one()` on this after committing an outbox row to publish it at once.
@@ -142,7 +148,11 @@ impl Relay {
         tx.commit().await?;
         tracing::Span::current().record("sent", sent.len());
         if let Some((_, error)) = failed.first() {
-            return Err(crate::Error::Nats(format!("{} of {} events not acknowledged: {error}", failed.len(), failed.len() + sent.len())));
+            return Err(crate::Error::Nats(format!(
+                "{} of {} events not acknowledged: {error}",
+                failed.len(),
+                failed.len() + sent.len()
+            )));
         }
         Ok(sent.len())
     }

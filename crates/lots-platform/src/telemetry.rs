@@ -34,7 +34,10 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<Guard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match format {
         LogFormat::Human => tracing_subscriber::fmt::layer().with_target(false).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .boxed(),
     };
     let provider = otlp_provider(service)?;
     let otel = provider
@@ -57,7 +60,9 @@ fn otlp_provider(service: &'static str) -> Result<Option<SdkTracerProvider>> {
         .with_tonic()
         .build()
         .map_err(|e| Error::Telemetry(e.to_string()))?;
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource)

@@ -37,7 +37,10 @@ impl Tenants {
             configs.push(cfg);
         }
         if configs.is_empty() {
-            return Err(Error::Config(format!("{}: no municipality configuration (*.toml) found", path.display())));
+            return Err(Error::Config(format!(
+                "{}: no municipality configuration (*.toml) found",
+                path.display()
+            )));
         }
         Self::from_configs(configs)
     }
@@ -47,7 +50,9 @@ impl Tenants {
         let mut by_kommunkod = BTreeMap::new();
         let mut prefixes = BTreeMap::new();
         for cfg in configs {
-            if let Some(other) = prefixes.insert(cfg.reference_prefix.clone(), cfg.kommunkod.clone()) {
+            if let Some(other) =
+                prefixes.insert(cfg.reference_prefix.clone(), cfg.kommunkod.clone())
+            {
                 return Err(Error::Config(format!(
                     "reference_prefix {:?} is used by both {} and {}",
                     cfg.reference_prefix, other, cfg.kommunkod
@@ -55,7 +60,9 @@ impl Tenants {
             }
             let code = cfg.kommunkod.clone();
             if by_kommunkod.insert(code.clone(), Arc::new(cfg)).is_some() {
-                return Err(Error::Config(format!("kommunkod {code} is configured twice")));
+                return Err(Error::Config(format!(
+                    "kommunkod {code} is configured twice"
+                )));
             }
         }
         Ok(Tenants { by_kommunkod })

@@ -1,0 +1,31 @@
+# Lotsen's verbs. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Run intake locally against NATS and Postgres on this machine, with the Norrköping example.
+run:
+    cargo run --locked -p lots-intake --bin lots-intake
+
+# Run every test (unit, property and end-to-end) against real NATS and PostgreSQL.
+test *args:
+    cargo nextest run --workspace --locked --no-tests=pass {{args}}
+
+# Formatting check and clippy with warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Download every dependency once, so later builds can run offline.
+fetch:
+    cargo fetch --locked
+
+# Start the local servers the tests and `just run` use, if they are not running.
+deps:
+    bash .ci/deps
+
+# Everything CI checks.
+verify: lint test
