@@ -1,7 +1,10 @@
 //! Lotsen's pure domain: types and rules with no I/O.
 
+pub mod calendar;
 pub mod case;
+pub mod ical;
 pub mod ids;
+pub mod slots;
 pub mod tenant;
 
 pub use case::{CaseStatus, Channel, Outcome, Reference, TransitionError};
