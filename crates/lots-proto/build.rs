@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 2] = ["lots/v1/common.proto", "lots/v1/intake.proto"];
+const FILES: [&str; 3] = [
+    "lots/v1/common.proto",
+    "lots/v1/intake.proto",
+    "lots/v1/routing.proto",
+];
 
 #[allow(unsafe_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {

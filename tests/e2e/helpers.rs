@@ -8,13 +8,14 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use lots_events::{Envelope, Payload, Subjects};
 use lots_intake::{App, Parts};
-use lots_platform::{Tenants, db};
+use lots_platform::{Clock, Tenants, db};
 use lots_proto::v1 as pb;
 use lots_testkit::{TestDb, TestNats};
 use pb::intake_service_client::IntakeServiceClient;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -34,7 +35,40 @@ pub struct TestApp {
     pub js: jetstream::Context,
     pub client: IntakeServiceClient<Channel>,
     pub addr: SocketAddr,
+    pub clock: Clock,
+    pub options: Options,
     running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    /// Routing, when the test asked for it.
+    pub routing: Option<RoutingHandle>,
+}
+
+/// A running routing service in a test.
+pub struct RoutingHandle {
+    pub pool: PgPool,
+    pub addr: SocketAddr,
+    running: (CancellationToken, JoinHandle<anyhow::Result<()>>),
+}
+
+/// What a test runs.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Also run routing.
+    pub routing: bool,
+    /// A manual clock starting here (Stockholm local time, "YYYY-MM-DD HH:MM"); else the system clock.
+    pub now: Option<&'static str>,
+    /// More tenants (TOML text) beside the Norrköping example.
+    pub extra_tenants: Vec<String>,
+}
+
+/// Stockholm local time "YYYY-MM-DD HH:MM" as UTC.
+pub fn local(t: &str) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").unwrap();
+    lots_domain::calendar::TZ
+        .from_local_datetime(&naive)
+        .earliest()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
 }
 
 impl TestApp {
@@ -45,6 +79,11 @@ impl TestApp {
 
     /// Intake on the given NATS server.
     pub async fn spawn_on(nats: TestNats) -> TestApp {
+        Self::spawn_with(nats, Options::default()).await
+    }
+
+    /// The services `options` asks for, on the given NATS server.
+    pub async fn spawn_with(nats: TestNats, options: Options) -> TestApp {
         lots_testkit::init_tracing();
         let db = TestDb::create().await.expect("test database");
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
@@ -68,10 +107,116 @@ impl TestApp {
                 Channel::from_static("http://127.0.0.1:1").connect_lazy(),
             ),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: options
+                .now
+                .map(|t| Clock::manual(local(t)))
+                .unwrap_or_default(),
+            options,
             running: None,
+            routing: None,
         };
         app.start().await;
+        if app.options.routing {
+            app.start_routing().await;
+        }
         app
+    }
+
+    /// Every configured tenant: the Norrköping example and the test's own.
+    pub fn tenants(&self) -> Tenants {
+        let mut configs: Vec<_> = Tenants::load(&example_config())
+            .unwrap()
+            .iter()
+            .map(|t| (**t).clone())
+            .collect();
+        for text in &self.options.extra_tenants {
+            configs.push(lots_domain::TenantConfig::from_toml_str(text).unwrap());
+        }
+        Tenants::from_configs(configs).unwrap()
+    }
+
+    /// Starts routing on the same database server (its own schema) and NATS server.
+    pub async fn start_routing(&mut self) {
+        let pool = db::connect(
+            &self.db.url(),
+            lots_routing::app::SCHEMA,
+            8,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let parts = lots_routing::Parts {
+            pool: pool.clone(),
+            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            subjects: self.subjects.clone(),
+            tenants: self.tenants(),
+            config_dir: example_config(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
+        };
+        let app = lots_routing::App::from_parts(parts).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        self.routing = Some(RoutingHandle {
+            pool,
+            addr,
+            running: (token, handle),
+        });
+    }
+
+    /// Stops routing as SIGTERM would.
+    pub async fn stop_routing(&mut self) {
+        if let Some(r) = self.routing.take() {
+            r.running.0.cancel();
+            tokio::time::timeout(Duration::from_secs(20), r.running.1)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// A TaskService client acting as `officer` of Norrköping (or `tenant/officer`).
+    pub async fn tasks(&self, officer: &str) -> TaskClient {
+        let (tenant, officer) = officer.split_once('/').unwrap_or((NKP, officer));
+        let addr = self.routing.as_ref().expect("routing runs").addr;
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let (tenant, officer): (MetadataValue<_>, MetadataValue<_>) =
+            (tenant.parse().unwrap(), officer.parse().unwrap());
+        pb::task_service_client::TaskServiceClient::with_interceptor(
+            channel,
+            Box::new(move |mut req: tonic::Request<()>| {
+                req.metadata_mut().insert("x-lots-tenant", tenant.clone());
+                req.metadata_mut().insert("x-lots-officer", officer.clone());
+                Ok(req)
+            })
+                as Box<
+                    dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
+                        + Send
+                        + Sync,
+                >,
+        )
+    }
+
+    /// An OfficerService client.
+    pub async fn officers(&self) -> pb::officer_service_client::OfficerServiceClient<Channel> {
+        let addr = self.routing.as_ref().expect("routing runs").addr;
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pb::officer_service_client::OfficerServiceClient::new(channel)
+    }
+
+    /// Routing's pool (schema `routing`).
+    pub fn routing_pool(&self) -> &PgPool {
+        &self.routing.as_ref().expect("routing runs").pool
     }
 
     /// Starts (or starts again) intake on the same database and NATS server.
@@ -89,8 +234,9 @@ impl TestApp {
             pool,
             nats,
             subjects: self.subjects.clone(),
-            tenants: Tenants::load(&example_config()).unwrap(),
+            tenants: self.tenants(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
         };
         let app = App::from_parts(parts).await.unwrap();
         self.addr = app.local_addr().unwrap();
@@ -230,11 +376,17 @@ impl TestApp {
 
     /// Publishes raw bytes on `lots.0581.<kind>` under this test's prefix.
     pub async fn publish_raw(&self, kind: &str, id: Uuid, payload: Vec<u8>) {
+        self.publish_raw_for(NKP, kind, id, payload).await;
+    }
+
+    /// Publishes raw bytes on `lots.<tenant>.<kind>` under this test's prefix.
+    pub async fn publish_raw_for(&self, tenant: &str, kind: &str, id: Uuid, payload: Vec<u8>) {
         let msg = jetstream::message::PublishMessage::build()
             .payload(payload.into())
             .message_id(id.to_string());
+        let subject = self.subjects.event(tenant, kind);
         self.js
-            .send_publish(self.subjects.event(NKP, kind), msg)
+            .send_publish(subject, msg)
             .await
             .unwrap()
             .await
@@ -244,9 +396,19 @@ impl TestApp {
     /// Every message on the stream so far matching `lots.0581.<kind>`, after waiting until at
     /// least `min` arrived (or `timeout` passed).
     pub async fn events(&self, kind: &str, min: usize) -> Vec<async_nats::jetstream::Message> {
+        self.events_of(NKP, kind, min).await
+    }
+
+    /// Like [`TestApp::events`], for another tenant.
+    pub async fn events_of(
+        &self,
+        tenant: &str,
+        kind: &str,
+        min: usize,
+    ) -> Vec<async_nats::jetstream::Message> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let found = self.read_events(kind).await;
+            let found = self.read_events_of(tenant, kind).await;
             if found.len() >= min || tokio::time::Instant::now() > deadline {
                 return found;
             }
@@ -256,12 +418,20 @@ impl TestApp {
 
     /// What the stream holds right now for `lots.0581.<kind>`, without waiting for more.
     pub async fn read_events(&self, kind: &str) -> Vec<async_nats::jetstream::Message> {
+        self.read_events_of(NKP, kind).await
+    }
+
+    async fn read_events_of(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Vec<async_nats::jetstream::Message> {
         let Ok(stream) = self.js.get_stream(self.subjects.stream_name()).await else {
             return Vec::new();
         };
         let consumer = stream
             .create_consumer(pull::Config {
-                filter_subject: self.subjects.event(NKP, kind),
+                filter_subject: self.subjects.event(tenant, kind),
                 ack_policy: jetstream::consumer::AckPolicy::None,
                 inactive_threshold: Duration::from_secs(5),
                 ..Default::default()
@@ -314,8 +484,23 @@ impl Drop for TestApp {
         if let Some((token, _)) = self.running.take() {
             token.cancel();
         }
+        if let Some(r) = self.routing.take() {
+            r.running.0.cancel();
+        }
     }
 }
+
+/// A TaskService client that names its officer in metadata.
+pub type TaskClient = pb::task_service_client::TaskServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        Box<
+            dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
+                + Send
+                + Sync,
+        >,
+    >,
+>;
 
 /// The status of a case as the proto enum.
 pub fn status(case: &pb::Case) -> pb::CaseStatus {

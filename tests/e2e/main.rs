@@ -10,3 +10,4 @@ mod intake_lifecycle;
 mod intake_list;
 mod intake_register;
 mod outbox;
+mod routing;

@@ -21,6 +21,9 @@ pub struct TenantConfig {
     pub naringslivschef: String,
     /// Default office hours for officers without their own.
     pub office_hours: WorkingHours,
+    /// Where dukat bord meetings take place, e.g. "Näringslivskontoret, Rådhuset".
+    #[serde(default)]
+    pub meeting_location: Option<String>,
     /// Days the municipality is closed beyond public holidays ("klämdagar"), "YYYY-MM-DD".
     #[serde(default)]
     pub closed_days: Vec<NaiveDate>,

@@ -94,3 +94,74 @@ pub struct MeetingBooked {
     pub ends_at: chrono::DateTime<chrono::Utc>,
 }
 payload!(MeetingBooked, "meeting.booked", Routing);
+
+/// `meeting.proposed`: a dukat bord time was chosen (again, when `sequence` > 0: it moved).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MeetingProposed {
+    pub meeting_id: uuid::Uuid,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    pub officers: Vec<String>,
+    pub sequence: u32,
+}
+payload!(MeetingProposed, "meeting.proposed", Routing);
+
+/// `meeting.cancelled`: the case was withdrawn, closed or became unroutable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MeetingCancelled {
+    pub meeting_id: uuid::Uuid,
+    pub reason: String,
+}
+payload!(MeetingCancelled, "meeting.cancelled", Routing);
+
+/// The officer and seat a task event is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskRef {
+    pub task_id: uuid::Uuid,
+    pub meeting_id: uuid::Uuid,
+    pub officer_id: String,
+    pub unit: String,
+    pub competence: String,
+}
+
+/// `task.offered`: an officer is offered a seat at the dukat bord.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskOffered {
+    #[serde(flatten)]
+    pub task: TaskRef,
+}
+payload!(TaskOffered, "task.offered", Routing);
+
+/// `task.accepted`: the officer took the seat (the company has had its first contact).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskAccepted {
+    #[serde(flatten)]
+    pub task: TaskRef,
+}
+payload!(TaskAccepted, "task.accepted", Routing);
+
+/// `task.declined`: the officer declined; the seat is offered to someone else.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskDeclined {
+    #[serde(flatten)]
+    pub task: TaskRef,
+    pub reason: String,
+}
+payload!(TaskDeclined, "task.declined", Routing);
+
+/// `task.completed`: the officer finished their part of the case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskCompleted {
+    #[serde(flatten)]
+    pub task: TaskRef,
+}
+payload!(TaskCompleted, "task.completed", Routing);
+
+/// `task.cancelled`: the case ended or moved on; the seat is no longer needed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskCancelled {
+    #[serde(flatten)]
+    pub task: TaskRef,
+    pub reason: String,
+}
+payload!(TaskCancelled, "task.cancelled", Routing);

@@ -33,6 +33,7 @@ pub struct Parts {
     pub subjects: Subjects,
     pub tenants: Tenants,
     pub grpc_addr: SocketAddr,
+    pub clock: lots_platform::Clock,
 }
 
 /// A built intake, bound and ready to run.
@@ -67,6 +68,7 @@ impl App {
             subjects: common.subjects()?,
             tenants,
             grpc_addr: config.grpc_addr,
+            clock: lots_platform::Clock::system(),
         };
         Self::from_parts(parts).await
     }
@@ -88,6 +90,7 @@ impl App {
             pool: parts.pool.clone(),
             subjects: parts.subjects.clone(),
             relay: relay.waker(),
+            clock: parts.clock,
         };
         let api = IntakeApi {
             cases,
@@ -120,10 +123,18 @@ impl App {
             self.subjects.clone(),
             token.clone(),
         );
+        let clock = self.api.cases.clock.clone();
         tasks.spawn(async move {
             let settings = ConsumerSettings::new(DURABLE);
-            let result =
-                consumer::run(pool, js, subjects, settings, Arc::new(FollowRouting), tok).await;
+            let result = consumer::run(
+                pool,
+                js,
+                subjects,
+                settings,
+                Arc::new(FollowRouting { clock }),
+                tok,
+            )
+            .await;
             shutdown::report_exit("intake consumer", result);
         });
         tasks.close();

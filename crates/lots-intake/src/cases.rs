@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_events::{
     CaseClosed, CaseRegistered, CaseResumed, CaseWaitingForCompany, CaseWithdrawn, ContactInfo,
@@ -25,6 +25,7 @@ pub struct Cases {
     pub(crate) pool: PgPool,
     pub(crate) subjects: Subjects,
     pub(crate) relay: Arc<Notify>,
+    pub(crate) clock: lots_platform::Clock,
 }
 
 /// A lifecycle change requested by reception or a handläggare.
@@ -46,7 +47,7 @@ impl Cases {
             return same_request(first, new);
         }
         let mut tx = self.pool.begin().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let year = now.year();
         let number = store::next_reference_number(&mut tx, tenant, year).await?;
         let reference = Reference {
@@ -121,7 +122,7 @@ impl Cases {
             .await?
             .ok_or_else(|| not_found(&id.to_string()))?;
         let status = row.status()?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut change = Change {
             status,
             resume_status: None,
@@ -194,7 +195,12 @@ impl Cases {
     /// Moves a case to the status a routing event implies, if its lifecycle allows it.
     /// A waiting case keeps waiting and returns to the new status when resumed.
     #[instrument(name = "intake.cases.follow", skip_all, fields(case_id = %id, target = %target))]
-    pub async fn follow(conn: &mut PgConnection, id: Uuid, target: CaseStatus) -> Result<()> {
+    pub async fn follow(
+        conn: &mut PgConnection,
+        id: Uuid,
+        target: CaseStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Some(row) = store::lock(conn, id).await? else {
             tracing::warn!("routing event for a case intake does not know; ignored");
             return Ok(());
@@ -207,7 +213,7 @@ impl Cases {
             outcome: None,
             decision: None,
             emitted: false,
-            at: Utc::now(),
+            at: now,
         };
         if status == CaseStatus::WaitingForCompany {
             let resume = row.resume_status()?;

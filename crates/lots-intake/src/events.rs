@@ -8,7 +8,9 @@ use sqlx::PgConnection;
 use crate::cases::Cases;
 
 /// The consumer handler that keeps case status in step with routing.
-pub struct FollowRouting;
+pub struct FollowRouting {
+    pub clock: lots_platform::Clock,
+}
 
 /// The durable consumer name of intake.
 pub const DURABLE: &str = "intake";
@@ -21,7 +23,7 @@ impl Handler for FollowRouting {
             MeetingBooked::TYPE => CaseStatus::MeetingBooked,
             _ => return Ok(()),
         };
-        Cases::follow(tx, event.case_id, target).await?;
+        Cases::follow(tx, event.case_id, target, self.clock.now()).await?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! It holds no business logic.
 
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod tenants;
 
+pub use clock::Clock;
 pub use config::CommonConfig;
 pub use error::{Error, Result};
 pub use tenants::Tenants;

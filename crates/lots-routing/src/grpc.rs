@@ -1,0 +1,477 @@
+//! The gRPC services of routing: `TaskService` for handläggare, `OfficerService` for calendars.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lots_domain::ical::{Attendee, Invite, render_invite};
+use lots_proto::v1 as pb;
+use pb::officer_service_server::OfficerService;
+use pb::task_service_server::TaskService;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::route::Routing;
+use crate::store::{self, TaskRow};
+use crate::watch::Hub;
+
+/// Metadata naming the asking officer's tenant (kommunkod).
+pub const TENANT_HEADER: &str = "x-lots-tenant";
+/// Metadata naming the asking officer.
+pub const OFFICER_HEADER: &str = "x-lots-officer";
+
+/// The gRPC face of routing.
+#[derive(Clone)]
+pub struct RoutingApi {
+    pub(crate) routing: Routing,
+    pub(crate) hub: Hub,
+}
+
+type Reply<T> = std::result::Result<Response<T>, Status>;
+
+/// Who is asking, from request metadata (authentication comes later).
+fn officer<T>(req: &Request<T>) -> Result<(String, String)> {
+    let get = |key: &str| {
+        req.metadata()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    match (get(TENANT_HEADER), get(OFFICER_HEADER)) {
+        (Some(t), Some(o)) => Ok((t, o)),
+        _ => Err(Error::Unauthenticated(format!(
+            "send metadata {TENANT_HEADER} and {OFFICER_HEADER}"
+        ))),
+    }
+}
+
+fn task_id(value: &str) -> Result<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| Error::Invalid {
+        field: "task_id",
+        message: "must be a task id (a UUID)".into(),
+    })
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn from_ts(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .ok_or_else(|| Error::Invalid {
+            field,
+            message: "is required".into(),
+        })
+}
+
+fn status_to_pb(s: &str) -> pb::TaskStatus {
+    match s {
+        "offered" => pb::TaskStatus::Offered,
+        "accepted" => pb::TaskStatus::Accepted,
+        "declined" => pb::TaskStatus::Declined,
+        "completed" => pb::TaskStatus::Completed,
+        "cancelled" => pb::TaskStatus::Cancelled,
+        _ => pb::TaskStatus::Unspecified,
+    }
+}
+
+fn status_from_pb(s: pb::TaskStatus) -> Option<&'static str> {
+    match s {
+        pb::TaskStatus::Unspecified => None,
+        pb::TaskStatus::Offered => Some("offered"),
+        pb::TaskStatus::Accepted => Some("accepted"),
+        pb::TaskStatus::Declined => Some("declined"),
+        pb::TaskStatus::Completed => Some("completed"),
+        pb::TaskStatus::Cancelled => Some("cancelled"),
+    }
+}
+
+/// The proto form of a task.
+pub fn task_to_pb(t: TaskRow) -> pb::Task {
+    pb::Task {
+        id: t.id.to_string(),
+        case_id: t.case_id.to_string(),
+        case_reference: t.case_reference,
+        case_type: t.case_type,
+        company_name: t.company_name,
+        meeting_id: t.meeting_id.to_string(),
+        tenant: t.tenant,
+        officer_id: t.officer_id,
+        competence: t.competence,
+        status: status_to_pb(&t.status) as i32,
+        reason: t.reason.unwrap_or_default(),
+        meeting_starts_at: Some(ts(t.starts_at)),
+        meeting_ends_at: Some(ts(t.ends_at)),
+        created_at: Some(ts(t.created_at)),
+        updated_at: Some(ts(t.updated_at)),
+    }
+}
+
+fn kind_to_pb(kind: &str) -> pb::task_update::Kind {
+    use pb::task_update::Kind;
+    match kind {
+        "offered" => Kind::Offered,
+        "accepted" => Kind::Accepted,
+        "declined" => Kind::Declined,
+        "completed" => Kind::Completed,
+        "cancelled" => Kind::Cancelled,
+        "moved" => Kind::Moved,
+        _ => Kind::Unspecified,
+    }
+}
+
+#[tonic::async_trait]
+impl TaskService for RoutingApi {
+    #[instrument(name = "routing.grpc.list_tasks", skip_all)]
+    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
+        let (tenant, officer) = officer(&req)?;
+        let mut statuses = Vec::new();
+        for s in &req.get_ref().statuses {
+            match pb::TaskStatus::try_from(*s).ok().and_then(status_from_pb) {
+                Some(s) => statuses.push(s),
+                None => {
+                    return Err(Error::Invalid {
+                        field: "statuses",
+                        message: "holds an unknown status".into(),
+                    }
+                    .into());
+                }
+            }
+        }
+        if statuses.is_empty() {
+            statuses = vec!["offered", "accepted"];
+        }
+        let tasks = store::officer_tasks(&self.routing.pool, &tenant, &officer, &statuses)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListTasksResponse {
+            tasks: tasks.into_iter().map(task_to_pb).collect(),
+        }))
+    }
+
+    type WatchTasksStream = ReceiverStream<std::result::Result<pb::TaskUpdate, Status>>;
+
+    #[instrument(name = "routing.grpc.watch_tasks", skip_all)]
+    async fn watch_tasks(
+        &self,
+        req: Request<pb::WatchTasksRequest>,
+    ) -> Reply<Self::WatchTasksStream> {
+        let (tenant, officer) = officer(&req)?;
+        let cursor = req.get_ref().cursor.trim();
+        let resume = if cursor.is_empty() {
+            None
+        } else {
+            Some(cursor.parse::<i64>().map_err(|_| Error::Invalid {
+                field: "cursor",
+                message: "is not a cursor from an earlier TaskUpdate".into(),
+            })?)
+        };
+        let pool = self.routing.pool.clone();
+        let mut wake = self.hub.subscribe(&format!("{tenant}/{officer}"));
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let result: Result<()> = async {
+                let mut seq = match resume {
+                    Some(seq) => seq,
+                    None => {
+                        let seq = store::change_seq(&pool, &tenant, &officer)
+                            .await?
+                            .unwrap_or(0);
+                        let open = store::officer_tasks(
+                            &pool,
+                            &tenant,
+                            &officer,
+                            &["offered", "accepted"],
+                        )
+                        .await?;
+                        for t in open {
+                            let update = pb::TaskUpdate {
+                                kind: pb::task_update::Kind::Snapshot as i32,
+                                task: Some(task_to_pb(t)),
+                                cursor: seq.to_string(),
+                            };
+                            if tx.send(Ok(update)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        seq
+                    }
+                };
+                let live = pb::TaskUpdate {
+                    kind: pb::task_update::Kind::Live as i32,
+                    task: None,
+                    cursor: seq.to_string(),
+                };
+                if tx.send(Ok(live)).await.is_err() {
+                    return Ok(());
+                }
+                loop {
+                    for (s, kind, task) in
+                        store::changes_after(&pool, &tenant, &officer, seq).await?
+                    {
+                        seq = s;
+                        let update = pb::TaskUpdate {
+                            kind: kind_to_pb(&kind) as i32,
+                            task: Some(task_to_pb(task)),
+                            cursor: s.to_string(),
+                        };
+                        if tx.send(Ok(update)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // NOTIFY wakes us at once; the timer covers a missed notification.
+                    tokio::select! {
+                        _ = tx.closed() => return Ok(()),
+                        _ = wake.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+            .await;
+            if let Err(err) = result {
+                let _ = tx.send(Err(err.into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[instrument(name = "routing.grpc.accept_task", skip_all)]
+    async fn accept_task(&self, req: Request<pb::AcceptTaskRequest>) -> Reply<pb::Task> {
+        let (tenant, officer) = officer(&req)?;
+        let id = task_id(&req.get_ref().task_id)?;
+        Ok(Response::new(task_to_pb(
+            self.routing.accept(&tenant, &officer, id).await?,
+        )))
+    }
+
+    #[instrument(name = "routing.grpc.decline_task", skip_all)]
+    async fn decline_task(&self, req: Request<pb::DeclineTaskRequest>) -> Reply<pb::Task> {
+        let (tenant, officer) = officer(&req)?;
+        let id = task_id(&req.get_ref().task_id)?;
+        let reason = req.get_ref().reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(Error::Invalid {
+                field: "reason",
+                message: "is required (at most 2000 characters)".into(),
+            }
+            .into());
+        }
+        Ok(Response::new(task_to_pb(
+            self.routing.decline(&tenant, &officer, id, reason).await?,
+        )))
+    }
+
+    #[instrument(name = "routing.grpc.complete_task", skip_all)]
+    async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
+        let (tenant, officer) = officer(&req)?;
+        let id = task_id(&req.get_ref().task_id)?;
+        Ok(Response::new(task_to_pb(
+            self.routing.complete(&tenant, &officer, id).await?,
+        )))
+    }
+
+    #[instrument(name = "routing.grpc.get_meeting", skip_all)]
+    async fn get_meeting(&self, req: Request<pb::GetMeetingRequest>) -> Reply<pb::Meeting> {
+        let pool = &self.routing.pool;
+        let parse = |field: &'static str, v: &str| {
+            Uuid::parse_str(v.trim()).map_err(|_| Error::Invalid {
+                field,
+                message: "must be a UUID".into(),
+            })
+        };
+        let meeting = match &req.get_ref().lookup {
+            Some(pb::get_meeting_request::Lookup::MeetingId(id)) => {
+                store::meeting(pool, parse("meeting_id", id)?).await
+            }
+            Some(pb::get_meeting_request::Lookup::CaseId(id)) => {
+                store::live_meeting(pool, parse("case_id", id)?).await
+            }
+            None => {
+                return Err(Error::Invalid {
+                    field: "lookup",
+                    message: "give meeting_id or case_id".into(),
+                }
+                .into());
+            }
+        }
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::NotFound("no such meeting".into()))?;
+        let case: store::CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1")
+            .bind(meeting.case_id)
+            .fetch_one(pool)
+            .await
+            .map_err(Error::from)?;
+        let tenant = self
+            .routing
+            .tenants
+            .get(&meeting.tenant)
+            .cloned()
+            .ok_or_else(|| Error::Config("tenant gone".into()))?;
+        let tasks = store::meeting_tasks(pool, meeting.id)
+            .await
+            .map_err(Error::from)?;
+        let mut attendees = Vec::new();
+        let mut invitees = Vec::new();
+        for t in tasks
+            .iter()
+            .filter(|t| matches!(t.status.as_str(), "offered" | "accepted" | "completed"))
+        {
+            let (name, email) = tenant
+                .officer(&t.officer_id)
+                .map(|o| (o.name.clone(), o.email.clone()))
+                .unwrap_or_else(|| (t.officer_id.clone(), String::new()));
+            invitees.push(Attendee {
+                name: name.clone(),
+                email: email.clone(),
+                required: !t.optional,
+            });
+            attendees.push(pb::Attendee {
+                name,
+                email,
+                officer_id: t.officer_id.clone(),
+                competence: t.competence.clone(),
+                task_status: status_to_pb(&t.status) as i32,
+            });
+        }
+        invitees.push(Attendee {
+            name: case.contact_name.clone(),
+            email: case.contact_email.clone(),
+            required: true,
+        });
+        attendees.push(pb::Attendee {
+            name: case.contact_name.clone(),
+            email: case.contact_email.clone(),
+            ..Default::default()
+        });
+        let organizer = tenant
+            .officer(&tenant.naringslivschef)
+            .map(|o| Attendee {
+                name: format!("Företagslotsen, {}", tenant.name),
+                email: o.email.clone(),
+                required: true,
+            })
+            .unwrap_or_else(|| Attendee {
+                name: tenant.name.clone(),
+                email: String::new(),
+                required: true,
+            });
+        let case_type_name = tenant
+            .case_type(&case.case_type)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| case.case_type.clone());
+        let invite = Invite {
+            uid: format!("{}@lotsen", meeting.id),
+            sequence: meeting.sequence as u32,
+            stamp: self.routing.clock.now(),
+            start: meeting.starts_at,
+            end: meeting.ends_at,
+            summary: format!("Dukat bord: {} – {}", case.company_name, case_type_name),
+            description: format!(
+                "Ärende {} ({}). Ett gemensamt möte med alla handläggare som ärendet behöver.",
+                case.reference, case_type_name
+            ),
+            location: meeting.location.clone(),
+            organizer,
+            attendees: invitees,
+            cancelled: meeting.status == "cancelled",
+        };
+        let status = match meeting.status.as_str() {
+            "proposed" => pb::MeetingStatus::Proposed,
+            "booked" => pb::MeetingStatus::Booked,
+            _ => pb::MeetingStatus::Cancelled,
+        };
+        Ok(Response::new(pb::Meeting {
+            id: meeting.id.to_string(),
+            case_id: meeting.case_id.to_string(),
+            case_reference: case.reference.clone(),
+            tenant: meeting.tenant.clone(),
+            status: status as i32,
+            starts_at: Some(ts(meeting.starts_at)),
+            ends_at: Some(ts(meeting.ends_at)),
+            location: meeting.location.clone(),
+            attendees,
+            ics: render_invite(&invite),
+            sequence: meeting.sequence as u32,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl OfficerService for RoutingApi {
+    #[instrument(name = "routing.grpc.set_busy_times", skip_all)]
+    async fn set_busy_times(
+        &self,
+        req: Request<pb::SetBusyTimesRequest>,
+    ) -> Reply<pb::SetBusyTimesResponse> {
+        let req = req.into_inner();
+        let source = req.source.trim();
+        if source.is_empty() || source == "absence" || source.starts_with("ical:") {
+            return Err(Error::Invalid {
+                field: "source",
+                message: "is required (e.g. \"admin\"); \"absence\" and \"ical:\" are reserved"
+                    .into(),
+            }
+            .into());
+        }
+        let mut ranges = Vec::with_capacity(req.busy.len());
+        for r in &req.busy {
+            let (s, e) = (
+                from_ts("busy.start", r.start.as_ref())?,
+                from_ts("busy.end", r.end.as_ref())?,
+            );
+            if e <= s {
+                return Err(Error::Invalid {
+                    field: "busy.end",
+                    message: "must be after start".into(),
+                }
+                .into());
+            }
+            ranges.push((s, e));
+        }
+        let stored = crate::officers::replace_busy(
+            &self.routing.pool,
+            &req.tenant,
+            &req.officer_id,
+            source,
+            &ranges,
+            None,
+        )
+        .await?;
+        Ok(Response::new(pb::SetBusyTimesResponse { stored }))
+    }
+
+    #[instrument(name = "routing.grpc.set_absence", skip_all)]
+    async fn set_absence(
+        &self,
+        req: Request<pb::SetAbsenceRequest>,
+    ) -> Reply<pb::SetBusyTimesResponse> {
+        let req = req.into_inner();
+        let period = req.period.as_ref();
+        let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
+        let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
+        if e <= s {
+            return Err(Error::Invalid {
+                field: "period.end",
+                message: "must be after start".into(),
+            }
+            .into());
+        }
+        let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
+        let stored = crate::officers::add_absence(
+            &self.routing.pool,
+            &req.tenant,
+            &req.officer_id,
+            (s, e),
+            note,
+        )
+        .await?;
+        Ok(Response::new(pb::SetBusyTimesResponse { stored }))
+    }
+}

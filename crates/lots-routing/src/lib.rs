@@ -1,0 +1,16 @@
+//! Lotsen routing: turns a registered case into seats at a dukat bord, picks an officer per
+//! seat, finds the earliest common slot, and feeds each handläggare a live task list.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod officers;
+pub mod plan;
+pub mod route;
+pub mod store;
+pub mod watch;
+
+pub use app::{App, Parts};
+pub use config::Config;

@@ -1,0 +1,267 @@
+//! Choosing officers for the seats of a dukat bord and a time they share. Pure: the caller
+//! loads candidates and free time; this decides.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use lots_domain::slots::{self, Interval, NoSlot, SlotQuery};
+
+/// An officer who could take a seat, with what ordering needs.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub officer_id: String,
+    pub unit: String,
+    pub open_tasks: i64,
+    pub capacity: i64,
+    pub last_assigned_at: Option<DateTime<Utc>>,
+    /// Served this company before in this competence (continuity: the company keeps its contact).
+    pub served_company: bool,
+}
+
+impl Candidate {
+    fn spare(&self) -> i64 {
+        self.capacity - self.open_tasks
+    }
+}
+
+/// One seat and its candidates, best first.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub competence: String,
+    pub optional: bool,
+    pub candidates: Vec<Candidate>,
+    /// How many officers hold the competence at all (for the reason when none is free).
+    pub holders: usize,
+}
+
+/// The chosen officer per seat (`None` for an optional seat left empty) and the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub officers: Vec<Option<String>>,
+    pub slot: Interval,
+}
+
+/// Orders candidates: continuity first, then most spare capacity, then least recently assigned.
+pub fn order(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates.retain(|c| c.spare() > 0);
+    candidates.sort_by(|a, b| {
+        b.served_company
+            .cmp(&a.served_company)
+            .then(b.spare().cmp(&a.spare()))
+            .then(a.last_assigned_at.cmp(&b.last_assigned_at))
+            .then(a.officer_id.cmp(&b.officer_id))
+    });
+    candidates
+}
+
+/// How many alternates per seat the search tries when the first choice has no common time.
+const ALTERNATES_PER_SEAT: usize = 4;
+
+/// Picks an officer per seat and the earliest common slot, trying alternates seat by seat.
+/// `free` holds each candidate's free time in the window; `pinned` fixes seats (by index) to
+/// officers who keep them (used when one seat is re-routed).
+pub fn choose(
+    seats: &[Seat],
+    free: &HashMap<String, Vec<Interval>>,
+    query: &SlotQuery,
+    window_text: &str,
+) -> Result<Choice, String> {
+    let fits_alone = |id: &str| {
+        free.get(id)
+            .is_some_and(|f| slots::earliest_common_slot(std::slice::from_ref(f), query).is_some())
+    };
+    // Usable candidates per required seat, never the same officer on two seats.
+    let mut usable: Vec<Vec<&Candidate>> = Vec::new();
+    for seat in seats.iter().filter(|s| !s.optional) {
+        let list: Vec<&Candidate> = seat
+            .candidates
+            .iter()
+            .filter(|c| fits_alone(&c.officer_id))
+            .collect();
+        if list.is_empty() {
+            return Err(nobody_reason(seat, window_text, query.length));
+        }
+        usable.push(list);
+    }
+    let required: Vec<&Seat> = seats.iter().filter(|s| !s.optional).collect();
+    let mut first: Vec<&Candidate> = Vec::new();
+    for list in &usable {
+        match list
+            .iter()
+            .find(|c| !first.iter().any(|f| f.officer_id == c.officer_id))
+        {
+            Some(c) => first.push(c),
+            None => return Err("too few distinct officers for the seats".into()),
+        }
+    }
+    let try_set = |set: &[&Candidate]| -> Result<Interval, NoSlot> {
+        let lists: Vec<Vec<Interval>> = set
+            .iter()
+            .map(|c| free.get(&c.officer_id).cloned().unwrap_or_default())
+            .collect();
+        slots::find_slot(&lists, query)
+    };
+    let (set, slot) = match try_set(&first) {
+        Ok(slot) => (first, slot),
+        Err(first_miss) => {
+            // Alternates seat by seat: replace one officer at a time, keep the earliest result.
+            let mut best: Option<(Vec<&Candidate>, Interval)> = None;
+            for (i, list) in usable.iter().enumerate() {
+                let others: Vec<&str> = first
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, c)| c.officer_id.as_str())
+                    .collect();
+                for alt in list
+                    .iter()
+                    .filter(|c| !others.contains(&c.officer_id.as_str()))
+                    .skip(1)
+                    .take(ALTERNATES_PER_SEAT)
+                {
+                    let mut set = first.clone();
+                    set[i] = alt;
+                    if let Ok(slot) = try_set(&set)
+                        && best.as_ref().is_none_or(|(_, b)| slot.start < b.start)
+                    {
+                        best = Some((set, slot));
+                    }
+                }
+            }
+            match best {
+                Some(found) => found,
+                None => {
+                    return Err(no_slot_reason(
+                        &first,
+                        &required,
+                        first_miss,
+                        window_text,
+                        query.length,
+                    ));
+                }
+            }
+        }
+    };
+    let mut officers: Vec<Option<String>> = Vec::with_capacity(seats.len());
+    let mut required_iter = set.iter();
+    let mut taken: Vec<String> = set.iter().map(|c| c.officer_id.clone()).collect();
+    for seat in seats {
+        if !seat.optional {
+            officers.push(required_iter.next().map(|c| c.officer_id.clone()));
+            continue;
+        }
+        // Optional seats join only if someone is free at the chosen time.
+        let pick = seat.candidates.iter().find(|c| {
+            !taken.contains(&c.officer_id)
+                && free.get(&c.officer_id).is_some_and(|f| {
+                    f.iter()
+                        .any(|iv| iv.start <= slot.start && slot.end <= iv.end)
+                })
+        });
+        if let Some(c) = pick {
+            taken.push(c.officer_id.clone());
+        }
+        officers.push(pick.map(|c| c.officer_id.clone()));
+    }
+    Ok(Choice { officers, slot })
+}
+
+fn minutes(d: Duration) -> i64 {
+    d.num_minutes()
+}
+
+fn nobody_reason(seat: &Seat, window: &str, length: Duration) -> String {
+    if seat.holders == 0 {
+        format!("no officer has the competence \"{}\"", seat.competence)
+    } else if seat.candidates.is_empty() {
+        format!(
+            "every officer with the competence \"{}\" ({}) is at full capacity",
+            seat.competence, seat.holders
+        )
+    } else {
+        let ids: Vec<&str> = seat
+            .candidates
+            .iter()
+            .map(|c| c.officer_id.as_str())
+            .collect();
+        format!(
+            "no officer with the competence \"{}\" has {} free minutes {window} ({} are absent or booked)",
+            seat.competence,
+            minutes(length),
+            ids.join(", ")
+        )
+    }
+}
+
+fn no_slot_reason(
+    set: &[&Candidate],
+    seats: &[&Seat],
+    miss: NoSlot,
+    window: &str,
+    length: Duration,
+) -> String {
+    match miss {
+        NoSlot::Unavailable { officers } => {
+            let who: Vec<String> = officers
+                .iter()
+                .filter_map(|&i| {
+                    Some(format!(
+                        "{} ({})",
+                        set.get(i)?.officer_id,
+                        seats.get(i)?.competence
+                    ))
+                })
+                .collect();
+            format!(
+                "{} has no free {} minutes {window}",
+                who.join(", "),
+                minutes(length)
+            )
+        }
+        NoSlot::NoCommonTime { longest_common } => {
+            let who: Vec<&str> = set.iter().map(|c| c.officer_id.as_str()).collect();
+            format!(
+                "{} have no common free {} minutes {window}, also with alternates; the longest common stretch is {} minutes",
+                who.join(", "),
+                minutes(length),
+                minutes(longest_common)
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(id: &str, open: i64, cap: i64, served: bool) -> Candidate {
+        Candidate {
+            officer_id: id.into(),
+            unit: "u".into(),
+            open_tasks: open,
+            capacity: cap,
+            last_assigned_at: None,
+            served_company: served,
+        }
+    }
+
+    #[test]
+    fn continuity_beats_capacity_and_full_officers_are_dropped() {
+        let ordered = order(vec![
+            cand("a", 0, 10, false),
+            cand("b", 5, 6, true),
+            cand("c", 4, 4, true),
+        ]);
+        let ids: Vec<_> = ordered.iter().map(|c| c.officer_id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+    }
+
+    #[test]
+    fn ties_go_to_who_was_assigned_least_recently() {
+        let mut a = cand("a", 1, 5, false);
+        a.last_assigned_at = Some(Utc::now());
+        let b = cand("b", 1, 5, false);
+        let ordered = order(vec![a, b]);
+        assert_eq!(ordered[0].officer_id, "b");
+    }
+}
