@@ -39,11 +39,13 @@ pub struct TestApp {
     pub options: Options,
     running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     /// Routing, when the test asked for it.
-    pub routing: Option<RoutingHandle>,
+    pub routing: Option<ServiceHandle>,
+    /// The sla service, when the test asked for it.
+    pub sla: Option<ServiceHandle>,
 }
 
 /// A running routing service in a test.
-pub struct RoutingHandle {
+pub struct ServiceHandle {
     pub pool: PgPool,
     pub addr: SocketAddr,
     running: (CancellationToken, JoinHandle<anyhow::Result<()>>),
@@ -54,6 +56,8 @@ pub struct RoutingHandle {
 pub struct Options {
     /// Also run routing.
     pub routing: bool,
+    /// Also run the sla service.
+    pub sla: bool,
     /// A manual clock starting here (Stockholm local time, "YYYY-MM-DD HH:MM"); else the system clock.
     pub now: Option<&'static str>,
     /// More tenants (TOML text) beside the Norrköping example.
@@ -114,10 +118,14 @@ impl TestApp {
             options,
             running: None,
             routing: None,
+            sla: None,
         };
         app.start().await;
         if app.options.routing {
             app.start_routing().await;
+        }
+        if app.options.sla {
+            app.start_sla().await;
         }
         app
     }
@@ -158,11 +166,69 @@ impl TestApp {
         let addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        self.routing = Some(RoutingHandle {
+        self.routing = Some(ServiceHandle {
             pool,
             addr,
             running: (token, handle),
         });
+    }
+
+    /// Starts the sla service with a short timer tick (the clock is moved by the test).
+    pub async fn start_sla(&mut self) {
+        let pool = db::connect(
+            &self.db.url(),
+            lots_sla::app::SCHEMA,
+            8,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let parts = lots_sla::Parts {
+            pool: pool.clone(),
+            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            subjects: self.subjects.clone(),
+            tenants: self.tenants(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
+            tick: Duration::from_millis(50),
+        };
+        let app = lots_sla::App::from_parts(parts).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        self.sla = Some(ServiceHandle {
+            pool,
+            addr,
+            running: (token, handle),
+        });
+    }
+
+    /// Stops the sla service as SIGTERM would.
+    pub async fn stop_sla(&mut self) {
+        if let Some(r) = self.sla.take() {
+            r.running.0.cancel();
+            tokio::time::timeout(Duration::from_secs(20), r.running.1)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// An AlertService client.
+    pub async fn alerts(&self) -> pb::alert_service_client::AlertServiceClient<Channel> {
+        let addr = self.sla.as_ref().expect("sla runs").addr;
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pb::alert_service_client::AlertServiceClient::new(channel)
+    }
+
+    /// The sla service's pool (schema `sla`).
+    pub fn sla_pool(&self) -> &PgPool {
+        &self.sla.as_ref().expect("sla runs").pool
     }
 
     /// Stops routing as SIGTERM would.
@@ -416,6 +482,11 @@ impl TestApp {
         }
     }
 
+    /// How many events of `lots.<tenant>.<kind>` the stream holds right now.
+    pub async fn read_events_of_tenant(&self, tenant: &str, kind: &str) -> usize {
+        self.read_events_of(tenant, kind).await.len()
+    }
+
     /// What the stream holds right now for `lots.0581.<kind>`, without waiting for more.
     pub async fn read_events(&self, kind: &str) -> Vec<async_nats::jetstream::Message> {
         self.read_events_of(NKP, kind).await
@@ -484,7 +555,7 @@ impl Drop for TestApp {
         if let Some((token, _)) = self.running.take() {
             token.cancel();
         }
-        if let Some(r) = self.routing.take() {
+        for r in [self.routing.take(), self.sla.take()].into_iter().flatten() {
             r.running.0.cancel();
         }
     }

@@ -11,3 +11,4 @@ mod intake_list;
 mod intake_register;
 mod outbox;
 mod routing;
+mod sla;

@@ -116,6 +116,7 @@ async fn spawn(now: &'static str) -> TestApp {
         routing: true,
         now: Some(now),
         extra_tenants: vec![SMALL.to_owned()],
+        ..Default::default()
     };
     TestApp::spawn_with(TestNats::start().unwrap(), options).await
 }

@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod case;
+pub mod guarantee;
 pub mod ical;
 pub mod ids;
 pub mod slots;

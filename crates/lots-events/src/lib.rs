@@ -51,7 +51,8 @@ pub struct Envelope<T = serde_json::Value> {
     pub tenant: String,
     pub case_id: Uuid,
     pub source: Source,
-    /// Per-case, per-source sequence number, starting at 1 and without gaps.
+    /// Per-case, per-source sequence number, starting at 1 and without gaps; 0 for events
+    /// derived from time (sla alerts), which have deterministic ids instead.
     pub version: u64,
     pub occurred_at: DateTime<Utc>,
     pub actor: String,
@@ -87,6 +88,12 @@ impl<T: Payload> Envelope<T> {
             actor: actor.into(),
             data,
         }
+    }
+
+    /// The same event under `id`, for events whose id is derived from what they are about.
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
     }
 
     /// The same event with an untyped payload, as stored and sent.

@@ -165,3 +165,75 @@ pub struct TaskCancelled {
     pub reason: String,
 }
 payload!(TaskCancelled, "task.cancelled", Routing);
+
+/// `case.application_complete`: the company's application is complete; legal deadlines start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct CaseApplicationComplete {}
+payload!(CaseApplicationComplete, "case.application_complete", Intake);
+
+/// `case.deadline_extended`: a legal deadline was extended once (PBL 9 kap. 27 §).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseDeadlineExtended {
+    pub reason: String,
+}
+payload!(CaseDeadlineExtended, "case.deadline_extended", Intake);
+
+/// What every sla alert carries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AlertData {
+    pub clock_id: uuid::Uuid,
+    pub commitment: String,
+    pub commitment_name: String,
+    pub reference: String,
+    pub unit: String,
+    /// Officer id of who must act.
+    pub recipient: String,
+    pub due_at: chrono::DateTime<chrono::Utc>,
+    /// Fired after its time, e.g. after the sla service was down.
+    pub late: bool,
+}
+
+/// `sla.warning`: a commitment has used `percent` of its time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaWarning {
+    #[serde(flatten)]
+    pub alert: AlertData,
+    pub percent: u8,
+}
+payload!(SlaWarning, "sla.warning", Sla);
+
+/// `sla.breached`: a commitment was not met in time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaBreached {
+    #[serde(flatten)]
+    pub alert: AlertData,
+}
+payload!(SlaBreached, "sla.breached", Sla);
+
+/// `sla.escalated`: a breach goes up the chain (officer → unit manager → näringslivschef).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaEscalated {
+    #[serde(flatten)]
+    pub alert: AlertData,
+    pub step: u32,
+    pub level: String,
+}
+payload!(SlaEscalated, "sla.escalated", Sla);
+
+/// `sla.met`: a commitment was met (possibly late).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaMet {
+    #[serde(flatten)]
+    pub alert: AlertData,
+    pub met_at: chrono::DateTime<chrono::Utc>,
+    pub fee_reduction_percent: u32,
+}
+payload!(SlaMet, "sla.met", Sla);
+
+/// `sla.delay_notice`: förvaltningslagen 11 § — the company must be told the decision is delayed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlaDelayNotice {
+    #[serde(flatten)]
+    pub alert: AlertData,
+}
+payload!(SlaDelayNotice, "sla.delay_notice", Sla);

@@ -86,16 +86,15 @@ impl App {
             .await
             .with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
         let relay = Relay::new(parts.pool.clone(), js);
+        let tenants = Arc::new(parts.tenants);
         let cases = Cases {
             pool: parts.pool.clone(),
             subjects: parts.subjects.clone(),
             relay: relay.waker(),
             clock: parts.clock,
+            tenants: tenants.clone(),
         };
-        let api = IntakeApi {
-            cases,
-            tenants: Arc::new(parts.tenants),
-        };
+        let api = IntakeApi { cases, tenants };
         Ok(App {
             listener,
             api,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Utc};
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_events::{
-    CaseClosed, CaseRegistered, CaseResumed, CaseWaitingForCompany, CaseWithdrawn, ContactInfo,
-    Envelope, Payload, Subjects,
+    CaseApplicationComplete, CaseClosed, CaseDeadlineExtended, CaseRegistered, CaseResumed,
+    CaseWaitingForCompany, CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects,
 };
 use lots_platform::outbox;
 use sqlx::{PgConnection, PgPool};
@@ -26,6 +26,7 @@ pub struct Cases {
     pub(crate) subjects: Subjects,
     pub(crate) relay: Arc<Notify>,
     pub(crate) clock: lots_platform::Clock,
+    pub(crate) tenants: Arc<lots_platform::Tenants>,
 }
 
 /// A lifecycle change requested by reception or a handläggare.
@@ -34,6 +35,8 @@ pub enum Op {
     Resume,
     Close { outcome: Outcome, decision: String },
     Withdraw { reason: String },
+    ApplicationComplete,
+    ExtendDeadline { reason: String },
 }
 
 impl Cases {
@@ -133,6 +136,37 @@ impl Cases {
             at: now,
         };
         let updated = match &op {
+            Op::ApplicationComplete => {
+                if status.is_terminal() {
+                    return Err(Error::Transition(lots_domain::TransitionError {
+                        from: status,
+                        to: status,
+                    }));
+                }
+                if row.application_complete_at.is_some() {
+                    return Err(Error::Precondition(
+                        "the application is already marked complete".into(),
+                    ));
+                }
+                let row = store::mark_legal(&mut tx, id, Some(now), None).await?;
+                self.emit_as(&mut tx, &row, actor, CaseApplicationComplete {})
+                    .await?;
+                row
+            }
+            Op::ExtendDeadline { reason } => {
+                self.check_extension(&row, status)?;
+                let row = store::mark_legal(&mut tx, id, None, Some((now, reason))).await?;
+                self.emit_as(
+                    &mut tx,
+                    &row,
+                    actor,
+                    CaseDeadlineExtended {
+                        reason: reason.clone(),
+                    },
+                )
+                .await?;
+                row
+            }
             Op::AwaitCompany { reason } => {
                 change.status = status.transition(CaseStatus::WaitingForCompany)?;
                 change.resume_status = Some(status);
@@ -229,6 +263,47 @@ impl Cases {
             return Ok(());
         }
         store::update(conn, id, &change).await?;
+        Ok(())
+    }
+
+    /// A legal deadline may be extended once, after the application is complete, for case
+    /// types whose servicegaranti has an extendable commitment.
+    fn check_extension(&self, row: &CaseRow, status: CaseStatus) -> Result<()> {
+        if status.is_terminal() {
+            return Err(Error::Precondition(format!(
+                "a {status} case has no deadline to extend"
+            )));
+        }
+        let extendable = self
+            .tenants
+            .get(&row.tenant)
+            .and_then(|t| {
+                let case_type = t.case_type(&row.case_type)?;
+                case_type
+                    .commitments
+                    .iter()
+                    .filter_map(|k| t.commitments.get(k))
+                    .find(|c| c.extension.is_some())
+                    .cloned()
+            })
+            .ok_or_else(|| {
+                Error::Precondition(format!(
+                    "case type {} has no extendable deadline",
+                    row.case_type
+                ))
+            })?;
+        if row.deadline_extended_at.is_some() {
+            return Err(Error::Precondition(
+                "the deadline has already been extended once; the law allows one extension".into(),
+            ));
+        }
+        if extendable.starts_on == CaseApplicationComplete::TYPE
+            && row.application_complete_at.is_none()
+        {
+            return Err(Error::Precondition(
+                "the deadline runs from a complete application; mark it complete first".into(),
+            ));
+        }
         Ok(())
     }
 

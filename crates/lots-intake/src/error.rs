@@ -19,6 +19,8 @@ pub enum Error {
     KeyReused { key: String, reference: String },
     #[error("{0}")]
     Transition(#[from] TransitionError),
+    #[error("{0}")]
+    Precondition(String),
     #[error("database")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -59,6 +61,7 @@ impl From<Error> for tonic::Status {
             Error::NotFound(msg) => tonic::Status::not_found(msg),
             e @ Error::KeyReused { .. } => tonic::Status::already_exists(e.to_string()),
             Error::Transition(e) => tonic::Status::failed_precondition(e.to_string()),
+            Error::Precondition(m) => tonic::Status::failed_precondition(m),
             Error::Database(e) if is_unavailable(&e) => {
                 tracing::error!(error = %e, "database unavailable");
                 tonic::Status::unavailable(

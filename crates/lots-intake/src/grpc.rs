@@ -181,6 +181,32 @@ impl IntakeService for IntakeApi {
         Ok(Response::new(to_pb(row)?))
     }
 
+    #[instrument(name = "intake.grpc.mark_application_complete", skip_all)]
+    async fn mark_application_complete(
+        &self,
+        req: Request<pb::MarkApplicationCompleteRequest>,
+    ) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let row = self
+            .cases
+            .change(id, &actor, Op::ApplicationComplete)
+            .await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
+    #[instrument(name = "intake.grpc.extend_deadline", skip_all)]
+    async fn extend_deadline(&self, req: Request<pb::ExtendDeadlineRequest>) -> Reply<pb::Case> {
+        let req = req.into_inner();
+        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
+        let row = self
+            .cases
+            .change(id, &actor, Op::ExtendDeadline { reason })
+            .await?;
+        Ok(Response::new(to_pb(row)?))
+    }
+
     #[instrument(name = "intake.grpc.withdraw_case", skip_all)]
     async fn withdraw_case(&self, req: Request<pb::WithdrawCaseRequest>) -> Reply<pb::Case> {
         let req = req.into_inner();
@@ -263,6 +289,8 @@ pub fn to_pb(row: CaseRow) -> Result<pb::Case> {
         decision: row.decision.unwrap_or_default(),
         version: row.version as u64,
         registered_by: row.registered_by,
+        application_complete_at: row.application_complete_at.map(timestamp),
+        deadline_extended_at: row.deadline_extended_at.map(timestamp),
     })
 }
 

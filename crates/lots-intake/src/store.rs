@@ -33,6 +33,8 @@ pub struct CaseRow {
     pub registered_by: String,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub application_complete_at: Option<DateTime<Utc>>,
+    pub deadline_extended_at: Option<DateTime<Utc>>,
 }
 
 impl CaseRow {
@@ -232,5 +234,28 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow
     .bind(f.before)
     .bind(f.limit)
     .fetch_all(db)
+    .await?)
+}
+
+/// Records that the application is complete, or that the legal deadline was extended.
+#[instrument(name = "intake.store.mark", skip_all, fields(case_id = %id))]
+pub async fn mark_legal(
+    conn: &mut PgConnection,
+    id: Uuid,
+    complete_at: Option<DateTime<Utc>>,
+    extended: Option<(DateTime<Utc>, &str)>,
+) -> Result<CaseRow> {
+    Ok(sqlx::query_as(
+        "UPDATE cases SET application_complete_at = COALESCE($2, application_complete_at),
+            deadline_extended_at = COALESCE($3, deadline_extended_at),
+            extension_reason = COALESCE($4, extension_reason),
+            version = version + 1, updated_at = COALESCE($2, $3, updated_at)
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(complete_at)
+    .bind(extended.map(|e| e.0))
+    .bind(extended.map(|e| e.1))
+    .fetch_one(conn)
     .await?)
 }

@@ -232,6 +232,12 @@ async fn apply<H: Handler>(
     if !fresh {
         return Ok(Applied::Duplicate);
     }
+    // Version 0 marks events derived from time (sla alerts): unordered, deduplicated by id alone.
+    if event.version == 0 {
+        handler.handle(&mut tx, event).await?;
+        tx.commit().await?;
+        return Ok(Applied::Done);
+    }
     let current: Option<i64> = sqlx::query_scalar(
         "SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE",
     )

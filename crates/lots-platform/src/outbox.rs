@@ -31,6 +31,39 @@ pub async fn enqueue(conn: &mut PgConnection, subjects: &Subjects, event: &Envel
     Ok(())
 }
 
+/// Writes several events to the outbox in one statement, inside the caller's transaction.
+#[instrument(name = "platform.outbox.enqueue_many", skip_all, fields(events = events.len()))]
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    subjects: &Subjects,
+    events: &[Envelope],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let traceparent = current_traceparent();
+    let mut ids = Vec::with_capacity(events.len());
+    let mut subjects_ = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.id);
+        subjects_.push(subjects.event(&e.tenant, &e.kind));
+        payloads.push(serde_json::to_vec(e)?);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, subject, payload, traceparent)
+         SELECT id, subject, payload, $4 FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS e(id, subject, payload)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&subjects_)
+    .bind(&payloads)
+    .bind(traceparent)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Publishes pending outbox rows; several replicas may run one each.
 #[derive(Clone)]
 pub struct Relay {

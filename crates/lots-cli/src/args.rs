@@ -1,0 +1,580 @@
+//! The command line: global flags, subcommands and their arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lots_proto::v1 as pb;
+
+/// `lots`: talk to a running Lotsen, or run one on this machine (`lots dev`).
+///
+/// Exit codes: 0 ok; 2 usage or invalid argument (also when the server says so); 3 not found;
+/// 4 refused (failed precondition, already exists); 5 server unreachable or unavailable; 1 other.
+#[derive(Debug, Parser)]
+#[command(name = "lots", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every client command understands.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Intake's gRPC address (IntakeService).
+    #[arg(
+        long,
+        global = true,
+        env = "LOTS_INTAKE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub intake: String,
+    /// Routing's gRPC address (TaskService).
+    #[arg(
+        long,
+        global = true,
+        env = "LOTS_ROUTING_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub routing: String,
+    /// The sla service's gRPC address (AlertService).
+    #[arg(
+        long,
+        global = true,
+        env = "LOTS_SLA_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub sla: String,
+    /// Machine output: one JSON object per line (NDJSON); a list prints one line per item.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The municipality (kommunkod).
+    #[arg(long, global = true, env = "LOTS_TENANT", default_value = "0581")]
+    pub tenant: String,
+    /// Who acts, recorded on the case's events, e.g. "reception:anna.k" (server default: "reception").
+    #[arg(long, global = true, env = "LOTS_ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// What `lots` does.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register and follow company cases (intake).
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// A handläggare's task list: seats at dukat bord meetings (routing).
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// The dukat bord meeting of a case (routing).
+    #[command(subcommand)]
+    Meeting(MeetingCommand),
+    /// Servicegaranti warnings, breaches and escalations (sla).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Every servicegaranti clock of a case: due time, state and time left (sla).
+    Clocks {
+        /// Case id or reference (NKP-2026-000123).
+        case: String,
+    },
+    /// Run Lotsen on this machine: NATS, Postgres, intake, routing and sla.
+    Dev(DevArgs),
+}
+
+/// `lots case …`
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// Register a company's case.
+    Register(RegisterArgs),
+    /// Show one case.
+    Show {
+        /// Case id or reference.
+        case: String,
+    },
+    /// List cases, newest first, following pages up to --limit.
+    List(ListCasesArgs),
+    /// Wait for the company (komplettering): the servicegaranti clocks pause.
+    Await {
+        /// Case id or reference.
+        case: String,
+        /// What the company must send.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The company has answered: the clocks run again.
+    Resume {
+        /// Case id or reference.
+        case: String,
+    },
+    /// Close the case with an outcome and the decision told to the company.
+    Close {
+        /// Case id or reference.
+        case: String,
+        #[arg(long, value_enum)]
+        outcome: OutcomeArg,
+        /// The decision as told to the company.
+        #[arg(long)]
+        decision: String,
+    },
+    /// The company withdraws its case.
+    Withdraw {
+        /// Case id or reference.
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The application is complete: legal deadlines (PBL) start counting.
+    Complete {
+        /// Case id or reference.
+        case: String,
+    },
+    /// Extend the legal deadline once (PBL 9 kap. 27 §).
+    Extend {
+        /// Case id or reference.
+        case: String,
+        /// Why the investigation needs more time (told to the company).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `lots case register`
+#[derive(Debug, Clone, Args)]
+pub struct RegisterArgs {
+    /// Organisationsnummer, or a sole trader's personnummer.
+    #[arg(long)]
+    pub org_nr: String,
+    /// The company's name.
+    #[arg(long)]
+    pub company: String,
+    #[arg(long)]
+    pub contact_name: String,
+    #[arg(long)]
+    pub phone: String,
+    #[arg(long)]
+    pub email: String,
+    /// Case type, a key of the municipality's catalogue, e.g. restaurang_start.
+    #[arg(long = "type")]
+    pub case_type: String,
+    /// How the company reached the municipality.
+    #[arg(long, value_enum)]
+    pub channel: ChannelArg,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Idempotency key; a retry with the same key returns the first case. Default: a new UUIDv7.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+/// `lots case list`
+#[derive(Debug, Clone, Args)]
+pub struct ListCasesArgs {
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Case type key.
+    #[arg(long = "type")]
+    pub case_type: Option<String>,
+    #[arg(long)]
+    pub org_nr: Option<String>,
+    /// Most cases to show.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+/// `lots tasks …`
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// The officer's open tasks (offered and accepted).
+    List {
+        #[command(flatten)]
+        officer: OfficerArg,
+        /// Show every task, also declined, completed and cancelled ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// The open tasks, then every change as it happens, one line each, until Ctrl-C.
+    Watch {
+        #[command(flatten)]
+        officer: OfficerArg,
+        /// Resume after this cursor (printed with each update) instead of a fresh snapshot.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Accept a seat at a dukat bord.
+    Accept {
+        task: String,
+        #[command(flatten)]
+        officer: OfficerArg,
+    },
+    /// Decline a seat; it is offered to another officer.
+    Decline {
+        task: String,
+        #[command(flatten)]
+        officer: OfficerArg,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Mark a task done.
+    Complete {
+        task: String,
+        #[command(flatten)]
+        officer: OfficerArg,
+        /// A note on what was done.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+/// The asking officer, sent as `x-lots-officer` metadata.
+#[derive(Debug, Clone, Args)]
+pub struct OfficerArg {
+    /// Officer id, e.g. erik.sandberg.
+    #[arg(long, env = "LOTS_OFFICER")]
+    pub officer: String,
+}
+
+/// `lots meeting …`
+#[derive(Debug, Subcommand)]
+pub enum MeetingCommand {
+    /// Show the dukat bord of a case (or a meeting by id).
+    Show {
+        /// Case id, case reference or meeting id.
+        target: String,
+        /// Print only the iCalendar invite (RFC 5545).
+        #[arg(long)]
+        ics: bool,
+    },
+}
+
+/// `lots alerts …`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts that have fired.
+    List {
+        #[command(flatten)]
+        filter: AlertFilter,
+        /// Only open alerts (the commitment is not met yet).
+        #[arg(long)]
+        open: bool,
+        /// Only alerts about this case (id or reference).
+        #[arg(long)]
+        case: Option<String>,
+        /// Most alerts to show (1–1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// Open alerts, then new ones as they fire, until Ctrl-C.
+    Watch {
+        #[command(flatten)]
+        filter: AlertFilter,
+    },
+}
+
+/// Which alerts.
+#[derive(Debug, Clone, Args)]
+pub struct AlertFilter {
+    /// Only this unit; repeat for several.
+    #[arg(long = "unit")]
+    pub units: Vec<String>,
+    /// Lowest severity to show.
+    #[arg(long, value_enum)]
+    pub min_severity: Option<SeverityArg>,
+}
+
+/// `lots dev`
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// NATS with JetStream; when nothing answers there, a nats-server is started.
+    #[arg(long, env = "LOTS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// PostgreSQL; when nothing answers there, a cluster is started under <state-dir>/pg.
+    #[arg(
+        long,
+        env = "LOTS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/lots",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Municipality configuration: one TOML file, or a folder of them.
+    #[arg(long, env = "LOTS_CONFIG", default_value = "deploy/config")]
+    pub config: PathBuf,
+    /// Prefix for every subject and the stream name.
+    #[arg(long, env = "LOTS_SUBJECT_PREFIX", default_value = "")]
+    pub subject_prefix: String,
+    /// Where started servers keep their data and logs.
+    #[arg(long, default_value = ".lots")]
+    pub state_dir: PathBuf,
+    /// Address the three services listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    #[arg(long, default_value_t = 50051)]
+    pub intake_port: u16,
+    #[arg(long, default_value_t = 50052)]
+    pub routing_port: u16,
+    #[arg(long, default_value_t = 50053)]
+    pub sla_port: u16,
+    /// Play a short scenario with time sped up (in a database and stream of its own, reset each time).
+    #[arg(long)]
+    pub demo: bool,
+    /// With --demo: how many times faster than real time the clock runs (600: a working hour in 6 s).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub speed: u32,
+}
+
+/// `--channel`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    Phone,
+    Email,
+    #[value(alias = "e_service")]
+    EService,
+    Visit,
+    #[value(alias = "company_visit")]
+    CompanyVisit,
+}
+
+impl From<ChannelArg> for pb::Channel {
+    fn from(c: ChannelArg) -> Self {
+        match c {
+            ChannelArg::Phone => pb::Channel::Phone,
+            ChannelArg::Email => pb::Channel::Email,
+            ChannelArg::EService => pb::Channel::EService,
+            ChannelArg::Visit => pb::Channel::Visit,
+            ChannelArg::CompanyVisit => pb::Channel::CompanyVisit,
+        }
+    }
+}
+
+/// `--outcome`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    Granted,
+    #[value(alias = "partly_granted")]
+    PartlyGranted,
+    Denied,
+    #[value(alias = "advice_given")]
+    AdviceGiven,
+    Referred,
+}
+
+impl From<OutcomeArg> for pb::Outcome {
+    fn from(o: OutcomeArg) -> Self {
+        match o {
+            OutcomeArg::Granted => pb::Outcome::Granted,
+            OutcomeArg::PartlyGranted => pb::Outcome::PartlyGranted,
+            OutcomeArg::Denied => pb::Outcome::Denied,
+            OutcomeArg::AdviceGiven => pb::Outcome::AdviceGiven,
+            OutcomeArg::Referred => pb::Outcome::Referred,
+        }
+    }
+}
+
+/// `--status` of `lots case list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Registered,
+    Routed,
+    #[value(alias = "meeting_booked")]
+    MeetingBooked,
+    #[value(alias = "in_progress")]
+    InProgress,
+    Decided,
+    Closed,
+    #[value(alias = "waiting_for_company")]
+    WaitingForCompany,
+    Withdrawn,
+    Unroutable,
+}
+
+impl From<StatusArg> for pb::CaseStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Registered => pb::CaseStatus::Registered,
+            StatusArg::Routed => pb::CaseStatus::Routed,
+            StatusArg::MeetingBooked => pb::CaseStatus::MeetingBooked,
+            StatusArg::InProgress => pb::CaseStatus::InProgress,
+            StatusArg::Decided => pb::CaseStatus::Decided,
+            StatusArg::Closed => pb::CaseStatus::Closed,
+            StatusArg::WaitingForCompany => pb::CaseStatus::WaitingForCompany,
+            StatusArg::Withdrawn => pb::CaseStatus::Withdrawn,
+            StatusArg::Unroutable => pb::CaseStatus::Unroutable,
+        }
+    }
+}
+
+/// `--min-severity`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Warning,
+    Breach,
+    Escalation,
+}
+
+impl From<SeverityArg> for pb::Severity {
+    fn from(s: SeverityArg) -> Self {
+        match s {
+            SeverityArg::Info => pb::Severity::Info,
+            SeverityArg::Warning => pb::Severity::Warning,
+            SeverityArg::Breach => pb::Severity::Breach,
+            SeverityArg::Escalation => pb::Severity::Escalation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lots").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn register_takes_every_field_and_defaults_the_key() {
+        let cli = parse(&[
+            "case",
+            "register",
+            "--org-nr",
+            "556036-0793",
+            "--company",
+            "Knäppingsborgs Krog AB",
+            "--contact-name",
+            "Sara Holm",
+            "--phone",
+            "070-123 45 67",
+            "--email",
+            "sara@example.se",
+            "--type",
+            "restaurang_start",
+            "--channel",
+            "phone",
+        ])
+        .unwrap();
+        let Command::Case(CaseCommand::Register(r)) = cli.command else {
+            panic!("not a register command")
+        };
+        assert_eq!(r.org_nr, "556036-0793");
+        assert_eq!(r.company, "Knäppingsborgs Krog AB");
+        assert_eq!(r.case_type, "restaurang_start");
+        assert_eq!(r.channel, ChannelArg::Phone);
+        assert_eq!(r.key, None);
+        assert_eq!(r.description, "");
+    }
+
+    #[test]
+    fn channels_accept_the_api_spelling_too() {
+        for spelling in ["e-service", "e_service"] {
+            let cli = parse(&[
+                "case",
+                "register",
+                "--org-nr",
+                "1",
+                "--company",
+                "c",
+                "--contact-name",
+                "n",
+                "--phone",
+                "p",
+                "--email",
+                "e",
+                "--type",
+                "t",
+                "--channel",
+                spelling,
+            ])
+            .unwrap();
+            let Command::Case(CaseCommand::Register(r)) = cli.command else {
+                panic!("not a register command")
+            };
+            assert_eq!(pb::Channel::from(r.channel), pb::Channel::EService);
+        }
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = parse(&[
+            "case",
+            "show",
+            "NKP-2026-000001",
+            "--json",
+            "--intake",
+            "http://10.0.0.1:1",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.intake, "http://10.0.0.1:1");
+        assert_eq!(cli.global.routing, "http://127.0.0.1:50052");
+    }
+
+    #[test]
+    fn a_missing_required_flag_is_a_usage_error_with_exit_code_2() {
+        let err = parse(&["case", "close", "NKP-2026-000001", "--outcome", "granted"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["case", "close", "x", "--outcome", "maybe", "--decision", "d"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn list_limit_must_be_positive() {
+        assert!(parse(&["case", "list", "--limit", "0"]).is_err());
+        let cli = parse(&["case", "list", "--status", "waiting_for_company"]).unwrap();
+        let Command::Case(CaseCommand::List(l)) = cli.command else {
+            panic!("not a list command")
+        };
+        assert_eq!(l.status, Some(StatusArg::WaitingForCompany));
+        assert_eq!(l.limit, 50);
+    }
+
+    #[test]
+    fn tasks_need_an_officer() {
+        assert!(parse(&["tasks", "accept", "t1"]).is_err());
+        let cli = parse(&["tasks", "decline", "t1", "--officer", "erik", "--reason", "semester"])
+            .unwrap();
+        let Command::Tasks(TasksCommand::Decline { task, officer, reason }) = cli.command else {
+            panic!("not a decline command")
+        };
+        assert_eq!((task.as_str(), officer.officer.as_str()), ("t1", "erik"));
+        assert_eq!(reason, "semester");
+    }
+
+    #[test]
+    fn alert_filters_repeat_units() {
+        let cli = parse(&[
+            "alerts",
+            "list",
+            "--unit",
+            "bygglov",
+            "--unit",
+            "tillstand",
+            "--min-severity",
+            "breach",
+            "--open",
+        ])
+        .unwrap();
+        let Command::Alerts(AlertsCommand::List { filter, open, .. }) = cli.command else {
+            panic!("not an alerts list")
+        };
+        assert_eq!(filter.units, ["bygglov", "tillstand"]);
+        assert_eq!(filter.min_severity, Some(SeverityArg::Breach));
+        assert!(open);
+    }
+
+    #[test]
+    fn dev_has_defaults_that_work_on_one_machine() {
+        let cli = parse(&["dev", "--demo"]).unwrap();
+        let Command::Dev(dev) = cli.command else {
+            panic!("not dev")
+        };
+        assert!(dev.demo);
+        assert_eq!(dev.speed, 600);
+        assert_eq!((dev.intake_port, dev.routing_port, dev.sla_port), (50051, 50052, 50053));
+        assert_eq!(dev.state_dir, PathBuf::from(".lots"));
+    }
+}

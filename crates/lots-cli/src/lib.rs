@@ -1,0 +1,1 @@
+//! The `lots` command line (work in progress).

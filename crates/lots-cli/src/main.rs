@@ -1,0 +1,3 @@
+//! `lots`: the command line.
+
+fn main() {}

@@ -1,0 +1,166 @@
+//! Building and running the sla service: connect, bind, serve gRPC, consume, fire, relay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lots_events::Subjects;
+use lots_platform::consumer::{self, ConsumerSettings};
+use lots_platform::outbox::Relay;
+use lots_platform::{Clock, Tenants, db, nats, shutdown};
+use lots_proto::v1::alert_service_server::AlertServiceServer;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::events::DURABLE;
+use crate::grpc::AlertApi;
+use crate::timer::Sla;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The sla service's Postgres schema.
+pub const SCHEMA: &str = "sla";
+
+/// What the sla service runs on; tests build these themselves.
+pub struct Parts {
+    /// A pool whose `search_path` is the sla schema.
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub subjects: Subjects,
+    pub tenants: Tenants,
+    pub grpc_addr: SocketAddr,
+    pub clock: Clock,
+    /// Longest sleep of the timer between looks at due stages (tests with a manual clock use a short one).
+    pub tick: Duration,
+}
+
+/// A built sla service, bound and ready to run.
+pub struct App {
+    listener: TcpListener,
+    sla: Sla,
+    relay: Relay,
+    nats: async_nats::Client,
+}
+
+impl App {
+    /// Connects to everything `config` names, then builds.
+    pub async fn from_config(config: &Config) -> anyhow::Result<App> {
+        let common = &config.common;
+        let tenants = Tenants::load(&common.config).context("load municipality configuration")?;
+        let pool = db::connect(
+            &common.database_url,
+            SCHEMA,
+            common.db_pool_size,
+            common.connect_timeout(),
+        )
+        .await
+        .context("connect to postgres")?;
+        let nats = nats::connect(&common.nats_url, "lots-sla", common.connect_timeout())
+            .await
+            .context("connect to nats")?;
+        let parts = Parts {
+            pool,
+            nats,
+            subjects: common.subjects()?,
+            tenants,
+            grpc_addr: config.grpc_addr,
+            clock: Clock::system(),
+            tick: Duration::from_secs(1),
+        };
+        Self::from_parts(parts).await
+    }
+
+    /// Builds from injected parts: migrates, ensures the stream, binds.
+    pub async fn from_parts(parts: Parts) -> anyhow::Result<App> {
+        db::migrate(&parts.pool, &MIGRATIONS)
+            .await
+            .context("migrate sla schema")?;
+        let js = async_nats::jetstream::new(parts.nats.clone());
+        nats::ensure_stream(&js, &parts.subjects)
+            .await
+            .context("ensure stream")?;
+        let listener = TcpListener::bind(parts.grpc_addr)
+            .await
+            .with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
+        let relay = Relay::new(parts.pool.clone(), js);
+        let sla = Sla {
+            pool: parts.pool,
+            subjects: parts.subjects,
+            tenants: Arc::new(parts.tenants),
+            clock: parts.clock,
+            relay: relay.waker(),
+            wake: Arc::new(Notify::new()),
+            tick: parts.tick,
+        };
+        Ok(App {
+            listener,
+            sla,
+            relay,
+            nats: parts.nats,
+        })
+    }
+
+    /// The address gRPC listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `token` is cancelled, then drains like intake.
+    pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        let sla = self.sla.clone();
+        let tasks = TaskTracker::new();
+        tasks.spawn(self.relay.clone().run(token.clone()));
+        tasks.spawn(sla.clone().run_timer(token.clone()));
+        let js = async_nats::jetstream::new(self.nats.clone());
+        let (handler, tok) = (Arc::new(sla.clone()), token.clone());
+        tasks.spawn(async move {
+            let settings = ConsumerSettings::new(DURABLE);
+            let result = consumer::run(
+                handler.pool.clone(),
+                js,
+                handler.subjects.clone(),
+                settings,
+                handler,
+                tok,
+            )
+            .await;
+            shutdown::report_exit("sla consumer", result);
+        });
+        tasks.close();
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<AlertServiceServer<AlertApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lots_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("build reflection service")?;
+        tracing::info!(%addr, "sla listening (gRPC)");
+        let served = tonic::transport::Server::builder()
+            .trace_fn(|req| tracing::info_span!("sla.grpc", path = %req.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(AlertServiceServer::new(AlertApi { sla: sla.clone() }))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                token.clone().cancelled_owned(),
+            )
+            .await;
+        token.cancel();
+        tasks.wait().await;
+        if let Err(err) = self.nats.drain().await {
+            tracing::warn!(error = %err, "draining nats failed");
+        }
+        sla.pool.close().await;
+        served.context("gRPC server")?;
+        tracing::info!("sla stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Clocks from events: each case's clocks are recomputed from its recorded events, the
+//! commitment (policy) and the calendar, and their stages (warnings, breach, escalations) are
+//! kept in step. Nothing is patched in place, so a replay or restart gives the same answer.
+
+use chrono::{DateTime, Utc};
+use lots_domain::calendar::WorkCalendar;
+use lots_domain::guarantee::{self, ClockEvent, State};
+use lots_domain::tenant::TenantConfig;
+use sqlx::{FromRow, PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// Namespace of the deterministic ids of clocks and alerts.
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_7473_656e_2d73_6c61_0000_0000_0001);
+
+/// A clock's id: the same case and commitment always give the same id.
+pub fn clock_id(case_id: Uuid, commitment: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("{case_id}/{commitment}").as_bytes())
+}
+
+/// An alert's id: clock + stage + deadline version, so firing twice yields one alert.
+pub fn alert_id(clock: Uuid, stage: &str, version: u32) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("{clock}/{stage}/{version}").as_bytes())
+}
+
+/// What sla knows about a case.
+#[derive(Debug, Clone, FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub tenant: String,
+    pub reference: String,
+    pub case_type: String,
+    pub officer_id: Option<String>,
+    pub unit: String,
+}
+
+/// The case's recorded events, in occurrence order.
+pub async fn events(db: impl PgExecutor<'_>, case_id: Uuid) -> sqlx::Result<Vec<ClockEvent>> {
+    let rows: Vec<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT kind, at FROM case_events WHERE case_id = $1 ORDER BY at, recorded")
+            .bind(case_id)
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, at)| ClockEvent { kind, at })
+        .collect())
+}
+
+/// The text form of a clock state.
+pub fn state_text(s: State) -> &'static str {
+    match s {
+        State::NotStarted => "not_started",
+        State::Running => "running",
+        State::Paused => "paused",
+        State::Met => "met",
+        State::MetLate => "met_late",
+        State::Breached => "breached",
+        State::Cancelled => "cancelled",
+    }
+}
+
+/// A clock that has just been met or cancelled, for the caller to announce.
+pub struct Stopped {
+    pub clock_id: Uuid,
+    pub commitment: String,
+    pub clock: guarantee::Clock,
+}
+
+/// Recomputes every clock of `case` at `now` and aligns its stages. Returns clocks that
+/// stopped with this recomputation (were running or paused, now met or cancelled).
+pub async fn recompute(
+    conn: &mut PgConnection,
+    tenant: &TenantConfig,
+    case: &CaseRow,
+    now: DateTime<Utc>,
+) -> Result<Vec<Stopped>> {
+    let Some(case_type) = tenant.case_type(&case.case_type) else {
+        return Ok(Vec::new());
+    };
+    let events = events(&mut *conn, case.id).await?;
+    let calendar = WorkCalendar::for_tenant(tenant);
+    let mut stopped = Vec::new();
+    for key in &case_type.commitments {
+        let Some(commitment) = tenant.commitments.get(key) else {
+            continue;
+        };
+        let id = clock_id(case.id, key);
+        let clock = guarantee::evaluate(commitment, &calendar, &events, now);
+        // Stages that fell due while the clock still ran count even if it stopped since
+        // (a breach during downtime fires late rather than never).
+        let schedule = match (clock.state, clock.stopped_at) {
+            (State::Met | State::MetLate | State::Cancelled, Some(stop)) => {
+                let before: Vec<ClockEvent> =
+                    events.iter().filter(|e| e.at < stop).cloned().collect();
+                let ran = guarantee::evaluate(commitment, &calendar, &before, stop);
+                ran.schedule.into_iter().filter(|d| d.at < stop).collect()
+            }
+            _ => clock.schedule.clone(),
+        };
+        let previous: Option<String> = sqlx::query_scalar(
+            "INSERT INTO clocks (id, case_id, tenant, commitment, state, started_at, stopped_at, due_at, deadline_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, started_at = EXCLUDED.started_at,
+                stopped_at = EXCLUDED.stopped_at, due_at = EXCLUDED.due_at,
+                deadline_version = EXCLUDED.deadline_version
+             RETURNING (SELECT state FROM clocks WHERE id = $1)",
+        )
+        .bind(id)
+        .bind(case.id)
+        .bind(&case.tenant)
+        .bind(key)
+        .bind(state_text(clock.state))
+        .bind(clock.started_at)
+        .bind(clock.stopped_at)
+        .bind(clock.due_at)
+        .bind(clock.deadline_version as i32)
+        .fetch_one(&mut *conn)
+        .await?;
+        let keys: Vec<String> = schedule.iter().map(|d| d.stage.key()).collect();
+        let dues: Vec<DateTime<Utc>> = schedule.iter().map(|d| d.at).collect();
+        sqlx::query(
+            "DELETE FROM stages WHERE clock_id = $1 AND fired_at IS NULL
+               AND NOT (deadline_version = $2 AND stage = ANY ($3))",
+        )
+        .bind(id)
+        .bind(clock.deadline_version as i32)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO stages (clock_id, stage, deadline_version, due_at)
+             SELECT $1, s, $2, d FROM unnest($3::text[], $4::timestamptz[]) AS x(s, d)
+             ON CONFLICT (clock_id, stage, deadline_version)
+             DO UPDATE SET due_at = EXCLUDED.due_at WHERE stages.fired_at IS NULL",
+        )
+        .bind(id)
+        .bind(clock.deadline_version as i32)
+        .bind(&keys)
+        .bind(&dues)
+        .execute(&mut *conn)
+        .await?;
+        let was_live = matches!(previous.as_deref(), Some("running" | "paused" | "breached"));
+        if was_live && matches!(clock.state, State::Met | State::MetLate | State::Cancelled) {
+            stopped.push(Stopped {
+                clock_id: id,
+                commitment: key.clone(),
+                clock,
+            });
+        }
+    }
+    Ok(stopped)
+}

@@ -1,0 +1,105 @@
+//! The sla service follows every case event that can start, pause, resume, stop or extend a
+//! clock, records it, and recomputes the case's clocks in the same transaction.
+
+use lots_domain::guarantee::{CASE_ENDED, DEADLINE_EXTENDED, State};
+use lots_events::{CaseRegistered, Envelope, Payload, Source, TaskAccepted, TaskOffered};
+use lots_platform::consumer::{Handler, HandlerError};
+use sqlx::PgConnection;
+
+use crate::clocks::{self, CaseRow};
+use crate::timer::{Fired, Sla};
+
+/// The durable consumer name of sla.
+pub const DURABLE: &str = "sla";
+
+impl Handler for Sla {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        if event.source == Source::Sla {
+            return Ok(());
+        }
+        if let Some(data) = event.decode::<CaseRegistered>() {
+            let data = data?;
+            sqlx::query(
+                "INSERT INTO cases (id, tenant, reference, case_type) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(event.case_id)
+            .bind(&event.tenant)
+            .bind(&data.reference)
+            .bind(&data.case_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let seat = match event.kind.as_str() {
+            TaskOffered::TYPE => event.decode::<TaskOffered>().transpose()?.map(|t| t.task),
+            TaskAccepted::TYPE => event.decode::<TaskAccepted>().transpose()?.map(|t| t.task),
+            _ => None,
+        };
+        if let Some(task) = seat {
+            // The officer of the first seat is the case's handläggare for alerts.
+            sqlx::query(
+                "UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1 AND officer_id IS NULL",
+            )
+            .bind(event.case_id)
+            .bind(&task.officer_id)
+            .bind(&task.unit)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let case: Option<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(event.case_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(case) = case else { return Ok(()) };
+        let Some(tenant) = self.tenants.get(&case.tenant).cloned() else {
+            return Ok(());
+        };
+        let Some(case_type) = tenant.case_type(&case.case_type) else {
+            return Ok(());
+        };
+        let relevant = event.kind == DEADLINE_EXTENDED
+            || CASE_ENDED.contains(&event.kind.as_str())
+            || case_type
+                .commitments
+                .iter()
+                .filter_map(|k| tenant.commitments.get(k))
+                .any(|c| {
+                    c.starts_on == event.kind
+                        || c.stops_on.contains(&event.kind)
+                        || c.pauses_on.contains(&event.kind)
+                        || c.resumes_on.contains(&event.kind)
+                });
+        if !relevant {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, kind, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event.id)
+        .bind(case.id)
+        .bind(&event.kind)
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        let now = self.clock.now();
+        let stopped = clocks::recompute(tx, &tenant, &case, now).await?;
+        let mut fired = Vec::new();
+        for s in stopped {
+            sqlx::query("UPDATE alerts SET open = false WHERE clock_id = $1 AND open")
+                .bind(s.clock_id)
+                .execute(&mut *tx)
+                .await?;
+            if matches!(s.clock.state, State::Met | State::MetLate) {
+                fired.push(Fired::met(&tenant, &case, &s, now));
+            }
+        }
+        self.publish(tx, fired).await?;
+        Ok(())
+    }
+
+    fn committed(&self, _event: &Envelope) {
+        self.relay.notify_one();
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,322 @@
+//! `AlertService`: managers watch and list alerts; reception reads a case's clocks.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lots_domain::calendar::WorkCalendar;
+use lots_domain::guarantee::{self, State};
+use lots_domain::tenant::Target;
+use lots_proto::v1 as pb;
+use pb::alert_service_server::AlertService;
+use sqlx::FromRow;
+use sqlx::postgres::PgListener;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::clocks::{self, CaseRow};
+use crate::error::{Error, Result};
+use crate::timer::{ALERTS_CHANNEL, Sla};
+
+/// The gRPC face of the sla service.
+#[derive(Clone)]
+pub struct AlertApi {
+    pub(crate) sla: Sla,
+}
+
+type Reply<T> = std::result::Result<Response<T>, Status>;
+
+#[derive(FromRow)]
+struct AlertRow {
+    id: Uuid,
+    seq: i64,
+    kind: String,
+    severity: i32,
+    tenant: String,
+    unit: String,
+    case_id: Uuid,
+    reference: String,
+    commitment: String,
+    commitment_name: String,
+    recipient: String,
+    level: i32,
+    due_at: DateTime<Utc>,
+    fired_at: DateTime<Utc>,
+    late: bool,
+    open: bool,
+    message: String,
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn to_pb(a: AlertRow) -> pb::Alert {
+    let kind = match a.kind.as_str() {
+        "warning" => pb::AlertKind::Warning,
+        "breached" => pb::AlertKind::Breached,
+        "escalated" => pb::AlertKind::Escalated,
+        "met" => pb::AlertKind::Met,
+        "delay_notice" => pb::AlertKind::DelayNotice,
+        _ => pb::AlertKind::Unspecified,
+    };
+    pb::Alert {
+        id: a.id.to_string(),
+        kind: kind as i32,
+        severity: a.severity,
+        tenant: a.tenant,
+        unit: a.unit,
+        case_id: a.case_id.to_string(),
+        case_reference: a.reference,
+        commitment: a.commitment,
+        commitment_name: a.commitment_name,
+        recipient: a.recipient,
+        level: a.level.max(0) as u32,
+        due_at: Some(ts(a.due_at)),
+        fired_at: Some(ts(a.fired_at)),
+        late: a.late,
+        open: a.open,
+        message: a.message,
+    }
+}
+
+/// Which alerts a manager asked for.
+struct Filter {
+    tenant: Option<String>,
+    units: Vec<String>,
+    min_severity: i32,
+    open_only: bool,
+    case_id: Option<Uuid>,
+}
+
+const ALERT_QUERY: &str = "SELECT * FROM alerts
+     WHERE ($1::text IS NULL OR tenant = $1) AND (cardinality($2::text[]) = 0 OR unit = ANY ($2))
+       AND severity >= $3 AND (NOT $4 OR open) AND ($5::uuid IS NULL OR case_id = $5) AND seq > $6
+     ORDER BY seq LIMIT $7";
+
+impl AlertApi {
+    async fn query(&self, f: &Filter, after: i64, limit: i64) -> Result<Vec<AlertRow>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(ALERT_QUERY))
+            .bind(&f.tenant)
+            .bind(&f.units)
+            .bind(f.min_severity)
+            .bind(f.open_only)
+            .bind(f.case_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.sla.pool)
+            .await?)
+    }
+}
+
+fn filter(
+    tenant: &str,
+    units: &[String],
+    min_severity: i32,
+    open_only: bool,
+    case_id: Option<Uuid>,
+) -> Filter {
+    let tenant = Some(tenant.trim())
+        .filter(|t| !t.is_empty())
+        .map(String::from);
+    let units = units
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    Filter {
+        tenant,
+        units,
+        min_severity,
+        open_only,
+        case_id,
+    }
+}
+
+#[tonic::async_trait]
+impl AlertService for AlertApi {
+    type WatchAlertsStream = ReceiverStream<std::result::Result<pb::Alert, Status>>;
+
+    #[instrument(name = "sla.grpc.watch_alerts", skip_all)]
+    async fn watch_alerts(
+        &self,
+        req: Request<pb::WatchAlertsRequest>,
+    ) -> Reply<Self::WatchAlertsStream> {
+        let req = req.into_inner();
+        let mut listener = PgListener::connect_with(&self.sla.pool)
+            .await
+            .map_err(Error::from)?;
+        listener.listen(ALERTS_CHANNEL).await.map_err(Error::from)?;
+        let open = filter(&req.tenant, &req.units, req.min_severity, true, None);
+        let new = filter(&req.tenant, &req.units, req.min_severity, false, None);
+        let api = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let result: Result<()> = async {
+                // Alerts commit out of seq order across replicas; look back a little and
+                // skip what was sent already.
+                let mut sent: HashSet<Uuid> = HashSet::new();
+                let mut last = sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM alerts")
+                    .fetch_one(&api.sla.pool)
+                    .await?
+                    .unwrap_or(0);
+                for a in api.query(&open, 0, 10_000).await? {
+                    sent.insert(a.id);
+                    if tx.send(Ok(to_pb(a))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                loop {
+                    for a in api.query(&new, (last - 1000).max(0), 10_000).await? {
+                        last = last.max(a.seq);
+                        if sent.insert(a.id) && tx.send(Ok(to_pb(a))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    tokio::select! {
+                        _ = tx.closed() => return Ok(()),
+                        n = listener.recv() => { n?; }
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+            .await;
+            if let Err(err) = result {
+                let _ = tx.send(Err(err.into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    #[instrument(name = "sla.grpc.list_alerts", skip_all)]
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Reply<pb::ListAlertsResponse> {
+        let req = req.into_inner();
+        let limit = match req.limit {
+            0 => 100,
+            n @ 1..=1000 => i64::from(n),
+            _ => {
+                return Err(Error::Invalid {
+                    field: "limit",
+                    message: "must be between 1 and 1000".into(),
+                }
+                .into());
+            }
+        };
+        let case_id = match req.case_id.trim() {
+            "" => None,
+            s => Some(Uuid::parse_str(s).map_err(|_| Error::Invalid {
+                field: "case_id",
+                message: "must be a UUID".into(),
+            })?),
+        };
+        let f = filter(
+            &req.tenant,
+            &req.units,
+            req.min_severity,
+            req.open_only,
+            case_id,
+        );
+        let alerts = self.query(&f, 0, limit).await?;
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts.into_iter().map(to_pb).collect(),
+        }))
+    }
+
+    #[instrument(name = "sla.grpc.get_case_clocks", skip_all)]
+    async fn get_case_clocks(
+        &self,
+        req: Request<pb::GetCaseClocksRequest>,
+    ) -> Reply<pb::CaseClocks> {
+        let pool = &self.sla.pool;
+        let case: Option<CaseRow> = match req.into_inner().lookup {
+            Some(pb::get_case_clocks_request::Lookup::CaseId(id)) => {
+                let id = Uuid::parse_str(id.trim()).map_err(|_| Error::Invalid {
+                    field: "case_id",
+                    message: "must be a UUID".into(),
+                })?;
+                sqlx::query_as("SELECT * FROM cases WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Some(pb::get_case_clocks_request::Lookup::Reference(r)) => {
+                let r = lots_domain::Reference::parse(&r).ok_or_else(|| Error::Invalid {
+                    field: "reference",
+                    message: "must look like NKP-2026-000123".into(),
+                })?;
+                sqlx::query_as("SELECT * FROM cases WHERE reference = $1")
+                    .bind(r.to_string())
+                    .fetch_optional(pool)
+                    .await
+            }
+            None => {
+                return Err(Error::Invalid {
+                    field: "lookup",
+                    message: "give case_id or reference".into(),
+                }
+                .into());
+            }
+        }
+        .map_err(Error::from)?;
+        let case =
+            case.ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
+        let tenant = self
+            .sla
+            .tenants
+            .get(&case.tenant)
+            .cloned()
+            .ok_or_else(|| Error::Config("tenant gone".into()))?;
+        let events = clocks::events(pool, case.id).await.map_err(Error::from)?;
+        let calendar = WorkCalendar::for_tenant(&tenant);
+        let now = self.sla.clock.now();
+        let mut out = Vec::new();
+        if let Some(case_type) = tenant.case_type(&case.case_type) {
+            for key in &case_type.commitments {
+                let Some(c) = tenant.commitments.get(key) else {
+                    continue;
+                };
+                let clock = guarantee::evaluate(c, &calendar, &events, now);
+                let state = match clock.state {
+                    State::NotStarted => pb::ClockState::NotStarted,
+                    State::Running => pb::ClockState::Running,
+                    State::Paused => pb::ClockState::Paused,
+                    State::Met => pb::ClockState::Met,
+                    State::MetLate => pb::ClockState::MetLate,
+                    State::Breached => pb::ClockState::Breached,
+                    State::Cancelled => pb::ClockState::Cancelled,
+                };
+                out.push(pb::Clock {
+                    commitment: key.clone(),
+                    name: c.name.clone(),
+                    state: state as i32,
+                    started_at: clock.started_at.map(ts),
+                    due_at: clock.due_at.map(ts),
+                    stopped_at: clock.stopped_at.map(ts),
+                    paused_minutes: clock.paused.num_minutes(),
+                    minutes_left: clock.left.num_minutes(),
+                    time_basis: match c.target {
+                        Target::CalendarWeeks(_) => "calendar".into(),
+                        _ => "working".into(),
+                    },
+                    extended: clock.extended,
+                    fee_reduction_percent: clock.fee_reduction_percent,
+                });
+            }
+        }
+        Ok(Response::new(pb::CaseClocks {
+            case_id: case.id.to_string(),
+            case_reference: case.reference,
+            tenant: case.tenant,
+            case_type: case.case_type,
+            clocks: out,
+        }))
+    }
+}

@@ -1,0 +1,468 @@
+//! Firing what falls due. Postgres holds every stage and its instant; this loop only decides
+//! when to look next. Due stages are claimed with SKIP LOCKED and fired in batches: the alert,
+//! its event (through the outbox) and the stage's `fired_at` commit together, once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lots_domain::tenant::{EscalationLevel, TenantConfig};
+use lots_events::{
+    AlertData, Envelope, Payload, SlaBreached, SlaDelayNotice, SlaEscalated, SlaMet, SlaWarning,
+    Subjects,
+};
+use lots_platform::{Clock, Tenants, outbox};
+use sqlx::{FromRow, PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::clocks::{self, CaseRow, Stopped};
+use crate::error::{Error, Result};
+
+/// The NOTIFY channel that wakes alert watchers.
+pub const ALERTS_CHANNEL: &str = "lots_sla_alerts";
+/// An alert fired more than this after its instant is marked late.
+const LATE_AFTER_SECS: i64 = 60;
+/// Stages claimed per transaction.
+const BATCH: i64 = 1000;
+
+/// The sla service's shared state.
+#[derive(Clone)]
+pub struct Sla {
+    pub pool: PgPool,
+    pub subjects: Subjects,
+    pub tenants: Arc<Tenants>,
+    pub clock: Clock,
+    pub relay: Arc<Notify>,
+    /// Wakes the timer when new stages may be due sooner.
+    pub wake: Arc<Notify>,
+    /// Longest sleep between looks at the stages.
+    pub tick: Duration,
+}
+
+/// Alert severities, as in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info = 1,
+    Warning = 2,
+    Breach = 3,
+    Escalation = 4,
+}
+
+/// An alert about to be stored and announced.
+pub struct Fired {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub level: i32,
+    pub open: bool,
+    pub message: String,
+    pub case_id: Uuid,
+    pub tenant: String,
+    pub data: AlertData,
+    pub event: Envelope,
+}
+
+fn recipient(tenant: &TenantConfig, case: &CaseRow, level: EscalationLevel) -> String {
+    let manager = || tenant.unit(&case.unit).map(|u| u.manager.clone());
+    match level {
+        EscalationLevel::Officer => case.officer_id.clone().or_else(manager),
+        EscalationLevel::UnitManager => manager(),
+        EscalationLevel::Naringslivschef => None,
+    }
+    .unwrap_or_else(|| tenant.naringslivschef.clone())
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&lots_domain::calendar::TZ)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+impl Fired {
+    #[allow(clippy::too_many_arguments)]
+    fn build<T: Payload>(
+        id: Uuid,
+        severity: Severity,
+        level: i32,
+        open: bool,
+        message: String,
+        case: &CaseRow,
+        data: AlertData,
+        payload: T,
+        now: DateTime<Utc>,
+    ) -> Option<Fired> {
+        // Time-derived events carry version 0: unordered, deduplicated by their derived id.
+        let event = Envelope::new(&case.tenant, case.id, 0, "sla", now, payload)
+            .with_id(id)
+            .into_raw()
+            .ok()?;
+        Some(Fired {
+            id,
+            kind: T::TYPE,
+            severity,
+            level,
+            open,
+            message,
+            case_id: case.id,
+            tenant: case.tenant.clone(),
+            data,
+            event,
+        })
+    }
+
+    /// The `sla.met` alert of a clock that just stopped in time or late.
+    pub fn met(
+        tenant: &TenantConfig,
+        case: &CaseRow,
+        s: &Stopped,
+        now: DateTime<Utc>,
+    ) -> Option<Fired> {
+        let commitment = tenant.commitments.get(&s.commitment)?;
+        let met_at = s.clock.stopped_at.unwrap_or(now);
+        let due_at = s.clock.due_at.unwrap_or(met_at);
+        let data = AlertData {
+            clock_id: s.clock_id,
+            commitment: s.commitment.clone(),
+            commitment_name: commitment.name.clone(),
+            reference: case.reference.clone(),
+            unit: case.unit.clone(),
+            recipient: recipient(tenant, case, EscalationLevel::Officer),
+            due_at,
+            late: false,
+        };
+        let late = met_at > due_at;
+        let message = format!(
+            "{}: {} {}",
+            case.reference,
+            commitment.name,
+            if late {
+                format!("met late, {}", local(met_at))
+            } else {
+                "met".to_owned()
+            }
+        );
+        let payload = SlaMet {
+            alert: data.clone(),
+            met_at,
+            fee_reduction_percent: s.clock.fee_reduction_percent,
+        };
+        let id = clocks::alert_id(s.clock_id, "met", s.clock.deadline_version);
+        Self::build(
+            id,
+            Severity::Info,
+            0,
+            false,
+            message,
+            case,
+            data,
+            payload,
+            now,
+        )
+    }
+}
+
+#[derive(FromRow)]
+struct DueRow {
+    clock_id: Uuid,
+    stage: String,
+    deadline_version: i32,
+    due_at: DateTime<Utc>,
+    commitment: String,
+    #[sqlx(flatten)]
+    case: CaseRow,
+}
+
+impl Sla {
+    /// Looks for due stages until `token` is cancelled.
+    pub async fn run_timer(self, token: CancellationToken) {
+        loop {
+            let mut fired = 0;
+            loop {
+                match self.fire_due().await {
+                    Ok(n) => {
+                        fired += n;
+                        if (n as i64) < BATCH {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "firing due alerts failed; retrying");
+                        break;
+                    }
+                }
+            }
+            if fired > 0 {
+                self.relay.notify_one();
+            }
+            let sleep = match self.next_due().await {
+                Ok(Some(next)) => (next - self.clock.now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(self.tick),
+                _ => self.tick,
+            };
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(
+            sqlx::query_scalar("SELECT min(due_at) FROM stages WHERE fired_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Fires one batch of due stages; returns how many.
+    #[instrument(name = "sla.timer.fire", skip_all, fields(fired))]
+    pub async fn fire_due(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<DueRow> = sqlx::query_as(
+            "SELECT s.clock_id, s.stage, s.deadline_version, s.due_at, c.commitment,
+                    k.id, k.tenant, k.reference, k.case_type, k.officer_id, k.unit
+             FROM stages s JOIN clocks c ON c.id = s.clock_id JOIN cases k ON k.id = c.case_id
+             WHERE s.fired_at IS NULL AND s.due_at <= $1
+             ORDER BY s.due_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut fired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            fired.extend(self.alerts_for(row, now));
+        }
+        let clock_ids: Vec<Uuid> = rows.iter().map(|r| r.clock_id).collect();
+        let stages: Vec<String> = rows.iter().map(|r| r.stage.clone()).collect();
+        let versions: Vec<i32> = rows.iter().map(|r| r.deadline_version).collect();
+        sqlx::query(
+            "UPDATE stages s SET fired_at = $4 FROM unnest($1::uuid[], $2::text[], $3::int[]) AS f(c, st, v)
+             WHERE s.clock_id = f.c AND s.stage = f.st AND s.deadline_version = f.v",
+        )
+        .bind(&clock_ids)
+        .bind(&stages)
+        .bind(&versions)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let n = rows.len();
+        self.publish(&mut tx, fired.into_iter().map(Some).collect())
+            .await?;
+        tx.commit().await?;
+        tracing::Span::current().record("fired", n);
+        Ok(n)
+    }
+
+    fn alerts_for(&self, row: &DueRow, now: DateTime<Utc>) -> Vec<Fired> {
+        let Some(tenant) = self.tenants.get(&row.case.tenant) else {
+            return Vec::new();
+        };
+        let Some(commitment) = tenant.commitments.get(&row.commitment) else {
+            return Vec::new();
+        };
+        let case = &row.case;
+        let version = row.deadline_version as u32;
+        let late = (now - row.due_at).num_seconds() > LATE_AFTER_SECS;
+        let due = |level| AlertData {
+            clock_id: row.clock_id,
+            commitment: row.commitment.clone(),
+            commitment_name: commitment.name.clone(),
+            reference: case.reference.clone(),
+            unit: case.unit.clone(),
+            recipient: recipient(tenant, case, level),
+            due_at: row.due_at,
+            late,
+        };
+        let id = clocks::alert_id(row.clock_id, &row.stage, version);
+        let late_note = if late { " (fired late)" } else { "" };
+        let mut out = Vec::new();
+        if let Some(percent) = row
+            .stage
+            .strip_prefix("warn")
+            .and_then(|p| p.parse::<u8>().ok())
+        {
+            let data = due(EscalationLevel::Officer);
+            let msg = format!(
+                "{}: {}: {percent} % of the time used{late_note}",
+                case.reference, commitment.name
+            );
+            let payload = SlaWarning {
+                alert: data.clone(),
+                percent,
+            };
+            out.extend(Fired::build(
+                id,
+                Severity::Warning,
+                i32::from(percent),
+                true,
+                msg,
+                case,
+                data,
+                payload,
+                now,
+            ));
+        } else if row.stage == "breach" {
+            let data = due(EscalationLevel::Officer);
+            let msg = format!(
+                "{}: {} was not met{late_note}",
+                case.reference, commitment.name
+            );
+            let payload = SlaBreached {
+                alert: data.clone(),
+            };
+            out.extend(Fired::build(
+                id,
+                Severity::Breach,
+                0,
+                true,
+                msg,
+                case,
+                data.clone(),
+                payload,
+                now,
+            ));
+            if commitment.stops_on.iter().any(|e| e == "case.closed") {
+                // Förvaltningslagen 11 §: a delayed decision must be told to the company.
+                let notice = clocks::alert_id(row.clock_id, "delay_notice", version);
+                let msg = format!(
+                    "{}: the decision is delayed; tell the company why and when to expect it (FL 11 §)",
+                    case.reference
+                );
+                let payload = SlaDelayNotice {
+                    alert: data.clone(),
+                };
+                out.extend(Fired::build(
+                    notice,
+                    Severity::Breach,
+                    0,
+                    true,
+                    msg,
+                    case,
+                    data,
+                    payload,
+                    now,
+                ));
+            }
+        } else if let Some(step) = row
+            .stage
+            .strip_prefix("esc")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            let Some(level) = commitment
+                .escalation
+                .get(step.saturating_sub(1))
+                .map(|e| e.to)
+            else {
+                return out;
+            };
+            let data = due(level);
+            let level_text = match level {
+                EscalationLevel::Officer => "officer",
+                EscalationLevel::UnitManager => "unit_manager",
+                EscalationLevel::Naringslivschef => "naringslivschef",
+            };
+            let msg = format!(
+                "{}: {} breached; escalated to {} ({level_text}){late_note}",
+                case.reference, commitment.name, data.recipient
+            );
+            let payload = SlaEscalated {
+                alert: data.clone(),
+                step: step as u32,
+                level: level_text.to_owned(),
+            };
+            out.extend(Fired::build(
+                id,
+                Severity::Escalation,
+                step as i32,
+                true,
+                msg,
+                case,
+                data,
+                payload,
+                now,
+            ));
+        }
+        out
+    }
+
+    /// Stores alerts (once: their ids are deterministic) and writes their events to the outbox.
+    pub async fn publish(&self, conn: &mut PgConnection, fired: Vec<Option<Fired>>) -> Result<()> {
+        let fired: Vec<Fired> = fired.into_iter().flatten().collect();
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let col = |f: fn(&Fired) -> String| fired.iter().map(f).collect::<Vec<String>>();
+        let ids: Vec<Uuid> = fired.iter().map(|f| f.id).collect();
+        let kinds = col(|f| f.kind.trim_start_matches("sla.").to_owned());
+        let severities: Vec<i32> = fired.iter().map(|f| f.severity as i32).collect();
+        let tenants = col(|f| f.tenant.clone());
+        let units = col(|f| f.data.unit.clone());
+        let cases: Vec<Uuid> = fired.iter().map(|f| f.case_id).collect();
+        let references = col(|f| f.data.reference.clone());
+        let clocks_: Vec<Uuid> = fired.iter().map(|f| f.data.clock_id).collect();
+        let commitments = col(|f| f.data.commitment.clone());
+        let names = col(|f| f.data.commitment_name.clone());
+        let recipients = col(|f| f.data.recipient.clone());
+        let levels: Vec<i32> = fired.iter().map(|f| f.level).collect();
+        let dues: Vec<DateTime<Utc>> = fired.iter().map(|f| f.data.due_at).collect();
+        let lates: Vec<bool> = fired.iter().map(|f| f.data.late).collect();
+        let opens: Vec<bool> = fired.iter().map(|f| f.open).collect();
+        let messages = col(|f| f.message.clone());
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO alerts (id, kind, severity, tenant, unit, case_id, reference, clock_id, commitment,
+                commitment_name, recipient, level, due_at, fired_at, late, open, message)
+             SELECT id, kind, sev, tenant, unit, case_id, reference, clock_id, commitment, name, recipient,
+                level, due_at, $17, late, open, message
+             FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::uuid[], $7::text[],
+                $8::uuid[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[],
+                $14::bool[], $15::bool[], $16::text[])
+                AS a(id, kind, sev, tenant, unit, case_id, reference, clock_id, commitment, name, recipient,
+                     level, due_at, late, open, message)
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&severities)
+        .bind(&tenants)
+        .bind(&units)
+        .bind(&cases)
+        .bind(&references)
+        .bind(&clocks_)
+        .bind(&commitments)
+        .bind(&names)
+        .bind(&recipients)
+        .bind(&levels)
+        .bind(&dues)
+        .bind(&lates)
+        .bind(&opens)
+        .bind(&messages)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let events: Vec<Envelope> = fired
+            .into_iter()
+            .filter(|f| inserted.contains(&f.id))
+            .map(|f| f.event)
+            .collect();
+        outbox::enqueue_many(conn, &self.subjects, &events)
+            .await
+            .map_err(Error::from)?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(ALERTS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
