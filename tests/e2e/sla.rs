@@ -135,9 +135,26 @@ async fn clocks(app: &TestApp, reference: &str) -> BTreeMap<String, pb::Clock> {
     }
 }
 
-/// Waits until the clock of `commitment` is armed (started).
+/// Waits until the clock of `commitment` is armed (started) and sla knows the case's
+/// handläggare (routing's task.offered has arrived), so recipients are deterministic.
 async fn armed(app: &TestApp, reference: &str, commitment: &str) -> pb::Clock {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let officer: Option<Option<String>> =
+            sqlx::query_scalar("SELECT officer_id FROM cases WHERE reference = $1")
+                .bind(reference)
+                .fetch_optional(app.sla_pool())
+                .await
+                .unwrap();
+        if officer.flatten().is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sla never learnt the officer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     loop {
         let c = clocks(app, reference).await.remove(commitment);
         if let Some(c) = c.filter(|c| c.due_at.is_some()) {
@@ -258,17 +275,23 @@ async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
     armed(&app, &case.reference, "first_contact").await;
     app.clock.set(local("2026-09-07 09:00"));
     app.await_company(&case.id, "Ritning saknas").await.unwrap();
-    app.clock.set(local("2026-09-08 11:00"));
-    let paused = loop {
-        let c = clocks(&app, &case.reference)
-            .await
-            .remove("first_contact")
-            .unwrap();
-        if c.state == pb::ClockState::Paused as i32 {
-            break c;
-        }
+    // Let sla see the pause before time moves on (in real time it is there within milliseconds).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while clocks(&app, &case.reference).await["first_contact"].state
+        != pb::ClockState::Paused as i32
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the clock did not pause"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+    app.clock.set(local("2026-09-08 11:00"));
+    let paused = clocks(&app, &case.reference)
+        .await
+        .remove("first_contact")
+        .unwrap();
+    assert_eq!(paused.state, pb::ClockState::Paused as i32);
     assert_eq!(
         paused.minutes_left,
         7 * 60,

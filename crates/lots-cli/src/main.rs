@@ -1,3 +1,8 @@
-//! `lots`: the command line.
+//! `lots`: parse the command line, run it, exit with a code scripts can trust.
 
-fn main() {}
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    lots_cli::run(lots_cli::Cli::parse()).await
+}

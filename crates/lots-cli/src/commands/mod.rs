@@ -1,0 +1,22 @@
+//! Client commands against a running Lotsen, one module per service area.
+
+pub mod alerts;
+pub mod case;
+pub mod clocks;
+pub mod meeting;
+pub mod tasks;
+
+use crate::args::{Cli, Command};
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Case(c) => case::run(global, c).await,
+        Command::Tasks(c) => tasks::run(global, c).await,
+        Command::Meeting(c) => meeting::run(global, c).await,
+        Command::Alerts(c) => alerts::run(global, c).await,
+        Command::Clocks { case } => clocks::run(global, &case).await,
+        Command::Dev(args) => crate::dev::run(args).await,
+    }
+}
