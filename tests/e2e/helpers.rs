@@ -35,6 +35,8 @@ pub struct TestApp {
     pub js: jetstream::Context,
     pub client: IntakeServiceClient<Channel>,
     pub addr: SocketAddr,
+    /// Where intake serves Prometheus metrics.
+    pub metrics_addr: SocketAddr,
     pub clock: Clock,
     pub options: Options,
     running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
@@ -68,11 +70,7 @@ pub struct Options {
 pub fn local(t: &str) -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone;
     let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").unwrap();
-    lots_domain::calendar::TZ
-        .from_local_datetime(&naive)
-        .earliest()
-        .unwrap()
-        .with_timezone(&chrono::Utc)
+    lots_domain::calendar::TZ.from_local_datetime(&naive).earliest().unwrap().with_timezone(&chrono::Utc)
 }
 
 impl TestApp {
@@ -91,14 +89,7 @@ impl TestApp {
         lots_testkit::init_tracing();
         let db = TestDb::create().await.expect("test database");
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
-        let pool = db::connect(
-            &db.url(),
-            lots_intake::app::SCHEMA,
-            4,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let pool = db::connect(&db.url(), lots_intake::app::SCHEMA, 4, Duration::from_secs(5)).await.unwrap();
         let client = async_nats::connect(nats.url()).await.unwrap();
         let js = jetstream::new(client);
         let mut app = TestApp {
@@ -107,14 +98,10 @@ impl TestApp {
             subjects,
             pool,
             js,
-            client: IntakeServiceClient::new(
-                Channel::from_static("http://127.0.0.1:1").connect_lazy(),
-            ),
+            client: IntakeServiceClient::new(Channel::from_static("http://127.0.0.1:1").connect_lazy()),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            clock: options
-                .now
-                .map(|t| Clock::manual(local(t)))
-                .unwrap_or_default(),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: options.now.map(|t| Clock::manual(local(t))).unwrap_or_default(),
             options,
             running: None,
             routing: None,
@@ -132,11 +119,7 @@ impl TestApp {
 
     /// Every configured tenant: the Norrköping example and the test's own.
     pub fn tenants(&self) -> Tenants {
-        let mut configs: Vec<_> = Tenants::load(&example_config())
-            .unwrap()
-            .iter()
-            .map(|t| (**t).clone())
-            .collect();
+        let mut configs: Vec<_> = Tenants::load(&example_config()).unwrap().iter().map(|t| (**t).clone()).collect();
         for text in &self.options.extra_tenants {
             configs.push(lots_domain::TenantConfig::from_toml_str(text).unwrap());
         }
@@ -145,14 +128,7 @@ impl TestApp {
 
     /// Starts routing on the same database server (its own schema) and NATS server.
     pub async fn start_routing(&mut self) {
-        let pool = db::connect(
-            &self.db.url(),
-            lots_routing::app::SCHEMA,
-            8,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_routing::Parts {
             pool: pool.clone(),
             nats: async_nats::connect(self.nats.url()).await.unwrap(),
@@ -166,23 +142,12 @@ impl TestApp {
         let addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        self.routing = Some(ServiceHandle {
-            pool,
-            addr,
-            running: (token, handle),
-        });
+        self.routing = Some(ServiceHandle { pool, addr, running: (token, handle) });
     }
 
     /// Starts the sla service with a short timer tick (the clock is moved by the test).
     pub async fn start_sla(&mut self) {
-        let pool = db::connect(
-            &self.db.url(),
-            lots_sla::app::SCHEMA,
-            8,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let pool = db::connect(&self.db.url(), lots_sla::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_sla::Parts {
             pool: pool.clone(),
             nats: async_nats::connect(self.nats.url()).await.unwrap(),
@@ -196,33 +161,21 @@ impl TestApp {
         let addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        self.sla = Some(ServiceHandle {
-            pool,
-            addr,
-            running: (token, handle),
-        });
+        self.sla = Some(ServiceHandle { pool, addr, running: (token, handle) });
     }
 
     /// Stops the sla service as SIGTERM would.
     pub async fn stop_sla(&mut self) {
         if let Some(r) = self.sla.take() {
             r.running.0.cancel();
-            tokio::time::timeout(Duration::from_secs(20), r.running.1)
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), r.running.1).await.unwrap().unwrap().unwrap();
         }
     }
 
     /// An AlertService client.
     pub async fn alerts(&self) -> pb::alert_service_client::AlertServiceClient<Channel> {
         let addr = self.sla.as_ref().expect("sla runs").addr;
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         pb::alert_service_client::AlertServiceClient::new(channel)
     }
 
@@ -235,11 +188,7 @@ impl TestApp {
     pub async fn stop_routing(&mut self) {
         if let Some(r) = self.routing.take() {
             r.running.0.cancel();
-            tokio::time::timeout(Duration::from_secs(20), r.running.1)
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), r.running.1).await.unwrap().unwrap().unwrap();
         }
     }
 
@@ -247,11 +196,7 @@ impl TestApp {
     pub async fn tasks(&self, officer: &str) -> TaskClient {
         let (tenant, officer) = officer.split_once('/').unwrap_or((NKP, officer));
         let addr = self.routing.as_ref().expect("routing runs").addr;
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         let (tenant, officer): (MetadataValue<_>, MetadataValue<_>) =
             (tenant.parse().unwrap(), officer.parse().unwrap());
         pb::task_service_client::TaskServiceClient::with_interceptor(
@@ -261,22 +206,14 @@ impl TestApp {
                 req.metadata_mut().insert("x-lots-officer", officer.clone());
                 Ok(req)
             })
-                as Box<
-                    dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
-                        + Send
-                        + Sync,
-                >,
+                as Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
         )
     }
 
     /// An OfficerService client.
     pub async fn officers(&self) -> pb::officer_service_client::OfficerServiceClient<Channel> {
         let addr = self.routing.as_ref().expect("routing runs").addr;
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         pb::officer_service_client::OfficerServiceClient::new(channel)
     }
 
@@ -287,14 +224,7 @@ impl TestApp {
 
     /// Starts (or starts again) intake on the same database and NATS server.
     pub async fn start(&mut self) {
-        let pool = db::connect(
-            &self.db.url(),
-            lots_intake::app::SCHEMA,
-            8,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let pool = db::connect(&self.db.url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let nats = async_nats::connect(self.nats.url()).await.unwrap();
         let parts = Parts {
             pool,
@@ -304,15 +234,13 @@ impl TestApp {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: self.clock.clone(),
         };
-        let app = App::from_parts(parts).await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.metrics_addr = metrics.local_addr().unwrap();
+        let app = App::from_parts(parts).await.unwrap().with_metrics_listener(metrics);
         self.addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
         self.client = IntakeServiceClient::new(channel);
         self.running = Some((token, handle));
     }
@@ -321,11 +249,7 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some((token, handle)) = self.running.take() {
             token.cancel();
-            tokio::time::timeout(Duration::from_secs(20), handle)
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap().unwrap();
         }
     }
 
@@ -351,46 +275,23 @@ impl TestApp {
     }
 
     pub async fn register(&self, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
-        self.client
-            .clone()
-            .register_case(req)
-            .await
-            .map(|r| r.into_inner())
+        self.client.clone().register_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn get(&self, id: &str) -> pb::Case {
         let lookup = Some(pb::get_case_request::Lookup::Id(id.to_owned()));
-        self.client
-            .clone()
-            .get_case(pb::GetCaseRequest { lookup })
-            .await
-            .unwrap()
-            .into_inner()
+        self.client.clone().get_case(pb::GetCaseRequest { lookup }).await.unwrap().into_inner()
     }
 
     pub async fn await_company(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::AwaitCompanyRequest {
-            case_id: id.to_owned(),
-            reason: reason.to_owned(),
-            actor: "lots:eva".into(),
-        };
-        self.client
-            .clone()
-            .await_company(req)
-            .await
-            .map(|r| r.into_inner())
+        let req =
+            pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: "lots:eva".into() };
+        self.client.clone().await_company(req).await.map(|r| r.into_inner())
     }
 
     pub async fn resume(&self, id: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::ResumeCaseRequest {
-            case_id: id.to_owned(),
-            actor: String::new(),
-        };
-        self.client
-            .clone()
-            .resume_case(req)
-            .await
-            .map(|r| r.into_inner())
+        let req = pb::ResumeCaseRequest { case_id: id.to_owned(), actor: String::new() };
+        self.client.clone().resume_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn close(&self, id: &str, decision: &str) -> Result<pb::Case, tonic::Status> {
@@ -400,43 +301,19 @@ impl TestApp {
             decision: decision.to_owned(),
             actor: String::new(),
         };
-        self.client
-            .clone()
-            .close_case(req)
-            .await
-            .map(|r| r.into_inner())
+        self.client.clone().close_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn withdraw(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::WithdrawCaseRequest {
-            case_id: id.to_owned(),
-            reason: reason.to_owned(),
-            actor: String::new(),
-        };
-        self.client
-            .clone()
-            .withdraw_case(req)
-            .await
-            .map(|r| r.into_inner())
+        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: String::new() };
+        self.client.clone().withdraw_case(req).await.map(|r| r.into_inner())
     }
 
     /// Publishes an event as routing would (its outbox sets `Nats-Msg-Id` the same way).
-    pub async fn publish_as_routing<T: Payload>(
-        &self,
-        case_id: &str,
-        version: u64,
-        data: T,
-    ) -> Uuid {
+    pub async fn publish_as_routing<T: Payload>(&self, case_id: &str, version: u64, data: T) -> Uuid {
         let case_id = Uuid::parse_str(case_id).unwrap();
-        let event = Envelope::new(NKP, case_id, version, "routing", chrono::Utc::now(), data)
-            .into_raw()
-            .unwrap();
-        self.publish_raw(
-            &event.kind.clone(),
-            event.id,
-            serde_json::to_vec(&event).unwrap(),
-        )
-        .await;
+        let event = Envelope::new(NKP, case_id, version, "routing", chrono::Utc::now(), data).into_raw().unwrap();
+        self.publish_raw(&event.kind.clone(), event.id, serde_json::to_vec(&event).unwrap()).await;
         event.id
     }
 
@@ -447,16 +324,9 @@ impl TestApp {
 
     /// Publishes raw bytes on `lots.<tenant>.<kind>` under this test's prefix.
     pub async fn publish_raw_for(&self, tenant: &str, kind: &str, id: Uuid, payload: Vec<u8>) {
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(payload.into())
-            .message_id(id.to_string());
+        let msg = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(id.to_string());
         let subject = self.subjects.event(tenant, kind);
-        self.js
-            .send_publish(subject, msg)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        self.js.send_publish(subject, msg).await.unwrap().await.unwrap();
     }
 
     /// Every message on the stream so far matching `lots.0581.<kind>`, after waiting until at
@@ -466,12 +336,7 @@ impl TestApp {
     }
 
     /// Like [`TestApp::events`], for another tenant.
-    pub async fn events_of(
-        &self,
-        tenant: &str,
-        kind: &str,
-        min: usize,
-    ) -> Vec<async_nats::jetstream::Message> {
+    pub async fn events_of(&self, tenant: &str, kind: &str, min: usize) -> Vec<async_nats::jetstream::Message> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let found = self.read_events_of(tenant, kind).await;
@@ -492,11 +357,7 @@ impl TestApp {
         self.read_events_of(NKP, kind).await
     }
 
-    async fn read_events_of(
-        &self,
-        tenant: &str,
-        kind: &str,
-    ) -> Vec<async_nats::jetstream::Message> {
+    async fn read_events_of(&self, tenant: &str, kind: &str) -> Vec<async_nats::jetstream::Message> {
         let Ok(stream) = self.js.get_stream(self.subjects.stream_name()).await else {
             return Vec::new();
         };
@@ -510,13 +371,8 @@ impl TestApp {
             .await
             .unwrap();
         let mut out = Vec::new();
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1000)
-            .expires(Duration::from_millis(200))
-            .messages()
-            .await
-            .unwrap();
+        let mut batch =
+            consumer.fetch().max_messages(1000).expires(Duration::from_millis(200)).messages().await.unwrap();
         while let Some(Ok(m)) = batch.next().await {
             out.push(m);
         }
@@ -524,12 +380,7 @@ impl TestApp {
     }
 
     /// Waits until `check` holds for the case, or fails after 10 s.
-    pub async fn eventually(
-        &self,
-        id: &str,
-        what: &str,
-        check: impl Fn(&pb::Case) -> bool,
-    ) -> pb::Case {
+    pub async fn eventually(&self, id: &str, what: &str, check: impl Fn(&pb::Case) -> bool) -> pb::Case {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let case = self.get(id).await;
@@ -543,6 +394,16 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Intake's Prometheus metrics text.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: lots\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
@@ -565,11 +426,7 @@ impl Drop for TestApp {
 pub type TaskClient = pb::task_service_client::TaskServiceClient<
     tonic::service::interceptor::InterceptedService<
         Channel,
-        Box<
-            dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>
-                + Send
-                + Sync,
-        >,
+        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
     >,
 >;
 
@@ -581,9 +438,7 @@ pub fn status(case: &pb::Case) -> pb::CaseStatus {
 /// The field names of a `google.rpc.BadRequest` in `status`.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
-    let bad = status
-        .get_details_bad_request()
-        .expect("BadRequest details");
+    let bad = status.get_details_bad_request().expect("BadRequest details");
     bad.field_violations.into_iter().map(|v| v.field).collect()
 }
 

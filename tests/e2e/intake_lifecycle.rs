@@ -7,20 +7,12 @@ use tonic::Code;
 use crate::helpers::*;
 
 fn routed() -> CaseRouted {
-    CaseRouted {
-        meeting_id: uuid::Uuid::now_v7(),
-        officers: vec!["eva".into()],
-        starts_at: chrono::Utc::now(),
-    }
+    CaseRouted { meeting_id: uuid::Uuid::now_v7(), officers: vec!["eva".into()], starts_at: chrono::Utc::now() }
 }
 
 fn booked() -> MeetingBooked {
     let now = chrono::Utc::now();
-    MeetingBooked {
-        meeting_id: uuid::Uuid::now_v7(),
-        starts_at: now,
-        ends_at: now,
-    }
+    MeetingBooked { meeting_id: uuid::Uuid::now_v7(), starts_at: now, ends_at: now }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,28 +27,17 @@ async fn a_case_goes_through_its_lifecycle_and_every_step_is_announced() {
     let err = app.await_company(id, "igen").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = app.close(id, "Beviljas").await.unwrap_err();
-    assert_eq!(
-        err.code(),
-        Code::FailedPrecondition,
-        "a waiting case must be resumed first"
-    );
+    assert_eq!(err.code(), Code::FailedPrecondition, "a waiting case must be resumed first");
 
     let resumed = app.resume(id).await.unwrap();
     assert_eq!(status(&resumed), pb::CaseStatus::Registered);
-    assert_eq!(
-        app.resume(id).await.unwrap_err().code(),
-        Code::FailedPrecondition
-    );
+    assert_eq!(app.resume(id).await.unwrap_err().code(), Code::FailedPrecondition);
 
     // Routing's events move the case on.
     app.publish_as_routing(id, 1, routed()).await;
-    app.eventually(id, "routed", |c| status(c) == pb::CaseStatus::Routed)
-        .await;
+    app.eventually(id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
     app.publish_as_routing(id, 2, booked()).await;
-    app.eventually(id, "meeting_booked", |c| {
-        status(c) == pb::CaseStatus::MeetingBooked
-    })
-    .await;
+    app.eventually(id, "meeting_booked", |c| status(c) == pb::CaseStatus::MeetingBooked).await;
 
     let err = app.close(id, "").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -65,40 +46,22 @@ async fn a_case_goes_through_its_lifecycle_and_every_step_is_announced() {
     assert_eq!(status(&closed), pb::CaseStatus::Closed);
     assert_eq!(closed.decision, "Serveringstillstånd beviljas");
     assert_eq!(closed.outcome, pb::Outcome::Granted as i32);
-    assert_eq!(
-        app.withdraw(id, "ångrat sig").await.unwrap_err().code(),
-        Code::FailedPrecondition
-    );
-    assert_eq!(
-        app.await_company(id, "x").await.unwrap_err().code(),
-        Code::FailedPrecondition
-    );
+    assert_eq!(app.withdraw(id, "ångrat sig").await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(app.await_company(id, "x").await.unwrap_err().code(), Code::FailedPrecondition);
 
     let mut seen = Vec::new();
-    for kind in [
-        "case.registered",
-        "case.waiting_for_company",
-        "case.resumed",
-        "case.closed",
-    ] {
+    for kind in ["case.registered", "case.waiting_for_company", "case.resumed", "case.closed"] {
         for msg in app.events(kind, 1).await {
             let env = envelope(&msg);
-            seen.push((
-                env["version"].as_u64().unwrap(),
-                env["type"].as_str().unwrap().to_owned(),
-            ));
+            seen.push((env["version"].as_u64().unwrap(), env["type"].as_str().unwrap().to_owned()));
         }
     }
     seen.sort();
-    let expected: Vec<(u64, String)> = [
-        (1, "case.registered"),
-        (2, "case.waiting_for_company"),
-        (3, "case.resumed"),
-        (4, "case.closed"),
-    ]
-    .into_iter()
-    .map(|(v, k)| (v, k.to_owned()))
-    .collect();
+    let expected: Vec<(u64, String)> =
+        [(1, "case.registered"), (2, "case.waiting_for_company"), (3, "case.resumed"), (4, "case.closed")]
+            .into_iter()
+            .map(|(v, k)| (v, k.to_owned()))
+            .collect();
     assert_eq!(seen, expected);
 }
 
@@ -108,10 +71,7 @@ async fn a_withdrawn_case_cannot_change_again() {
     let case = app.register(app.restaurant("k-1")).await.unwrap();
     let err = app.withdraw(&case.id, " ").await.unwrap_err();
     assert_eq!(violated_fields(&err), ["reason"]);
-    let withdrawn = app
-        .withdraw(&case.id, "Företaget har valt en annan lokal")
-        .await
-        .unwrap();
+    let withdrawn = app.withdraw(&case.id, "Företaget har valt en annan lokal").await.unwrap();
     assert_eq!(status(&withdrawn), pb::CaseStatus::Withdrawn);
     for err in [
         app.resume(&case.id).await.unwrap_err(),
@@ -124,10 +84,7 @@ async fn a_withdrawn_case_cannot_change_again() {
     }
     let withdrawn_events = app.events("case.withdrawn", 1).await;
     assert_eq!(withdrawn_events.len(), 1);
-    assert_eq!(
-        envelope(&withdrawn_events[0])["data"]["reason"],
-        "Företaget har valt en annan lokal"
-    );
+    assert_eq!(envelope(&withdrawn_events[0])["data"]["reason"], "Företaget har valt en annan lokal");
 
     // Routing finishing late does not revive a withdrawn case.
     app.publish_as_routing(&case.id, 1, routed()).await;
@@ -142,10 +99,7 @@ async fn routing_while_waiting_is_kept_for_the_resume() {
     app.await_company(&case.id, "Ritning saknas").await.unwrap();
     app.publish_as_routing(&case.id, 1, routed()).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(
-        status(&app.get(&case.id).await),
-        pb::CaseStatus::WaitingForCompany
-    );
+    assert_eq!(status(&app.get(&case.id).await), pb::CaseStatus::WaitingForCompany);
     let resumed = app.resume(&case.id).await.unwrap();
     assert_eq!(status(&resumed), pb::CaseStatus::Routed);
 }
@@ -156,9 +110,6 @@ async fn lifecycle_requests_name_bad_fields_and_unknown_cases() {
     let err = app.resume("NKP-2026-000001").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["case_id"]);
-    let err = app
-        .resume(&uuid::Uuid::now_v7().to_string())
-        .await
-        .unwrap_err();
+    let err = app.resume(&uuid::Uuid::now_v7().to_string()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }

@@ -20,27 +20,19 @@ async fn a_registered_case_is_stored_and_announced_once() {
     assert_eq!(company.org_nr, "556036-0793");
     assert_eq!(company.contact.unwrap().phone, "+46701234567");
 
-    let stored: (String, String) =
-        sqlx::query_as("SELECT reference, status FROM cases WHERE id = $1::uuid")
-            .bind(&case.id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let stored: (String, String) = sqlx::query_as("SELECT reference, status FROM cases WHERE id = $1::uuid")
+        .bind(&case.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, (case.reference.clone(), "registered".to_owned()));
 
     let events = app.events("case.registered", 1).await;
     assert_eq!(events.len(), 1);
     let msg = &events[0];
-    assert_eq!(
-        msg.subject.as_str(),
-        app.subjects.event("0581", "case.registered")
-    );
+    assert_eq!(msg.subject.as_str(), app.subjects.event("0581", "case.registered"));
     let env = envelope(msg);
-    let msg_id = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.as_str().to_owned());
+    let msg_id = msg.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
     assert_eq!(msg_id.as_deref(), env["id"].as_str());
     assert_eq!(env["type"], "case.registered");
     assert_eq!(env["tenant"], "0581");
@@ -68,16 +60,8 @@ async fn the_same_key_with_a_different_request_is_refused() {
     other.case_type = "bygglov".into();
     let err = app.register(other).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
-    assert!(
-        err.message().contains("idempotency_key"),
-        "{}",
-        err.message()
-    );
-    assert!(
-        err.message().contains(&first.reference),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("idempotency_key"), "{}", err.message());
+    assert!(err.message().contains(&first.reference), "{}", err.message());
     assert_eq!(app.count("SELECT count(*) FROM cases").await, 1);
 }
 
@@ -90,11 +74,7 @@ async fn a_bad_org_nr_is_named_and_nothing_is_stored_or_sent() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["company.org_nr"]);
     assert!(err.message().contains("check digit"), "{}", err.message());
-    assert!(
-        !err.message().contains("0794"),
-        "the number must not be echoed: {}",
-        err.message()
-    );
+    assert!(!err.message().contains("0794"), "the number must not be echoed: {}", err.message());
 
     assert_eq!(app.count("SELECT count(*) FROM cases").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
@@ -111,11 +91,7 @@ async fn every_bad_field_is_named_at_once() {
         company: Some(pb::Company {
             org_nr: "19121212-1212".into(),
             name: "x".repeat(201),
-            contact: Some(pb::Contact {
-                name: "Per".into(),
-                phone: "12ab".into(),
-                email: "per.at.firma.se".into(),
-            }),
+            contact: Some(pb::Contact { name: "Per".into(), phone: "12ab".into(), email: "per.at.firma.se".into() }),
         }),
         case_type: "hundkoja".into(),
         description: String::new(),
@@ -125,23 +101,13 @@ async fn every_bad_field_is_named_at_once() {
     let err = app.register(req).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let fields: BTreeSet<_> = violated_fields(&err).into_iter().collect();
-    let expected: BTreeSet<_> = [
-        "idempotency_key",
-        "company.name",
-        "company.contact.email",
-        "company.contact.phone",
-        "case_type",
-        "channel",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let expected: BTreeSet<_> =
+        ["idempotency_key", "company.name", "company.contact.email", "company.contact.phone", "case_type", "channel"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     assert_eq!(fields, expected);
-    assert!(
-        err.message().contains("restaurang_start"),
-        "known case types are listed: {}",
-        err.message()
-    );
+    assert!(err.message().contains("restaurang_start"), "known case types are listed: {}", err.message());
 
     let mut unknown_tenant = app.restaurant("k-2");
     unknown_tenant.tenant = "9999".into();
@@ -166,32 +132,15 @@ async fn fifty_concurrent_registrations_get_gap_free_references() {
     let mut tasks = Vec::new();
     for i in 0..50 {
         let (client, mut req) = (app.client.clone(), app.restaurant(&format!("k-{i}")));
-        req.case_type = if i % 2 == 0 {
-            "bygglov".into()
-        } else {
-            "livsmedelsregistrering".into()
-        };
-        tasks.push(tokio::spawn(async move {
-            client
-                .clone()
-                .register_case(req)
-                .await
-                .map(|r| r.into_inner())
-        }));
+        req.case_type = if i % 2 == 0 { "bygglov".into() } else { "livsmedelsregistrering".into() };
+        tasks.push(tokio::spawn(async move { client.clone().register_case(req).await.map(|r| r.into_inner()) }));
     }
     let mut numbers = Vec::new();
     let mut ids = BTreeSet::new();
     for t in tasks {
         let case = t.await.unwrap().unwrap();
         ids.insert(case.id.clone());
-        numbers.push(
-            case.reference
-                .rsplit('-')
-                .next()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap(),
-        );
+        numbers.push(case.reference.rsplit('-').next().unwrap().parse::<u32>().unwrap());
     }
     numbers.sort();
     assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
@@ -208,22 +157,14 @@ async fn health_and_reflection_are_served() {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let app = TestApp::spawn().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", app.addr)).unwrap().connect().await.unwrap();
     let health = HealthClient::new(channel.clone())
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "lots.v1.IntakeService".into(),
-        })
+        .check(tonic_health::pb::HealthCheckRequest { service: "lots.v1.IntakeService".into() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        health.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -240,12 +181,20 @@ async fn health_and_reflection_are_served() {
         panic!("expected a service list");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"lots.v1.IntakeService".to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_sees_registrations_and_the_outbox() {
+    let app = TestApp::spawn().await;
+    app.register(app.restaurant("k-1")).await.unwrap();
+    app.events("case.registered", 1).await;
+    let text = app.scrape().await;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(
-        names.contains(&"lots.v1.IntakeService".to_owned()),
-        "{names:?}"
+        text.contains("lots_cases_registered_total{service=\"intake\",tenant=\"0581\",case_type=\"restaurang_start\"} 1"),
+        "{text}"
     );
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_owned()),
-        "{names:?}"
-    );
+    assert!(text.contains("lots_outbox_published_total{service=\"intake\"} 1"), "{text}");
 }

@@ -12,3 +12,4 @@ mod intake_register;
 mod outbox;
 mod routing;
 mod sla;
+mod trace;

@@ -18,30 +18,15 @@ async fn events_left_unsent_at_stop_are_published_after_the_next_start() {
     let second = app.register(app.restaurant("k-2")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.stop().await;
-    assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
-            .await,
-        1
-    );
+    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE status = 'pending'").await, 1);
 
     app.nats.restart().unwrap();
     app.js = async_nats::jetstream::new(async_nats::connect(app.nats.url()).await.unwrap());
     app.start().await;
     let events = app.events("case.registered", 2).await;
-    let ids: Vec<_> = events
-        .iter()
-        .map(|m| envelope(m)["case_id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: Vec<_> = events.iter().map(|m| envelope(m)["case_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, [first.id.clone(), second.id.clone()]);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        app.read_events("case.registered").await.len(),
-        2,
-        "nothing is published twice"
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
-            .await,
-        0
-    );
+    assert_eq!(app.read_events("case.registered").await.len(), 2, "nothing is published twice");
+    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE status = 'pending'").await, 0);
 }

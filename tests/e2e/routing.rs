@@ -112,12 +112,8 @@ commitments = ["dukat_bord"]
 "#;
 
 async fn spawn(now: &'static str) -> TestApp {
-    let options = Options {
-        routing: true,
-        now: Some(now),
-        extra_tenants: vec![SMALL.to_owned()],
-        ..Default::default()
-    };
+    let options =
+        Options { routing: true, now: Some(now), extra_tenants: vec![SMALL.to_owned()], ..Default::default() };
     TestApp::spawn_with(TestNats::start().unwrap(), options).await
 }
 
@@ -130,14 +126,8 @@ fn small(app: &TestApp, key: &str, case_type: &str, org_nr: &str) -> pb::Registe
 }
 
 fn range(start: &str, end: &str) -> pb::TimeRange {
-    let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    };
-    pb::TimeRange {
-        start: Some(ts(local(start))),
-        end: Some(ts(local(end))),
-    }
+    let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 };
+    pb::TimeRange { start: Some(ts(local(start))), end: Some(ts(local(end))) }
 }
 
 /// Routing's tasks for a case, waiting until `min` exist.
@@ -161,11 +151,7 @@ async fn tasks_of(app: &TestApp, case_id: &str, min: usize) -> Vec<(String, Stri
 fn holders(app: &TestApp, competence: &str) -> Vec<String> {
     let tenants = app.tenants();
     let nkp = tenants.get(NKP).unwrap();
-    nkp.officers
-        .iter()
-        .filter(|o| o.competences.iter().any(|c| c == competence))
-        .map(|o| o.id.clone())
-        .collect()
+    nkp.officers.iter().filter(|o| o.competences.iter().any(|c| c == competence)).map(|o| o.id.clone()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,51 +186,32 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
     let tasks = tasks_of(&app, &case.id, 4).await;
     assert_eq!(tasks.len(), 4, "{tasks:?}");
     let competences: BTreeSet<_> = tasks.iter().map(|t| t.1.as_str()).collect();
-    assert_eq!(
-        competences,
-        BTreeSet::from(["brandskydd", "bygglov", "livsmedel", "serveringstillstand"])
-    );
+    assert_eq!(competences, BTreeSet::from(["brandskydd", "bygglov", "livsmedel", "serveringstillstand"]));
     let distinct: BTreeSet<_> = tasks.iter().map(|t| t.0.as_str()).collect();
     assert_eq!(distinct.len(), 4);
     for (officer, competence, status) in &tasks {
-        assert!(
-            holders(&app, competence).contains(officer),
-            "{officer} lacks {competence}"
-        );
+        assert!(holders(&app, competence).contains(officer), "{officer} lacks {competence}");
         assert_eq!(status, "offered");
     }
 
     let meeting = app
         .tasks(&tasks[0].0)
         .await
-        .get_meeting(pb::GetMeetingRequest {
-            lookup: Some(pb::get_meeting_request::Lookup::CaseId(case.id.clone())),
-        })
+        .get_meeting(pb::GetMeetingRequest { lookup: Some(pb::get_meeting_request::Lookup::CaseId(case.id.clone())) })
         .await
         .unwrap()
         .into_inner();
     // Busy until 10:00, plus the case type's 15-minute buffer.
-    assert_eq!(
-        meeting.starts_at.unwrap().seconds,
-        local("2026-05-18 10:15").timestamp()
-    );
-    assert_eq!(
-        meeting.ends_at.unwrap().seconds,
-        local("2026-05-18 11:45").timestamp()
-    );
-    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed)
-        .await;
+    assert_eq!(meeting.starts_at.unwrap().seconds, local("2026-05-18 10:15").timestamp());
+    assert_eq!(meeting.ends_at.unwrap().seconds, local("2026-05-18 11:45").timestamp());
+    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
 
     // The invite is real iCalendar with every attendee: four officers and the company.
     let calendar: icalendar::Calendar = meeting.ics.parse().unwrap();
     let ics = meeting.ics.to_lowercase();
     assert_eq!(calendar.components.len(), 1);
     for a in &meeting.attendees {
-        assert!(
-            ics.contains(&format!("mailto:{}", a.email.to_lowercase())),
-            "{} missing",
-            a.email
-        );
+        assert!(ics.contains(&format!("mailto:{}", a.email.to_lowercase())), "{} missing", a.email);
     }
     assert_eq!(meeting.attendees.len(), 5);
     assert!(meeting.ics.contains(&format!("UID:{}@lotsen", meeting.id)));
@@ -254,19 +221,11 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
 async fn the_same_company_keeps_its_officers() {
     let app = spawn("2026-09-07 08:00").await;
     let first = app.register(app.restaurant("r-1")).await.unwrap();
-    let first_officers: BTreeMap<_, _> = tasks_of(&app, &first.id, 4)
-        .await
-        .into_iter()
-        .map(|t| (t.1, t.0))
-        .collect();
+    let first_officers: BTreeMap<_, _> = tasks_of(&app, &first.id, 4).await.into_iter().map(|t| (t.1, t.0)).collect();
     let mut second_req = app.restaurant("r-2");
     second_req.description = "Andra restaurangen, vid Strömparken".into();
     let second = app.register(second_req).await.unwrap();
-    let second_officers: BTreeMap<_, _> = tasks_of(&app, &second.id, 4)
-        .await
-        .into_iter()
-        .map(|t| (t.1, t.0))
-        .collect();
+    let second_officers: BTreeMap<_, _> = tasks_of(&app, &second.id, 4).await.into_iter().map(|t| (t.1, t.0)).collect();
     for (competence, officer) in &second_officers {
         if let Some(earlier) = first_officers.get(competence) {
             assert_eq!(officer, earlier, "{competence} changed officer");
@@ -277,55 +236,24 @@ async fn the_same_company_keeps_its_officers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_officer_is_passed_over_and_no_capacity_makes_the_case_unroutable() {
     let app = spawn("2026-09-07 08:00").await;
-    let one = app
-        .register(small(&app, "b-1", "bygglov", "556036-0793"))
-        .await
-        .unwrap();
+    let one = app.register(small(&app, "b-1", "bygglov", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &one.id, 1).await[0].0, "a1");
-    let two = app
-        .register(small(&app, "b-2", "bygglov", "212000-0142"))
-        .await
-        .unwrap();
-    assert_eq!(
-        tasks_of(&app, &two.id, 1).await[0].0,
-        "a2",
-        "a1 is full (capacity 1)"
-    );
-    let three = app
-        .register(small(&app, "b-3", "bygglov", "556036-0793"))
-        .await
-        .unwrap();
-    app.eventually(&three.id, "unroutable", |c| {
-        status(c) == pb::CaseStatus::Unroutable
-    })
-    .await;
+    let two = app.register(small(&app, "b-2", "bygglov", "212000-0142")).await.unwrap();
+    assert_eq!(tasks_of(&app, &two.id, 1).await[0].0, "a2", "a1 is full (capacity 1)");
+    let three = app.register(small(&app, "b-3", "bygglov", "556036-0793")).await.unwrap();
+    app.eventually(&three.id, "unroutable", |c| status(c) == pb::CaseStatus::Unroutable).await;
     let events = app.events_of("9999", "case.unroutable", 1).await;
-    let reason = envelope(&events[0])["data"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        reason.contains("bygglov") && reason.contains("full capacity"),
-        "{reason}"
-    );
+    let reason = envelope(&events[0])["data"]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("bygglov") && reason.contains("full capacity"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_competence_nobody_has_makes_the_case_unroutable_with_that_reason() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app
-        .register(small(&app, "t-1", "tolkning", "556036-0793"))
-        .await
-        .unwrap();
-    app.eventually(&case.id, "unroutable", |c| {
-        status(c) == pb::CaseStatus::Unroutable
-    })
-    .await;
+    let case = app.register(small(&app, "t-1", "tolkning", "556036-0793")).await.unwrap();
+    app.eventually(&case.id, "unroutable", |c| status(c) == pb::CaseStatus::Unroutable).await;
     let events = app.events_of("9999", "case.unroutable", 1).await;
-    let reason = envelope(&events[0])["data"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = envelope(&events[0])["data"]["reason"].as_str().unwrap().to_owned();
     assert_eq!(reason, "no officer has the competence \"tolk\"");
     assert!(tasks_of(&app, &case.id, 0).await.is_empty());
 }
@@ -342,25 +270,17 @@ async fn a_declined_seat_goes_to_another_officer_and_acceptance_books_the_meetin
                 .fetch_all(app.routing_pool())
                 .await
                 .unwrap();
-        rows.into_iter()
-            .map(|(o, id)| (o, id.to_string()))
-            .collect()
+        rows.into_iter().map(|(o, id)| (o, id.to_string())).collect()
     };
     let (decliner, competence, _) = tasks.iter().find(|t| t.1 == "bygglov").unwrap().clone();
     let mut client = app.tasks(&decliner).await;
     let err = client
-        .decline_task(pb::DeclineTaskRequest {
-            task_id: task_ids[&decliner].clone(),
-            reason: String::new(),
-        })
+        .decline_task(pb::DeclineTaskRequest { task_id: task_ids[&decliner].clone(), reason: String::new() })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["reason"]);
     let declined = client
-        .decline_task(pb::DeclineTaskRequest {
-            task_id: task_ids[&decliner].clone(),
-            reason: "Jävig".into(),
-        })
+        .decline_task(pb::DeclineTaskRequest { task_id: task_ids[&decliner].clone(), reason: "Jävig".into() })
         .await
         .unwrap()
         .into_inner();
@@ -375,40 +295,20 @@ async fn a_declined_seat_goes_to_another_officer_and_acceptance_books_the_meetin
 
     for (officer, _, _) in open {
         let mut c = app.tasks(officer).await;
-        let listed = c
-            .list_tasks(pb::ListTasksRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .tasks;
+        let listed = c.list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner().tasks;
         let mine = listed.iter().find(|t| t.case_id == case.id).unwrap();
-        c.accept_task(pb::AcceptTaskRequest {
-            task_id: mine.id.clone(),
-        })
-        .await
-        .unwrap();
+        c.accept_task(pb::AcceptTaskRequest { task_id: mine.id.clone() }).await.unwrap();
     }
-    app.eventually(&case.id, "meeting_booked", |c| {
-        status(c) == pb::CaseStatus::MeetingBooked
-    })
-    .await;
+    app.eventually(&case.id, "meeting_booked", |c| status(c) == pb::CaseStatus::MeetingBooked).await;
     assert_eq!(app.events("meeting.booked", 1).await.len(), 1);
     // Someone else's task cannot be answered.
     let err = app
         .tasks(&decliner)
         .await
-        .accept_task(pb::AcceptTaskRequest {
-            task_id: task_ids[&tasks[0].0].clone(),
-        })
+        .accept_task(pb::AcceptTaskRequest { task_id: task_ids[&tasks[0].0].clone() })
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err.code(),
-            tonic::Code::PermissionDenied | tonic::Code::FailedPrecondition
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err.code(), tonic::Code::PermissionDenied | tonic::Code::FailedPrecondition), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -416,23 +316,9 @@ async fn fifty_cases_at_once_never_double_book_an_officer() {
     let app = spawn("2026-09-07 08:00").await;
     let mut handles = Vec::new();
     for i in 0..50 {
-        let org = if i % 2 == 0 {
-            "556036-0793"
-        } else {
-            "212000-0142"
-        };
-        let (client, req) = (
-            app.client.clone(),
-            small(&app, &format!("p-{i}"), "par", org),
-        );
-        handles.push(tokio::spawn(async move {
-            client
-                .clone()
-                .register_case(req)
-                .await
-                .unwrap()
-                .into_inner()
-        }));
+        let org = if i % 2 == 0 { "556036-0793" } else { "212000-0142" };
+        let (client, req) = (app.client.clone(), small(&app, &format!("p-{i}"), "par", org));
+        handles.push(tokio::spawn(async move { client.clone().register_case(req).await.unwrap().into_inner() }));
     }
     let mut ids = Vec::new();
     for h in handles {
@@ -440,10 +326,7 @@ async fn fifty_cases_at_once_never_double_book_an_officer() {
     }
     for id in &ids {
         app.eventually(id, "routed or unroutable", |c| {
-            matches!(
-                status(c),
-                pb::CaseStatus::Routed | pb::CaseStatus::Unroutable
-            )
+            matches!(status(c), pb::CaseStatus::Routed | pb::CaseStatus::Unroutable)
         })
         .await;
     }
@@ -462,20 +345,14 @@ async fn fifty_cases_at_once_never_double_book_an_officer() {
     .await
     .unwrap();
     assert!(per_case.is_empty(), "a seat was offered twice");
-    let routed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM meetings WHERE status <> 'cancelled'")
-            .fetch_one(app.routing_pool())
-            .await
-            .unwrap();
+    let routed: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings WHERE status <> 'cancelled'")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
     let unroutable = app.events_of("9999", "case.unroutable", 0).await;
     assert_eq!(routed as usize + unroutable.len(), 50);
     for msg in unroutable {
-        assert!(
-            !envelope(&msg)["data"]["reason"]
-                .as_str()
-                .unwrap()
-                .is_empty()
-        );
+        assert!(!envelope(&msg)["data"]["reason"].as_str().unwrap().is_empty());
     }
 }
 
@@ -483,58 +360,28 @@ async fn fifty_cases_at_once_never_double_book_an_officer() {
 async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
     let app = spawn("2026-09-07 08:00").await;
     let mut watcher = app.tasks("9999/chef").await;
-    let mut stream = watcher
-        .watch_tasks(pb::WatchTasksRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watcher.watch_tasks(pb::WatchTasksRequest::default()).await.unwrap().into_inner();
     let live = stream.next().await.unwrap().unwrap();
-    assert_eq!(
-        live.kind,
-        Kind::Live as i32,
-        "no open tasks: the snapshot is empty"
-    );
+    assert_eq!(live.kind, Kind::Live as i32, "no open tasks: the snapshot is empty");
 
-    let first = app
-        .register(small(&app, "w-1", "radgivning", "556036-0793"))
-        .await
-        .unwrap();
-    let update = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = app.register(small(&app, "w-1", "radgivning", "556036-0793")).await.unwrap();
+    let update = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(update.kind, Kind::Offered as i32);
     assert_eq!(update.task.as_ref().unwrap().case_id, first.id);
     let cursor = update.cursor.clone();
     drop(stream);
 
-    let second = app
-        .register(small(&app, "w-2", "radgivning", "212000-0142"))
-        .await
-        .unwrap();
+    let second = app.register(small(&app, "w-2", "radgivning", "212000-0142")).await.unwrap();
     tasks_of(&app, &second.id, 1).await;
-    let mut resumed = watcher
-        .watch_tasks(pb::WatchTasksRequest { cursor })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut resumed = watcher.watch_tasks(pb::WatchTasksRequest { cursor }).await.unwrap().into_inner();
     let live = resumed.next().await.unwrap().unwrap();
     assert_eq!(live.kind, Kind::Live as i32);
-    let missed = tokio::time::timeout(Duration::from_secs(10), resumed.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let missed = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(missed.kind, Kind::Offered as i32);
     assert_eq!(missed.task.unwrap().case_id, second.id);
 
     // A fresh watcher starts with a snapshot of both open tasks.
-    let mut fresh = watcher
-        .watch_tasks(pb::WatchTasksRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut fresh = watcher.watch_tasks(pb::WatchTasksRequest::default()).await.unwrap().into_inner();
     let mut snapshot = Vec::new();
     while let Some(Ok(u)) = fresh.next().await {
         if u.kind == Kind::Live as i32 {
@@ -552,57 +399,36 @@ async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_registration_books_nothing_twice() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app
-        .register(small(&app, "d-1", "radgivning", "556036-0793"))
-        .await
-        .unwrap();
+    let case = app.register(small(&app, "d-1", "radgivning", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &case.id, 1).await.len(), 1);
     let original = app.events_of("9999", "case.registered", 1).await;
     // The same event again under a new message id, as after JetStream's duplicate window.
-    app.publish_raw_for(
-        "9999",
-        "case.registered",
-        uuid::Uuid::now_v7(),
-        original[0].payload.to_vec(),
-    )
-    .await;
+    app.publish_raw_for("9999", "case.registered", uuid::Uuid::now_v7(), original[0].payload.to_vec()).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(tasks_of(&app, &case.id, 0).await.len(), 1);
-    let meetings: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
-        .fetch_one(app.routing_pool())
-        .await
-        .unwrap();
+    let meetings: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meetings").fetch_one(app.routing_pool()).await.unwrap();
     assert_eq!(meetings, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_withdrawn_case_frees_its_officers() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app
-        .register(small(&app, "x-1", "bygglov", "556036-0793"))
-        .await
-        .unwrap();
+    let case = app.register(small(&app, "x-1", "bygglov", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &case.id, 1).await[0].2, "offered");
-    app.withdraw(&case.id, "Företaget lägger ned")
-        .await
-        .unwrap();
+    app.withdraw(&case.id, "Företaget lägger ned").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tasks_of(&app, &case.id, 1).await[0].2 != "cancelled" {
         assert!(tokio::time::Instant::now() < deadline, "task not cancelled");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings WHERE active")
-        .fetch_one(app.routing_pool())
-        .await
-        .unwrap();
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bookings WHERE active").fetch_one(app.routing_pool()).await.unwrap();
     assert_eq!(active, 0);
     // a1 has room again: two more cases fit both officers of capacity 1.
     let mut seated = BTreeSet::new();
     for key in ["x-2", "x-3"] {
-        let next = app
-            .register(small(&app, key, "bygglov", "212000-0142"))
-            .await
-            .unwrap();
+        let next = app.register(small(&app, key, "bygglov", "212000-0142")).await.unwrap();
         seated.insert(tasks_of(&app, &next.id, 1).await[0].0.clone());
     }
     assert_eq!(seated, BTreeSet::from(["a1".to_owned(), "a2".to_owned()]));
@@ -612,14 +438,10 @@ async fn a_withdrawn_case_frees_its_officers() {
 async fn a_case_registered_while_routing_is_down_is_routed_when_it_returns() {
     let mut app = spawn("2026-09-07 08:00").await;
     app.stop_routing().await;
-    let case = app
-        .register(small(&app, "down-1", "radgivning", "556036-0793"))
-        .await
-        .unwrap();
+    let case = app.register(small(&app, "down-1", "radgivning", "556036-0793")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status(&app.get(&case.id).await), pb::CaseStatus::Registered);
     app.start_routing().await;
-    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed)
-        .await;
+    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
     assert_eq!(tasks_of(&app, &case.id, 1).await.len(), 1);
 }

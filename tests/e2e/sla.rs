@@ -87,12 +87,8 @@ commitments = ["beslut_pbl"]
 "#;
 
 async fn spawn(nats: TestNats) -> TestApp {
-    let options = Options {
-        routing: true,
-        sla: true,
-        now: Some("2026-09-07 08:00"),
-        extra_tenants: vec![SLA_TENANT.to_owned()],
-    };
+    let options =
+        Options { routing: true, sla: true, now: Some("2026-09-07 08:00"), extra_tenants: vec![SLA_TENANT.to_owned()] };
     TestApp::spawn_with(nats, options).await
 }
 
@@ -104,30 +100,14 @@ fn request(app: &TestApp, key: &str, case_type: &str) -> pb::RegisterCaseRequest
 }
 
 async fn clocks(app: &TestApp, reference: &str) -> BTreeMap<String, pb::Clock> {
-    let lookup = Some(pb::get_case_clocks_request::Lookup::Reference(
-        reference.to_owned(),
-    ));
+    let lookup = Some(pb::get_case_clocks_request::Lookup::Reference(reference.to_owned()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match app
-            .alerts()
-            .await
-            .get_case_clocks(pb::GetCaseClocksRequest {
-                lookup: lookup.clone(),
-            })
-            .await
-        {
+        match app.alerts().await.get_case_clocks(pb::GetCaseClocksRequest { lookup: lookup.clone() }).await {
             Ok(r) => {
-                return r
-                    .into_inner()
-                    .clocks
-                    .into_iter()
-                    .map(|c| (c.commitment.clone(), c))
-                    .collect();
+                return r.into_inner().clocks.into_iter().map(|c| (c.commitment.clone(), c)).collect();
             }
-            Err(e)
-                if e.code() == tonic::Code::NotFound && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.code() == tonic::Code::NotFound && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("{e:?}"),
@@ -140,19 +120,15 @@ async fn clocks(app: &TestApp, reference: &str) -> BTreeMap<String, pb::Clock> {
 async fn armed(app: &TestApp, reference: &str, commitment: &str) -> pb::Clock {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let officer: Option<Option<String>> =
-            sqlx::query_scalar("SELECT officer_id FROM cases WHERE reference = $1")
-                .bind(reference)
-                .fetch_optional(app.sla_pool())
-                .await
-                .unwrap();
+        let officer: Option<Option<String>> = sqlx::query_scalar("SELECT officer_id FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(app.sla_pool())
+            .await
+            .unwrap();
         if officer.flatten().is_some() {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sla never learnt the officer"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "sla never learnt the officer");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     loop {
@@ -160,10 +136,7 @@ async fn armed(app: &TestApp, reference: &str, commitment: &str) -> pb::Clock {
         if let Some(c) = c.filter(|c| c.due_at.is_some()) {
             return c;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{commitment} not armed"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{commitment} not armed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -172,12 +145,11 @@ async fn armed(app: &TestApp, reference: &str, commitment: &str) -> pb::Clock {
 async fn fired(app: &TestApp, settle: usize) -> Vec<(String, String, i32, bool)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let rows: Vec<(String, String, i32, bool)> = sqlx::query_as(
-            "SELECT kind, recipient, level, late FROM alerts ORDER BY due_at, severity, level",
-        )
-        .fetch_all(app.sla_pool())
-        .await
-        .unwrap();
+        let rows: Vec<(String, String, i32, bool)> =
+            sqlx::query_as("SELECT kind, recipient, level, late FROM alerts ORDER BY due_at, severity, level")
+                .fetch_all(app.sla_pool())
+                .await
+                .unwrap();
         if rows.len() >= settle || tokio::time::Instant::now() > deadline {
             return rows;
         }
@@ -190,18 +162,13 @@ fn due(c: &pb::Clock) -> chrono::DateTime<chrono::Utc> {
 }
 
 fn kinds(rows: &[(String, String, i32, bool)]) -> Vec<String> {
-    rows.iter()
-        .map(|r| format!("{}:{}:{}", r.0, r.1, r.2))
-        .collect()
+    rows.iter().map(|r| format!("{}:{}:{}", r.0, r.1, r.2)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn warnings_breach_and_escalations_fire_in_order_once_each() {
     let app = spawn(TestNats::start().unwrap()).await;
-    let case = app
-        .register(request(&app, "s-1", "radgivning"))
-        .await
-        .unwrap();
+    let case = app.register(request(&app, "s-1", "radgivning")).await.unwrap();
     let clock = armed(&app, &case.reference, "first_contact").await;
     assert_eq!(due(&clock), local("2026-09-07 16:00"));
     assert_eq!(clock.state, pb::ClockState::Running as i32);
@@ -209,10 +176,7 @@ async fn warnings_breach_and_escalations_fire_in_order_once_each() {
     let mut watch = app
         .alerts()
         .await
-        .watch_alerts(pb::WatchAlertsRequest {
-            tenant: "9997".into(),
-            ..Default::default()
-        })
+        .watch_alerts(pb::WatchAlertsRequest { tenant: "9997".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -220,42 +184,24 @@ async fn warnings_breach_and_escalations_fire_in_order_once_each() {
     app.clock.set(local("2026-09-07 12:00"));
     assert_eq!(kinds(&fired(&app, 1).await), ["warning:handl:50"]);
     app.clock.set(local("2026-09-07 14:00"));
-    assert_eq!(
-        kinds(&fired(&app, 2).await),
-        ["warning:handl:50", "warning:handl:75"]
-    );
+    assert_eq!(kinds(&fired(&app, 2).await), ["warning:handl:50", "warning:handl:75"]);
     app.clock.set(local("2026-09-07 16:00"));
-    let expected = [
-        "warning:handl:50",
-        "warning:handl:75",
-        "breached:handl:0",
-        "escalated:handl:1",
-    ];
+    let expected = ["warning:handl:50", "warning:handl:75", "breached:handl:0", "escalated:handl:1"];
     assert_eq!(kinds(&fired(&app, 4).await), expected);
 
     let mut seen = Vec::new();
     while seen.len() < 4 {
-        let a = tokio::time::timeout(Duration::from_secs(10), watch.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let a = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.unwrap().unwrap().unwrap();
         seen.push(a.kind);
     }
-    assert!(
-        seen.contains(&(pb::AlertKind::Breached as i32)),
-        "the stream saw the breach"
-    );
+    assert!(seen.contains(&(pb::AlertKind::Breached as i32)), "the stream saw the breach");
 
     // 2 and 4 working hours after the breach: Tuesday 09:30 and 11:30.
     app.clock.set(local("2026-09-08 09:30"));
     fired(&app, 5).await;
     app.clock.set(local("2026-09-08 11:30"));
     let all = fired(&app, 6).await;
-    assert_eq!(
-        kinds(&all),
-        [&expected[..], &["escalated:boss:2", "escalated:chef:3"]].concat(),
-    );
+    assert_eq!(kinds(&all), [&expected[..], &["escalated:boss:2", "escalated:chef:3"]].concat(),);
     assert!(all.iter().all(|a| !a.3), "nothing fired late");
 
     // Each alert went out on NATS exactly once, with its derived id.
@@ -268,44 +214,26 @@ async fn warnings_breach_and_escalations_fire_in_order_once_each() {
 #[tokio::test(flavor = "multi_thread")]
 async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
     let app = spawn(TestNats::start().unwrap()).await;
-    let case = app
-        .register(request(&app, "p-1", "radgivning"))
-        .await
-        .unwrap();
+    let case = app.register(request(&app, "p-1", "radgivning")).await.unwrap();
     armed(&app, &case.reference, "first_contact").await;
     app.clock.set(local("2026-09-07 09:00"));
     app.await_company(&case.id, "Ritning saknas").await.unwrap();
     // Let sla see the pause before time moves on (in real time it is there within milliseconds).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while clocks(&app, &case.reference).await["first_contact"].state
-        != pb::ClockState::Paused as i32
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the clock did not pause"
-        );
+    while clocks(&app, &case.reference).await["first_contact"].state != pb::ClockState::Paused as i32 {
+        assert!(tokio::time::Instant::now() < deadline, "the clock did not pause");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.clock.set(local("2026-09-08 11:00"));
-    let paused = clocks(&app, &case.reference)
-        .await
-        .remove("first_contact")
-        .unwrap();
+    let paused = clocks(&app, &case.reference).await.remove("first_contact").unwrap();
     assert_eq!(paused.state, pb::ClockState::Paused as i32);
-    assert_eq!(
-        paused.minutes_left,
-        7 * 60,
-        "1 of 8 working hours used before the pause"
-    );
+    assert_eq!(paused.minutes_left, 7 * 60, "1 of 8 working hours used before the pause");
     assert!(paused.due_at.is_none());
     app.clock.set(local("2026-09-09 13:17"));
     app.resume(&case.id).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let running = loop {
-        let c = clocks(&app, &case.reference)
-            .await
-            .remove("first_contact")
-            .unwrap();
+        let c = clocks(&app, &case.reference).await.remove("first_contact").unwrap();
         if c.state == pb::ClockState::Running as i32 {
             break c;
         }
@@ -315,10 +243,7 @@ async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
     // 7 h left from Wednesday 13:17: 3 h 13 min on Wednesday, 3 h 47 min on Thursday.
     assert_eq!(due(&running), local("2026-09-10 11:47"));
     // Paused Monday 09:00 to Wednesday 13:17: 7 h 30 + 8 h 30 + 5 h 17 of working time.
-    assert_eq!(
-        running.paused_minutes,
-        7 * 60 + 30 + 8 * 60 + 30 + 5 * 60 + 17
-    );
+    assert_eq!(running.paused_minutes, 7 * 60 + 30 + 8 * 60 + 30 + 5 * 60 + 17);
     // The 50 % warning moved with the pause: it is not due on Monday 12:00 any more.
     assert!(fired(&app, 0).await.is_empty());
 }
@@ -326,10 +251,7 @@ async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
     let mut app = spawn(TestNats::start().unwrap()).await;
-    let case = app
-        .register(request(&app, "r-1", "radgivning"))
-        .await
-        .unwrap();
+    let case = app.register(request(&app, "r-1", "radgivning")).await.unwrap();
     armed(&app, &case.reference, "first_contact").await;
     app.stop_sla().await;
     app.clock.set(local("2026-09-08 10:00"));
@@ -337,13 +259,7 @@ async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
     let all = fired(&app, 5).await;
     assert_eq!(
         kinds(&all),
-        [
-            "warning:handl:50",
-            "warning:handl:75",
-            "breached:handl:0",
-            "escalated:handl:1",
-            "escalated:boss:2"
-        ]
+        ["warning:handl:50", "warning:handl:75", "breached:handl:0", "escalated:handl:1", "escalated:boss:2"]
     );
     assert!(all.iter().all(|a| a.3), "every alert is marked late");
 
@@ -351,19 +267,10 @@ async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
     app.stop_sla().await;
     app.start_sla().await;
     let original = app.events_of("9997", "case.registered", 1).await;
-    app.publish_raw_for(
-        "9997",
-        "case.registered",
-        uuid::Uuid::now_v7(),
-        original[0].payload.to_vec(),
-    )
-    .await;
+    app.publish_raw_for("9997", "case.registered", uuid::Uuid::now_v7(), original[0].payload.to_vec()).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(fired(&app, 0).await.len(), 5);
-    let clocks: i64 = sqlx::query_scalar("SELECT count(*) FROM clocks")
-        .fetch_one(app.sla_pool())
-        .await
-        .unwrap();
+    let clocks: i64 = sqlx::query_scalar("SELECT count(*) FROM clocks").fetch_one(app.sla_pool()).await.unwrap();
     assert_eq!(clocks, 1);
     assert_eq!(app.read_events_of_tenant("9997", "sla.escalated").await, 2);
 }
@@ -378,36 +285,20 @@ async fn a_bygglov_deadline_is_extended_once_and_the_fee_reduction_shows() {
         reason: reason.to_owned(),
         actor: String::new(),
     };
-    let err = client
-        .extend_deadline(extend("Utredning"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        tonic::Code::FailedPrecondition,
-        "not before the application is complete"
-    );
+    let err = client.extend_deadline(extend("Utredning")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "not before the application is complete");
 
     app.clock.set(local("2026-09-07 10:00"));
-    let complete = pb::MarkApplicationCompleteRequest {
-        case_id: case.id.clone(),
-        actor: String::new(),
-    };
+    let complete = pb::MarkApplicationCompleteRequest { case_id: case.id.clone(), actor: String::new() };
     client.mark_application_complete(complete).await.unwrap();
     let clock = armed(&app, &case.reference, "beslut_pbl").await;
     assert_eq!(due(&clock), local("2026-11-16 16:30"), "10 weeks");
     assert_eq!(clock.time_basis, "calendar");
 
-    client
-        .extend_deadline(extend("Särskilda skäl: grannehöranden"))
-        .await
-        .unwrap();
+    client.extend_deadline(extend("Särskilda skäl: grannehöranden")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let extended = loop {
-        let c = clocks(&app, &case.reference)
-            .await
-            .remove("beslut_pbl")
-            .unwrap();
+        let c = clocks(&app, &case.reference).await.remove("beslut_pbl").unwrap();
         if c.extended {
             break c;
         }
@@ -420,21 +311,12 @@ async fn a_bygglov_deadline_is_extended_once_and_the_fee_reduction_shows() {
     assert!(err.message().contains("once"), "{}", err.message());
 
     app.clock.set(local("2027-01-26 16:30"));
-    let late = clocks(&app, &case.reference)
-        .await
-        .remove("beslut_pbl")
-        .unwrap();
+    let late = clocks(&app, &case.reference).await.remove("beslut_pbl").unwrap();
     assert_eq!(late.state, pb::ClockState::Breached as i32);
     assert_eq!(late.fee_reduction_percent, 20, "one fifth after 1 day");
     app.clock.set(local("2027-02-09 16:30"));
-    let later = clocks(&app, &case.reference)
-        .await
-        .remove("beslut_pbl")
-        .unwrap();
-    assert_eq!(
-        later.fee_reduction_percent, 60,
-        "three fifths after 2 weeks and 1 day"
-    );
+    let later = clocks(&app, &case.reference).await.remove("beslut_pbl").unwrap();
+    assert_eq!(later.fee_reduction_percent, 60, "three fifths after 2 weeks and 1 day");
 
     // The breach also tells the case owner to inform the company (förvaltningslagen 11 §).
     let all = fired(&app, 3).await;

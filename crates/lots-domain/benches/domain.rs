@@ -8,9 +8,7 @@ use lots_domain::slots::{Interval, SlotQuery, find_slot, free_time};
 use std::hint::black_box;
 
 fn identifiers(c: &mut Criterion) {
-    c.bench_function("orgnr_parse", |b| {
-        b.iter(|| lots_domain::OrgNr::parse(std::hint::black_box("556036-0793")))
-    });
+    c.bench_function("orgnr_parse", |b| b.iter(|| lots_domain::OrgNr::parse(std::hint::black_box("556036-0793"))));
 }
 
 /// Deterministic 64-bit LCG (Knuth's MMIX constants), so runs are comparable.
@@ -18,10 +16,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         // The high bits of an LCG are the random-looking ones.
         self.0 >> 33
     }
@@ -60,10 +55,7 @@ fn scenario() -> Scenario {
         }
         day = day.succ_opt().unwrap();
     }
-    let working: Vec<Interval> = starts
-        .iter()
-        .map(|&s| Interval::new(s, s + Duration::minutes(DAY_MINUTES)))
-        .collect();
+    let working: Vec<Interval> = starts.iter().map(|&s| Interval::new(s, s + Duration::minutes(DAY_MINUTES))).collect();
 
     let mut rng = Lcg(0x4c6f_7473_656e);
     let busy = (0..OFFICERS)
@@ -88,48 +80,29 @@ fn scenario() -> Scenario {
         not_after: starts[DAYS - 1] + Duration::days(1),
         granularity: Duration::minutes(15),
     };
-    Scenario {
-        working,
-        busy,
-        buffer: Duration::minutes(10),
-        query,
-    }
+    Scenario { working, busy, buffer: Duration::minutes(10), query }
 }
 
 fn slot_search(c: &mut Criterion) {
     let s = scenario();
-    let free: Vec<Vec<Interval>> = s
-        .busy
-        .iter()
-        .map(|busy| free_time(&s.working, busy, s.buffer))
-        .collect();
+    let free: Vec<Vec<Interval>> = s.busy.iter().map(|busy| free_time(&s.working, busy, s.buffer)).collect();
     // Shown once so the benchmark's premise (a slot well into the period) is visible.
     eprintln!("slot_search earliest: {:?}", find_slot(&free, &s.query));
 
     let mut group = c.benchmark_group("slot_search");
     group.bench_function("free_time_and_search_6x500", |b| {
         b.iter(|| {
-            let free: Vec<Vec<Interval>> = s
-                .busy
-                .iter()
-                .map(|busy| free_time(black_box(&s.working), black_box(busy), s.buffer))
-                .collect();
+            let free: Vec<Vec<Interval>> =
+                s.busy.iter().map(|busy| free_time(black_box(&s.working), black_box(busy), s.buffer)).collect();
             find_slot(&free, black_box(&s.query))
         })
     });
-    group.bench_function("search_only", |b| {
-        b.iter(|| find_slot(black_box(&free), black_box(&s.query)))
-    });
+    group.bench_function("search_only", |b| b.iter(|| find_slot(black_box(&free), black_box(&s.query))));
     // The miss path: no common slot in the first week and a half, so find_slot goes on
     // to search for every officer alone to explain why.
-    let miss = SlotQuery {
-        not_after: s.query.not_before + Duration::days(9),
-        ..s.query
-    };
+    let miss = SlotQuery { not_after: s.query.not_before + Duration::days(9), ..s.query };
     eprintln!("slot_search miss: {:?}", find_slot(&free, &miss));
-    group.bench_function("search_only_miss", |b| {
-        b.iter(|| find_slot(black_box(&free), black_box(&miss)))
-    });
+    group.bench_function("search_only_miss", |b| b.iter(|| find_slot(black_box(&free), black_box(&miss))));
     group.finish();
 }
 

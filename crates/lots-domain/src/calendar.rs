@@ -7,9 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{
-    DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
 
 /// The time zone every Swedish municipality works in.
 pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Stockholm;
@@ -36,11 +34,7 @@ pub struct Holiday {
 
 /// Easter Sunday of a Gregorian year (anonymous Gregorian algorithm); clamps outside chrono's date range.
 pub fn easter_sunday(year: i32) -> NaiveDate {
-    easter_opt(year).unwrap_or(if year < 0 {
-        NaiveDate::MIN
-    } else {
-        NaiveDate::MAX
-    })
+    easter_opt(year).unwrap_or(if year < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
 }
 
 /// Easter Sunday, `None` when the year is outside chrono's date range.
@@ -68,8 +62,7 @@ fn easter_opt(year: i32) -> Option<NaiveDate> {
 /// The first Saturday on or after the given date.
 fn saturday_from(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
     let first = NaiveDate::from_ymd_opt(year, month, day)?;
-    let ahead =
-        (Weekday::Sat.num_days_from_monday() + 7 - first.weekday().num_days_from_monday()) % 7;
+    let ahead = (Weekday::Sat.num_days_from_monday() + 7 - first.weekday().num_days_from_monday()) % 7;
     first.checked_add_days(Days::new(u64::from(ahead)))
 }
 
@@ -101,10 +94,8 @@ pub fn holidays(year: i32) -> Vec<Holiday> {
         (ymd(12, 26), "annandag jul", Public),
         (ymd(12, 31), "nyårsafton", DeFacto),
     ];
-    let mut list: Vec<Holiday> = entries
-        .into_iter()
-        .filter_map(|(date, name, kind)| date.map(|date| Holiday { date, name, kind }))
-        .collect();
+    let mut list: Vec<Holiday> =
+        entries.into_iter().filter_map(|(date, name, kind)| date.map(|date| Holiday { date, name, kind })).collect();
     // Stable sort: coinciding holidays keep the law's order.
     list.sort_by_key(|h| h.date);
     list
@@ -128,8 +119,7 @@ fn end_of_gap(local: NaiveDateTime) -> DateTime<Utc> {
     // The answer is the transition instant; every real offset is within ±15 h, which brackets it.
     // Transitions fall on whole seconds, so a binary search over seconds is exact.
     let fallback = local.and_utc();
-    let local_at =
-        |secs: i64| DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(&TZ).naive_local());
+    let local_at = |secs: i64| DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(&TZ).naive_local());
     let naive = fallback.timestamp();
     let (mut lo, mut hi) = (naive - 15 * 3600, naive + 15 * 3600);
     if local_at(hi).is_none_or(|l| l < local) {
@@ -185,12 +175,7 @@ impl WorkCalendar {
         for d in &hours.days {
             days[d.num_days_from_monday() as usize] = true;
         }
-        WorkCalendar {
-            days,
-            start: hours.start,
-            end: hours.end,
-            closed: closed_days.iter().copied().collect(),
-        }
+        WorkCalendar { days, start: hours.start, end: hours.end, closed: closed_days.iter().copied().collect() }
     }
 
     /// The municipality's office hours and closed days.
@@ -199,10 +184,7 @@ impl WorkCalendar {
     }
 
     /// An officer's own working hours with the municipality's closed days.
-    pub fn for_officer(
-        cfg: &crate::tenant::TenantConfig,
-        officer: &crate::tenant::Officer,
-    ) -> Self {
+    pub fn for_officer(cfg: &crate::tenant::TenantConfig, officer: &crate::tenant::Officer) -> Self {
         Self::new(cfg.working_hours(officer), &cfg.closed_days)
     }
 
@@ -228,11 +210,7 @@ impl WorkCalendar {
     }
 
     /// Office hours of a date in UTC, if it is a working day.
-    fn interval_on(
-        &self,
-        date: NaiveDate,
-        cache: &mut HolidayCache,
-    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    fn interval_on(&self, date: NaiveDate, cache: &mut HolidayCache) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         if !self.is_working_day_with(date, cache) {
             return None;
         }
@@ -255,11 +233,7 @@ impl WorkCalendar {
     }
 
     /// Office-hours intervals (UTC) of working days intersecting [from, to), clipped to it, ascending.
-    pub fn working_intervals(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    pub fn working_intervals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         if to <= from {
             return Vec::new();
         }
@@ -276,9 +250,7 @@ impl WorkCalendar {
         if self.has_no_working_time() {
             return DateTime::<Utc>::MAX_UTC;
         }
-        self.intervals(local_date(t), None)
-            .find(|&(_, e)| t < e)
-            .map_or(DateTime::<Utc>::MAX_UTC, |(s, _)| s.max(t))
+        self.intervals(local_date(t), None).find(|&(_, e)| t < e).map_or(DateTime::<Utc>::MAX_UTC, |(s, _)| s.max(t))
     }
 
     /// Adds `d` of working time to `t`; zero or negative `d` returns `t` unchanged.
@@ -314,10 +286,7 @@ impl WorkCalendar {
 
     /// N working days = N × day_length of working time (so Thursday 10:00 + 1 day = next working day 10:00).
     pub fn add_working_days(&self, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-        match i32::try_from(days)
-            .ok()
-            .and_then(|n| self.day_length().checked_mul(n))
-        {
+        match i32::try_from(days).ok().and_then(|n| self.day_length().checked_mul(n)) {
             Some(d) => self.add_working_time(t, d),
             None => DateTime::<Utc>::MAX_UTC,
         }
@@ -393,13 +362,7 @@ mod tests {
         }
     }
 
-    const MON_FRI: [Weekday; 5] = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-    ];
+    const MON_FRI: [Weekday; 5] = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri];
 
     /// Mon–Fri 08:00–16:30, the usual kommun office.
     fn office() -> WorkCalendar {
@@ -435,48 +398,13 @@ mod tests {
         // Per year: långfredagen, påskdagen, annandag påsk, Kristi himmelsfärdsdag, pingstdagen,
         // midsommarafton, midsommardagen, alla helgons dag (month-day). June 6 sorts before pingst when later.
         let movable = [
-            (
-                2024,
-                [
-                    "03-29", "03-31", "04-01", "05-09", "05-19", "06-21", "06-22", "11-02",
-                ],
-            ),
-            (
-                2025,
-                [
-                    "04-18", "04-20", "04-21", "05-29", "06-08", "06-20", "06-21", "11-01",
-                ],
-            ),
-            (
-                2026,
-                [
-                    "04-03", "04-05", "04-06", "05-14", "05-24", "06-19", "06-20", "10-31",
-                ],
-            ),
-            (
-                2027,
-                [
-                    "03-26", "03-28", "03-29", "05-06", "05-16", "06-25", "06-26", "11-06",
-                ],
-            ),
-            (
-                2028,
-                [
-                    "04-14", "04-16", "04-17", "05-25", "06-04", "06-23", "06-24", "11-04",
-                ],
-            ),
-            (
-                2029,
-                [
-                    "03-30", "04-01", "04-02", "05-10", "05-20", "06-22", "06-23", "11-03",
-                ],
-            ),
-            (
-                2030,
-                [
-                    "04-19", "04-21", "04-22", "05-30", "06-09", "06-21", "06-22", "11-02",
-                ],
-            ),
+            (2024, ["03-29", "03-31", "04-01", "05-09", "05-19", "06-21", "06-22", "11-02"]),
+            (2025, ["04-18", "04-20", "04-21", "05-29", "06-08", "06-20", "06-21", "11-01"]),
+            (2026, ["04-03", "04-05", "04-06", "05-14", "05-24", "06-19", "06-20", "10-31"]),
+            (2027, ["03-26", "03-28", "03-29", "05-06", "05-16", "06-25", "06-26", "11-06"]),
+            (2028, ["04-14", "04-16", "04-17", "05-25", "06-04", "06-23", "06-24", "11-04"]),
+            (2029, ["03-30", "04-01", "04-02", "05-10", "05-20", "06-22", "06-23", "11-03"]),
+            (2030, ["04-19", "04-21", "04-22", "05-30", "06-09", "06-21", "06-22", "11-02"]),
         ];
         use DayKind::{DeFactoHoliday as F, PublicHoliday as P};
         for (year, m) in movable {
@@ -508,11 +436,7 @@ mod tests {
             ]);
             let expected: Vec<Holiday> = expected
                 .into_iter()
-                .map(|(md, name, kind)| Holiday {
-                    date: date(&format!("{year}-{md}")),
-                    name,
-                    kind,
-                })
+                .map(|(md, name, kind)| Holiday { date: date(&format!("{year}-{md}")), name, kind })
                 .collect();
             assert_eq!(holidays(year), expected, "{year}");
         }
@@ -538,33 +462,20 @@ mod tests {
     #[test]
     fn coinciding_holidays_are_both_listed() {
         // 2008: Kristi himmelsfärdsdag fell on första maj.
-        let may1: Vec<_> = holidays(2008)
-            .into_iter()
-            .filter(|h| h.date == date("2008-05-01"))
-            .map(|h| h.name)
-            .collect();
+        let may1: Vec<_> =
+            holidays(2008).into_iter().filter(|h| h.date == date("2008-05-01")).map(|h| h.name).collect();
         assert_eq!(may1, ["första maj", "Kristi himmelsfärdsdag"]);
-        assert_eq!(
-            holiday(date("2008-05-01")).map(|h| h.name),
-            Some("första maj")
-        );
+        assert_eq!(holiday(date("2008-05-01")).map(|h| h.name), Some("första maj"));
     }
 
     #[test]
     fn holiday_lookup() {
         assert_eq!(
             holiday(date("2026-06-19")),
-            Some(Holiday {
-                date: date("2026-06-19"),
-                name: "midsommarafton",
-                kind: DayKind::DeFactoHoliday
-            })
+            Some(Holiday { date: date("2026-06-19"), name: "midsommarafton", kind: DayKind::DeFactoHoliday })
         );
         assert_eq!(holiday(date("2026-06-18")), None);
-        assert_eq!(
-            holiday(date("2026-06-06")).map(|h| h.kind),
-            Some(DayKind::PublicHoliday)
-        );
+        assert_eq!(holiday(date("2026-06-06")).map(|h| h.kind), Some(DayKind::PublicHoliday));
     }
 
     #[test]
@@ -573,10 +484,7 @@ mod tests {
             let _ = easter_sunday(year);
             let _ = holidays(year);
         }
-        assert_eq!(
-            WorkCalendar::next_legal_weekday(NaiveDate::MAX),
-            NaiveDate::MAX
-        );
+        assert_eq!(WorkCalendar::next_legal_weekday(NaiveDate::MAX), NaiveDate::MAX);
         let cal = office();
         let far = DateTime::<Utc>::MAX_UTC - Duration::days(3);
         let _ = cal.add_working_time(far, Duration::days(30));
@@ -605,13 +513,8 @@ mod tests {
     fn five_working_days_across_midsommar() {
         let cal = office();
         let start = at("2026-06-17 09:00");
-        let expected = [
-            "2026-06-18 09:00",
-            "2026-06-22 09:00",
-            "2026-06-23 09:00",
-            "2026-06-24 09:00",
-            "2026-06-25 09:00",
-        ];
+        let expected =
+            ["2026-06-18 09:00", "2026-06-22 09:00", "2026-06-23 09:00", "2026-06-24 09:00", "2026-06-25 09:00"];
         for (n, want) in (1..).zip(expected) {
             assert_eq!(local(cal.add_working_days(start, n)), want, "{n} days");
         }
@@ -624,19 +527,11 @@ mod tests {
         let end = office().add_working_hours(start, 8);
         assert_eq!(local(end), "2026-10-26 14:30");
         assert_eq!(end, utc("2026-10-26T13:30:00Z"));
-        let offset = |t: DateTime<Utc>| {
-            t.with_timezone(&TZ)
-                .fixed_offset()
-                .offset()
-                .local_minus_utc()
-        };
+        let offset = |t: DateTime<Utc>| t.with_timezone(&TZ).fixed_offset().offset().local_minus_utc();
         assert_eq!(offset(start), 2 * 3600);
         assert_eq!(offset(end), 3600);
         // Wall-clock elapsed is one hour longer than the naive local difference.
-        assert_eq!(
-            office().working_time_between(start, end),
-            Duration::hours(8)
-        );
+        assert_eq!(office().working_time_between(start, end), Duration::hours(8));
     }
 
     #[test]
@@ -659,21 +554,10 @@ mod tests {
         // A calendar working through the night still counts real elapsed time.
         let night = WorkCalendar::new(&hours(&[Weekday::Sun], "00:00", "06:00"), &[]);
         let sunday = at("2026-03-29 00:00");
-        assert_eq!(
-            night
-                .working_intervals(sunday, sunday + Duration::days(1))
-                .len(),
-            1
-        );
-        assert_eq!(
-            night.working_time_between(sunday, sunday + Duration::days(1)),
-            Duration::hours(5)
-        );
+        assert_eq!(night.working_intervals(sunday, sunday + Duration::days(1)).len(), 1);
+        assert_eq!(night.working_time_between(sunday, sunday + Duration::days(1)), Duration::hours(5));
         let autumn = at("2026-10-25 00:00");
-        assert_eq!(
-            night.working_time_between(autumn, autumn + Duration::days(1)),
-            Duration::hours(7)
-        );
+        assert_eq!(night.working_time_between(autumn, autumn + Duration::days(1)), Duration::hours(7));
     }
 
     #[test]
@@ -681,26 +565,14 @@ mod tests {
         let cal = office();
         let saturday = at("2026-05-16 12:00");
         assert_eq!(cal.add_working_time(saturday, Duration::zero()), saturday);
-        assert_eq!(
-            cal.add_working_time(saturday, Duration::hours(-3)),
-            saturday
-        );
+        assert_eq!(cal.add_working_time(saturday, Duration::hours(-3)), saturday);
         // Exactly a full day from the opening lands at closing, not the next morning.
         let monday = at("2026-05-11 08:00");
         assert_eq!(local(cal.add_working_hours(monday, 0)), "2026-05-11 08:00");
-        assert_eq!(
-            local(cal.add_working_time(monday, cal.day_length())),
-            "2026-05-11 16:30"
-        );
-        assert_eq!(
-            local(cal.add_working_days(at("2026-05-08 16:30"), 1)),
-            "2026-05-11 16:30"
-        );
+        assert_eq!(local(cal.add_working_time(monday, cal.day_length())), "2026-05-11 16:30");
+        assert_eq!(local(cal.add_working_days(at("2026-05-08 16:30"), 1)), "2026-05-11 16:30");
         // Outside hours the clock starts at the next opening.
-        assert_eq!(
-            local(cal.add_working_hours(saturday, 1)),
-            "2026-05-18 09:00"
-        );
+        assert_eq!(local(cal.add_working_hours(saturday, 1)), "2026-05-18 09:00");
     }
 
     #[test]
@@ -708,22 +580,10 @@ mod tests {
         let cal = office();
         let inside = at("2026-05-12 10:00");
         assert_eq!(cal.next_working_instant(inside), inside);
-        assert_eq!(
-            local(cal.next_working_instant(at("2026-05-12 07:00"))),
-            "2026-05-12 08:00"
-        );
-        assert_eq!(
-            local(cal.next_working_instant(at("2026-05-12 16:30"))),
-            "2026-05-13 08:00"
-        );
-        assert_eq!(
-            local(cal.next_working_instant(at("2026-06-18 17:00"))),
-            "2026-06-22 08:00"
-        );
-        assert_eq!(
-            local(cal.next_working_instant(at("2026-12-23 18:00"))),
-            "2026-12-28 08:00"
-        );
+        assert_eq!(local(cal.next_working_instant(at("2026-05-12 07:00"))), "2026-05-12 08:00");
+        assert_eq!(local(cal.next_working_instant(at("2026-05-12 16:30"))), "2026-05-13 08:00");
+        assert_eq!(local(cal.next_working_instant(at("2026-06-18 17:00"))), "2026-06-22 08:00");
+        assert_eq!(local(cal.next_working_instant(at("2026-12-23 18:00"))), "2026-12-28 08:00");
     }
 
     #[test]
@@ -732,10 +592,7 @@ mod tests {
         let t = at("2026-05-12 10:00");
         assert_eq!(none.next_working_instant(t), DateTime::<Utc>::MAX_UTC);
         assert_eq!(none.add_working_hours(t, 1), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(
-            none.working_time_between(t, t + Duration::days(400)),
-            Duration::zero()
-        );
+        assert_eq!(none.working_time_between(t, t + Duration::days(400)), Duration::zero());
         let inverted = WorkCalendar::new(&hours(&MON_FRI, "16:00", "08:00"), &[]);
         assert_eq!(inverted.day_length(), Duration::zero());
         assert_eq!(inverted.add_working_hours(t, 1), DateTime::<Utc>::MAX_UTC);
@@ -744,24 +601,12 @@ mod tests {
     #[test]
     fn pause_arithmetic() {
         let cal = office_closed(&["2026-05-15"]);
-        assert_eq!(
-            cal.working_time_between(at("2026-05-11 09:00"), at("2026-05-11 11:00")),
-            Duration::hours(2)
-        );
-        assert_eq!(
-            cal.working_time_between(at("2026-05-11 11:00"), at("2026-05-11 09:00")),
-            Duration::zero()
-        );
+        assert_eq!(cal.working_time_between(at("2026-05-11 09:00"), at("2026-05-11 11:00")), Duration::hours(2));
+        assert_eq!(cal.working_time_between(at("2026-05-11 11:00"), at("2026-05-11 09:00")), Duration::zero());
         // Friday 15:00 → Monday 09:00: 1.5 h + 1 h.
-        assert_eq!(
-            cal.working_time_between(at("2026-05-08 15:00"), at("2026-05-11 09:00")),
-            Duration::minutes(150)
-        );
+        assert_eq!(cal.working_time_between(at("2026-05-08 15:00"), at("2026-05-11 09:00")), Duration::minutes(150));
         // Thursday 14 May is Kristi himmelsfärdsdag and Friday 15 is closed: Wed 16:00 → Mon 09:00.
-        assert_eq!(
-            cal.working_time_between(at("2026-05-13 16:00"), at("2026-05-18 09:00")),
-            Duration::minutes(90)
-        );
+        assert_eq!(cal.working_time_between(at("2026-05-13 16:00"), at("2026-05-18 09:00")), Duration::minutes(90));
         assert_eq!(
             office().working_time_between(at("2026-05-13 16:00"), at("2026-05-18 09:00")),
             Duration::minutes(90 + 510)
@@ -780,38 +625,17 @@ mod tests {
         assert_eq!(d, utc("2026-03-23T15:30:00Z"));
         // Thursday 15 Oct + 10 weeks = julafton → juldagen, annandag jul (Sat), Sunday → Monday 28,
         // even though the municipality has closed that day.
-        assert_eq!(
-            local(cal.legal_deadline(at("2026-10-15 09:00"), 10)),
-            "2026-12-28 16:30"
-        );
+        assert_eq!(local(cal.legal_deadline(at("2026-10-15 09:00"), 10)), "2026-12-28 16:30");
         // Saturday → Monday.
-        assert_eq!(
-            local(cal.legal_deadline(at("2026-01-10 12:00"), 10)),
-            "2026-03-23 16:30"
-        );
+        assert_eq!(local(cal.legal_deadline(at("2026-01-10 12:00"), 10)), "2026-03-23 16:30");
         // Midsommarafton → midsommardagen, Sunday → Monday.
-        assert_eq!(
-            local(cal.legal_deadline(at("2026-04-10 12:00"), 10)),
-            "2026-06-22 16:30"
-        );
+        assert_eq!(local(cal.legal_deadline(at("2026-04-10 12:00"), 10)), "2026-06-22 16:30");
         // Nyårsafton (Thursday) → nyårsdagen → weekend → Monday 4 Jan 2027.
-        assert_eq!(
-            local(cal.legal_deadline(at("2026-10-22 12:00"), 10)),
-            "2027-01-04 16:30"
-        );
+        assert_eq!(local(cal.legal_deadline(at("2026-10-22 12:00"), 10)), "2027-01-04 16:30");
         // The start counts by its Stockholm date: 23:30 UTC Sunday is already Monday in Sweden.
-        assert_eq!(
-            local(cal.legal_deadline(utc("2026-01-11T23:30:00Z"), 10)),
-            "2026-03-23 16:30"
-        );
-        assert_eq!(
-            WorkCalendar::next_legal_weekday(date("2026-03-24")),
-            date("2026-03-24")
-        );
-        assert_eq!(
-            WorkCalendar::next_legal_weekday(date("2026-04-03")),
-            date("2026-04-07")
-        );
+        assert_eq!(local(cal.legal_deadline(utc("2026-01-11T23:30:00Z"), 10)), "2026-03-23 16:30");
+        assert_eq!(WorkCalendar::next_legal_weekday(date("2026-03-24")), date("2026-03-24"));
+        assert_eq!(WorkCalendar::next_legal_weekday(date("2026-04-03")), date("2026-04-07"));
     }
 
     #[test]
@@ -897,15 +721,7 @@ commitments = ["first_contact"]
         // Week of 18 May 2026 (no holidays): Mon–Thu only, no Friday.
         let week = part_time.working_intervals(at("2026-05-18 00:00"), at("2026-05-25 00:00"));
         let days: Vec<_> = week.iter().map(|&(s, _)| local(s)).collect();
-        assert_eq!(
-            days,
-            [
-                "2026-05-18 08:00",
-                "2026-05-19 08:00",
-                "2026-05-20 08:00",
-                "2026-05-21 08:00"
-            ]
-        );
+        assert_eq!(days, ["2026-05-18 08:00", "2026-05-19 08:00", "2026-05-20 08:00", "2026-05-21 08:00"]);
         assert!(week.iter().all(|&(s, e)| e - s == Duration::hours(7)));
         // The officer inherits the tenant's closed days.
         assert!(!part_time.is_working_day(date("2026-05-15")));
@@ -919,10 +735,7 @@ commitments = ["first_contact"]
         let a = at("2024-01-01 00:00");
         let b = at("2030-12-31 23:00");
         let total = cal.working_time_between(a, b);
-        assert_eq!(
-            cal.working_time_between(a, cal.add_working_time(a, total)),
-            total
-        );
+        assert_eq!(cal.working_time_between(a, cal.add_working_time(a, total)), total);
     }
 
     fn instant_2024_2030() -> impl Strategy<Value = DateTime<Utc>> {

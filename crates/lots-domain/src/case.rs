@@ -92,11 +92,7 @@ impl CaseStatus {
 
     /// Checks `self → to`, returning the refusal as an error.
     pub fn transition(self, to: CaseStatus) -> Result<CaseStatus, TransitionError> {
-        if self.can_become(to) {
-            Ok(to)
-        } else {
-            Err(TransitionError { from: self, to })
-        }
+        if self.can_become(to) { Ok(to) } else { Err(TransitionError { from: self, to }) }
     }
 
     /// Checks leaving `waiting_for_company` back to `previous`.
@@ -104,10 +100,7 @@ impl CaseStatus {
         if self == Self::WaitingForCompany && previous.can_wait_for_company() {
             Ok(previous)
         } else {
-            Err(TransitionError {
-                from: self,
-                to: previous,
-            })
+            Err(TransitionError { from: self, to: previous })
         }
     }
 }
@@ -121,10 +114,7 @@ impl fmt::Display for CaseStatus {
 impl FromStr for CaseStatus {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownValue(s.to_owned()))
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownValue(s.to_owned()))
     }
 }
 
@@ -146,13 +136,7 @@ pub enum Channel {
 
 impl Channel {
     /// All channels.
-    pub const ALL: [Channel; 5] = [
-        Self::Phone,
-        Self::Email,
-        Self::EService,
-        Self::Visit,
-        Self::CompanyVisit,
-    ];
+    pub const ALL: [Channel; 5] = [Self::Phone, Self::Email, Self::EService, Self::Visit, Self::CompanyVisit];
 
     /// The stable text form used in the database and in events.
     pub fn as_str(self) -> &'static str {
@@ -169,10 +153,7 @@ impl Channel {
 impl FromStr for Channel {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownValue(s.to_owned()))
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownValue(s.to_owned()))
     }
 }
 
@@ -189,13 +170,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// All outcomes.
-    pub const ALL: [Outcome; 5] = [
-        Self::Granted,
-        Self::PartlyGranted,
-        Self::Denied,
-        Self::AdviceGiven,
-        Self::Referred,
-    ];
+    pub const ALL: [Outcome; 5] = [Self::Granted, Self::PartlyGranted, Self::Denied, Self::AdviceGiven, Self::Referred];
 
     /// The stable text form used in the database and in events.
     pub fn as_str(self) -> &'static str {
@@ -212,10 +187,7 @@ impl Outcome {
 impl FromStr for Outcome {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| UnknownValue(s.to_owned()))
+        Self::ALL.into_iter().find(|o| o.as_str() == s).ok_or_else(|| UnknownValue(s.to_owned()))
     }
 }
 
@@ -234,19 +206,13 @@ impl Reference {
         let prefix = parts.next()?;
         let year = parts.next()?;
         let number = parts.next()?;
-        let prefix_ok =
-            (2..=8).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_uppercase());
-        let digits = |t: &str, n: std::ops::RangeInclusive<usize>| {
-            n.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
-        };
+        let prefix_ok = (2..=8).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_uppercase());
+        let digits =
+            |t: &str, n: std::ops::RangeInclusive<usize>| n.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
         if !prefix_ok || !digits(year, 4..=4) || !digits(number, 6..=12) {
             return None;
         }
-        Some(Reference {
-            prefix: prefix.to_owned(),
-            year: year.parse().ok()?,
-            number: number.parse().ok()?,
-        })
+        Some(Reference { prefix: prefix.to_owned(), year: year.parse().ok()?, number: number.parse().ok()? })
     }
 }
 
@@ -263,14 +229,7 @@ mod tests {
 
     #[test]
     fn the_main_path_is_allowed_in_order_only() {
-        let path = [
-            Registered,
-            Routed,
-            MeetingBooked,
-            InProgress,
-            Decided,
-            Closed,
-        ];
+        let path = [Registered, Routed, MeetingBooked, InProgress, Decided, Closed];
         for w in path.windows(2) {
             assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
         }
@@ -290,14 +249,7 @@ mod tests {
 
     #[test]
     fn waiting_returns_only_to_where_the_case_was() {
-        for from in [
-            Registered,
-            Routed,
-            MeetingBooked,
-            InProgress,
-            Decided,
-            Unroutable,
-        ] {
+        for from in [Registered, Routed, MeetingBooked, InProgress, Decided, Unroutable] {
             assert!(from.can_become(WaitingForCompany));
             assert_eq!(WaitingForCompany.resume_to(from), Ok(from));
         }
@@ -311,10 +263,7 @@ mod tests {
     #[test]
     fn refusal_names_both_statuses() {
         let err = Closed.transition(Routed).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "a case that is closed cannot become routed"
-        );
+        assert_eq!(err.to_string(), "a case that is closed cannot become routed");
     }
 
     #[test]
@@ -333,11 +282,7 @@ mod tests {
 
     #[test]
     fn reference_formats_and_parses() {
-        let r = Reference {
-            prefix: "NKP".into(),
-            year: 2026,
-            number: 123,
-        };
+        let r = Reference { prefix: "NKP".into(), year: 2026, number: 123 };
         assert_eq!(r.to_string(), "NKP-2026-000123");
         assert_eq!(Reference::parse("NKP-2026-000123"), Some(r));
         assert_eq!(Reference::parse("nkp-2026-000123"), None);

@@ -115,20 +115,11 @@ pub struct Clock {
 }
 
 /// Evaluates `commitment` over `events` (in occurrence order; ties keep input order) at `now`.
-pub fn evaluate(
-    commitment: &Commitment,
-    calendar: &WorkCalendar,
-    events: &[ClockEvent],
-    now: DateTime<Utc>,
-) -> Clock {
+pub fn evaluate(commitment: &Commitment, calendar: &WorkCalendar, events: &[ClockEvent], now: DateTime<Utc>) -> Clock {
     let life = Life::walk(commitment, events, now);
     let Some(start) = life.start else {
         return Clock {
-            state: if life.phase == Phase::Cancelled {
-                State::Cancelled
-            } else {
-                State::NotStarted
-            },
+            state: if life.phase == Phase::Cancelled { State::Cancelled } else { State::NotStarted },
             started_at: None,
             stopped_at: life.stopped_at,
             paused: Duration::zero(),
@@ -149,24 +140,14 @@ pub fn evaluate(
     let (paused, left) = match measure {
         Measure::Working(target) => {
             let span = |a, b| calendar.working_time_between(a, b);
-            let closed = life
-                .pauses
-                .iter()
-                .fold(Duration::zero(), |sum, &(a, b)| sum + span(a, b));
-            let open = life
-                .open_pause
-                .map_or(Duration::zero(), |p| span(p, paused_until));
+            let closed = life.pauses.iter().fold(Duration::zero(), |sum, &(a, b)| sum + span(a, b));
+            let open = life.open_pause.map_or(Duration::zero(), |p| span(p, paused_until));
             let elapsed = span(start, last) - closed;
             (closed + open, target - elapsed)
         }
         Measure::Weeks { .. } => {
-            let closed = life
-                .pauses
-                .iter()
-                .fold(Duration::zero(), |sum, &(a, b)| sum + (b - a));
-            let open = life.open_pause.map_or(Duration::zero(), |p| {
-                (paused_until - p).max(Duration::zero())
-            });
+            let closed = life.pauses.iter().fold(Duration::zero(), |sum, &(a, b)| sum + (b - a));
+            let open = life.open_pause.map_or(Duration::zero(), |p| (paused_until - p).max(Duration::zero()));
             (closed + open, due - last)
         }
     };
@@ -184,11 +165,8 @@ pub fn evaluate(
     } else {
         Vec::new()
     };
-    let fee_reduction_percent = if state == State::Cancelled {
-        0
-    } else {
-        fee_reduction(commitment.fee_reduction_percent_per_week, due, last)
-    };
+    let fee_reduction_percent =
+        if state == State::Cancelled { 0 } else { fee_reduction(commitment.fee_reduction_percent_per_week, due, last) };
     Clock {
         state,
         started_at: Some(start),
@@ -261,11 +239,7 @@ impl Life {
                 Phase::NotStarted => {}
                 Phase::Running | Phase::Paused if stops || ends => {
                     life.stopped_at = Some(e.at);
-                    life.phase = if stops {
-                        Phase::Stopped
-                    } else {
-                        Phase::Cancelled
-                    };
+                    life.phase = if stops { Phase::Stopped } else { Phase::Cancelled };
                 }
                 Phase::Running if listed(&c.pauses_on, kind) => {
                     life.open_pause = Some(e.at);
@@ -278,9 +252,7 @@ impl Life {
                     life.phase = Phase::Running;
                 }
                 // Accepted while paused too, so the clock agrees with `already_extended`.
-                Phase::Running | Phase::Paused
-                    if kind == DEADLINE_EXTENDED && c.extension.is_some() =>
-                {
+                Phase::Running | Phase::Paused if kind == DEADLINE_EXTENDED && c.extension.is_some() => {
                     life.extended = true;
                 }
                 Phase::Running | Phase::Paused => {}
@@ -304,44 +276,28 @@ impl Measure {
     fn of(c: &Commitment, cal: &WorkCalendar, start: DateTime<Utc>, extended: bool) -> Measure {
         let extension = if extended { c.extension } else { None };
         match (c.target, extension) {
-            (Target::CalendarWeeks(w), Some(Target::CalendarWeeks(x))) => Measure::Weeks {
-                weeks: w.saturating_add(x),
-                extra: Duration::zero(),
-            },
-            (Target::CalendarWeeks(w), Some(more)) => Measure::Weeks {
-                weeks: w,
-                extra: working_amount(more, cal),
-            },
-            (Target::CalendarWeeks(w), None) => Measure::Weeks {
-                weeks: w,
-                extra: Duration::zero(),
-            },
+            (Target::CalendarWeeks(w), Some(Target::CalendarWeeks(x))) => {
+                Measure::Weeks { weeks: w.saturating_add(x), extra: Duration::zero() }
+            }
+            (Target::CalendarWeeks(w), Some(more)) => Measure::Weeks { weeks: w, extra: working_amount(more, cal) },
+            (Target::CalendarWeeks(w), None) => Measure::Weeks { weeks: w, extra: Duration::zero() },
             (base, Some(Target::CalendarWeeks(x))) => {
                 // Mixed units: the weeks become the working time they hold, counted from the start.
                 let until = plus(start, Duration::weeks(i64::from(x)));
                 let more = cal.working_time_between(start, until);
                 Measure::Working(working_amount(base, cal) + more)
             }
-            (base, Some(more)) => {
-                Measure::Working(working_amount(base, cal) + working_amount(more, cal))
-            }
+            (base, Some(more)) => Measure::Working(working_amount(base, cal) + working_amount(more, cal)),
             (base, None) => Measure::Working(working_amount(base, cal)),
         }
     }
 
     /// The due instant given the completed pauses.
-    fn due(
-        self,
-        cal: &WorkCalendar,
-        start: DateTime<Utc>,
-        pauses: &[(DateTime<Utc>, DateTime<Utc>)],
-    ) -> DateTime<Utc> {
+    fn due(self, cal: &WorkCalendar, start: DateTime<Utc>, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) -> DateTime<Utc> {
         match self {
             Measure::Working(target) => reach(cal, start, pauses, target),
             Measure::Weeks { weeks, extra } => {
-                let due_from = |from: DateTime<Utc>| {
-                    cal.add_working_time(cal.legal_deadline(from, weeks), extra)
-                };
+                let due_from = |from: DateTime<Utc>| cal.add_working_time(cal.legal_deadline(from, weeks), extra);
                 let mut shift = Duration::zero();
                 let mut due = due_from(start);
                 for &(paused, resumed) in pauses {
@@ -425,15 +381,9 @@ fn schedule(
             },
         })
         .collect();
-    out.push(Due {
-        stage: Stage::Breach,
-        at: due,
-    });
+    out.push(Due { stage: Stage::Breach, at: due });
     out.extend(c.escalation.iter().enumerate().map(|(i, step)| Due {
-        stage: Stage::Escalation {
-            step: i + 1,
-            level: step.to,
-        },
+        stage: Stage::Escalation { step: i + 1, level: step.to },
         at: cal.add_working_hours(due, step.after_hours),
     }));
     // Stable: a zero-hour escalation stays after the breach it follows.
@@ -451,11 +401,7 @@ fn fee_reduction(per_week: Option<u8>, due: DateTime<Utc>, decided: DateTime<Utc
     }
     let delay = decided - due;
     let whole = delay.num_weeks();
-    let started = if delay > Duration::weeks(whole) {
-        whole + 1
-    } else {
-        whole
-    };
+    let started = if delay > Duration::weeks(whole) { whole + 1 } else { whole };
     let percent = started.saturating_mul(i64::from(per_week)).min(100);
     u32::try_from(percent).unwrap_or(100)
 }
@@ -471,13 +417,7 @@ mod tests {
     /// Mon–Fri 08:00–16:30, the usual kommun office.
     fn office() -> WorkCalendar {
         let hours = WorkingHours {
-            days: vec![
-                Weekday::Mon,
-                Weekday::Tue,
-                Weekday::Wed,
-                Weekday::Thu,
-                Weekday::Fri,
-            ],
+            days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
             start: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
             end: NaiveTime::from_hms_opt(16, 30, 0).unwrap(),
         };
@@ -497,10 +437,7 @@ mod tests {
     }
 
     fn ev(kind: &str, when: &str) -> ClockEvent {
-        ClockEvent {
-            kind: kind.to_string(),
-            at: at(when),
-        }
+        ClockEvent { kind: kind.to_string(), at: at(when) }
     }
 
     fn hm(h: i64, m: i64) -> Duration {
@@ -570,10 +507,7 @@ mod tests {
         let events = [ev("case.registered", "2026-10-23 15:00")];
         let clock = evaluate(&c, &office(), &events, at("2026-10-23 15:00"));
         assert_eq!(due_local(&clock), "2026-10-26 14:30:00");
-        assert_eq!(
-            clock.due_at.unwrap().to_rfc3339(),
-            "2026-10-26T13:30:00+00:00"
-        );
+        assert_eq!(clock.due_at.unwrap().to_rfc3339(), "2026-10-26T13:30:00+00:00");
     }
 
     #[test]
@@ -642,53 +576,23 @@ mod tests {
         let mut c = commitment(Target::WorkingDays(1));
         c.warn_at = vec![50, 75];
         c.escalation = vec![
-            EscalationStep {
-                to: EscalationLevel::Officer,
-                after_hours: 0,
-            },
-            EscalationStep {
-                to: EscalationLevel::UnitManager,
-                after_hours: 4,
-            },
-            EscalationStep {
-                to: EscalationLevel::Naringslivschef,
-                after_hours: 16,
-            },
+            EscalationStep { to: EscalationLevel::Officer, after_hours: 0 },
+            EscalationStep { to: EscalationLevel::UnitManager, after_hours: 4 },
+            EscalationStep { to: EscalationLevel::Naringslivschef, after_hours: 16 },
         ];
         let events = [ev("case.registered", "2026-09-07 09:00")];
         let cal = office();
         let expected = vec![
+            Due { stage: Stage::Warning { percent: 50 }, at: at("2026-09-07 13:15") },
+            Due { stage: Stage::Warning { percent: 75 }, at: at("2026-09-07 15:22:30") },
+            Due { stage: Stage::Breach, at: at("2026-09-08 09:00") },
+            Due { stage: Stage::Escalation { step: 1, level: EscalationLevel::Officer }, at: at("2026-09-08 09:00") },
             Due {
-                stage: Stage::Warning { percent: 50 },
-                at: at("2026-09-07 13:15"),
-            },
-            Due {
-                stage: Stage::Warning { percent: 75 },
-                at: at("2026-09-07 15:22:30"),
-            },
-            Due {
-                stage: Stage::Breach,
-                at: at("2026-09-08 09:00"),
-            },
-            Due {
-                stage: Stage::Escalation {
-                    step: 1,
-                    level: EscalationLevel::Officer,
-                },
-                at: at("2026-09-08 09:00"),
-            },
-            Due {
-                stage: Stage::Escalation {
-                    step: 2,
-                    level: EscalationLevel::UnitManager,
-                },
+                stage: Stage::Escalation { step: 2, level: EscalationLevel::UnitManager },
                 at: at("2026-09-08 13:00"),
             },
             Due {
-                stage: Stage::Escalation {
-                    step: 3,
-                    level: EscalationLevel::Naringslivschef,
-                },
+                stage: Stage::Escalation { step: 3, level: EscalationLevel::Naringslivschef },
                 // Tuesday 09:00–16:30 is 7h30, Wednesday's 8h30 ends at closing time.
                 at: at("2026-09-09 16:30"),
             },
@@ -710,11 +614,7 @@ mod tests {
         paused_events.push(ev("case.waiting_for_company", "2026-09-07 14:00"));
         paused_events.push(ev("case.resumed", "2026-09-08 14:00"));
         let shifted = evaluate(&c, &cal, &paused_events, at("2026-09-08 14:00"));
-        let shown: Vec<_> = shifted
-            .schedule
-            .iter()
-            .map(|d| (d.stage.key(), local(d.at)))
-            .collect();
+        let shown: Vec<_> = shifted.schedule.iter().map(|d| (d.stage.key(), local(d.at))).collect();
         let pair = |k: &str, t: &str| (k.to_string(), t.to_string());
         assert_eq!(
             shown,
@@ -734,32 +634,19 @@ mod tests {
         let c = commitment(Target::WorkingDays(1));
         let cal = office();
         let start = ev("case.registered", "2026-09-07 09:00");
-        let met = evaluate(
-            &c,
-            &cal,
-            &[start.clone(), ev("task.accepted", "2026-09-07 15:00")],
-            at("2026-09-10 12:00"),
-        );
+        let met = evaluate(&c, &cal, &[start.clone(), ev("task.accepted", "2026-09-07 15:00")], at("2026-09-10 12:00"));
         assert_eq!(met.state, State::Met);
         assert_eq!(met.stopped_at, Some(at("2026-09-07 15:00")));
         assert_eq!(met.left, hm(2, 30));
         assert!(met.schedule.is_empty());
 
-        let on_the_dot = evaluate(
-            &c,
-            &cal,
-            &[start.clone(), ev("task.accepted", "2026-09-08 09:00")],
-            at("2026-09-10 12:00"),
-        );
+        let on_the_dot =
+            evaluate(&c, &cal, &[start.clone(), ev("task.accepted", "2026-09-08 09:00")], at("2026-09-10 12:00"));
         assert_eq!(on_the_dot.state, State::Met);
         assert_eq!(on_the_dot.left, Duration::zero());
 
-        let late = evaluate(
-            &c,
-            &cal,
-            &[start.clone(), ev("task.accepted", "2026-09-08 10:00")],
-            at("2026-09-10 12:00"),
-        );
+        let late =
+            evaluate(&c, &cal, &[start.clone(), ev("task.accepted", "2026-09-08 10:00")], at("2026-09-10 12:00"));
         assert_eq!(late.state, State::MetLate);
         assert_eq!(late.left, Duration::hours(-1));
         assert_eq!(late.fee_reduction_percent, 0, "no fee reduction configured");
@@ -803,10 +690,7 @@ mod tests {
         let stop_first = evaluate(
             &c,
             &cal,
-            &[
-                ev("task.accepted", "2026-09-07 08:30"),
-                ev("case.registered", "2026-09-07 09:00"),
-            ],
+            &[ev("task.accepted", "2026-09-07 08:30"), ev("case.registered", "2026-09-07 09:00")],
             at("2026-09-10 12:00"),
         );
         assert_eq!(stop_first.state, State::Cancelled);
@@ -849,10 +733,7 @@ mod tests {
         let met = evaluate(
             &closes,
             &cal,
-            &[
-                ev("case.registered", "2026-09-07 09:00"),
-                ev("case.closed", "2026-09-07 10:00"),
-            ],
+            &[ev("case.registered", "2026-09-07 09:00"), ev("case.closed", "2026-09-07 10:00")],
             at("2026-09-10 12:00"),
         );
         assert_eq!(met.state, State::Met);
@@ -862,10 +743,7 @@ mod tests {
     fn future_events_are_ignored() {
         let c = commitment(Target::WorkingDays(1));
         let cal = office();
-        let events = [
-            ev("case.registered", "2026-09-07 09:00"),
-            ev("task.accepted", "2026-09-08 15:00"),
-        ];
+        let events = [ev("case.registered", "2026-09-07 09:00"), ev("task.accepted", "2026-09-08 15:00")];
         let before = evaluate(&c, &cal, &events, at("2026-09-07 08:59"));
         assert_eq!(before.state, State::NotStarted);
         assert_eq!(before.due_at, None);
@@ -884,12 +762,7 @@ mod tests {
         let c = pbl();
         let cal = office();
         let complete = ev("case.complete", "2026-09-07 10:00");
-        let clock = evaluate(
-            &c,
-            &cal,
-            std::slice::from_ref(&complete),
-            at("2026-09-08 10:00"),
-        );
+        let clock = evaluate(&c, &cal, std::slice::from_ref(&complete), at("2026-09-08 10:00"));
         assert_eq!(clock.state, State::Running);
         assert_eq!(due_local(&clock), "2026-11-16 16:30:00");
         assert_eq!(clock.deadline_version, 0);
@@ -912,11 +785,8 @@ mod tests {
         assert!(already_extended(&once));
         assert!(!already_extended(std::slice::from_ref(&complete)));
 
-        let twice = [
-            complete.clone(),
-            ev(DEADLINE_EXTENDED, "2026-10-01 09:00"),
-            ev(DEADLINE_EXTENDED, "2026-11-01 09:00"),
-        ];
+        let twice =
+            [complete.clone(), ev(DEADLINE_EXTENDED, "2026-10-01 09:00"), ev(DEADLINE_EXTENDED, "2026-11-01 09:00")];
         let still = evaluate(&c, &cal, &twice, at("2026-11-02 09:00"));
         assert_eq!(still.due_at, Some(due));
         assert_eq!(still.deadline_version, 1);
@@ -929,14 +799,8 @@ mod tests {
         assert_eq!(due_local(&unextended), "2026-11-16 16:30:00");
         assert_eq!(unextended.deadline_version, 0);
 
-        let decided = |when: &str| {
-            evaluate(
-                &c,
-                &cal,
-                &[complete.clone(), ev("case.decided", when)],
-                at("2027-06-01 12:00"),
-            )
-        };
+        let decided =
+            |when: &str| evaluate(&c, &cal, &[complete.clone(), ev("case.decided", when)], at("2027-06-01 12:00"));
         let on_time = decided("2026-11-16 16:30");
         assert_eq!(on_time.state, State::Met);
         assert_eq!(on_time.fee_reduction_percent, 0);
@@ -977,10 +841,7 @@ mod tests {
     fn a_working_time_extension_adds_to_the_target() {
         let mut c = commitment(Target::WorkingHours(8));
         c.extension = Some(Target::WorkingHours(4));
-        let events = [
-            ev("case.registered", "2026-09-07 09:00"),
-            ev(DEADLINE_EXTENDED, "2026-09-07 12:00"),
-        ];
+        let events = [ev("case.registered", "2026-09-07 09:00"), ev(DEADLINE_EXTENDED, "2026-09-07 12:00")];
         let clock = evaluate(&c, &office(), &events, at("2026-09-07 13:00"));
         // 12 working hours: Monday 09:00–16:30 and Tuesday 08:00–12:30.
         assert_eq!(due_local(&clock), "2026-09-08 12:30:00");
@@ -992,10 +853,7 @@ mod tests {
     fn stage_keys() {
         assert_eq!(Stage::Warning { percent: 50 }.key(), "warn50");
         assert_eq!(Stage::Breach.key(), "breach");
-        let esc = Stage::Escalation {
-            step: 2,
-            level: EscalationLevel::UnitManager,
-        };
+        let esc = Stage::Escalation { step: 2, level: EscalationLevel::UnitManager };
         assert_eq!(esc.key(), "esc2");
     }
 

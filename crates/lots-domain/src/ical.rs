@@ -7,8 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{
-    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
-    Utc, Weekday,
+    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
 
@@ -100,10 +99,7 @@ pub fn parse_busy(text: &str, horizon_end: DateTime<Utc>) -> Result<Vec<Busy>, I
         }
     }
     if let Some((open, line)) = stack.last() {
-        return Err(IcalError::Syntax {
-            line: *line,
-            message: format!("BEGIN:{open} is never closed"),
-        });
+        return Err(IcalError::Syntax { line: *line, message: format!("BEGIN:{open} is never closed") });
     }
 
     // Occurrences moved or cancelled by a RECURRENCE-ID override leave their master series.
@@ -164,18 +160,11 @@ struct ContentLine {
 
 impl ContentLine {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.first())
-            .map(String::as_str)
+        self.params.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.first()).map(String::as_str)
     }
 
     fn err(&self, message: impl Into<String>) -> IcalError {
-        IcalError::Syntax {
-            line: self.line,
-            message: message.into(),
-        }
+        IcalError::Syntax { line: self.line, message: message.into() }
     }
 }
 
@@ -185,9 +174,7 @@ fn is_name(s: &str) -> bool {
 
 fn parse_content_line(line: usize, s: &str) -> Result<ContentLine, IcalError> {
     let err = |m: String| IcalError::Syntax { line, message: m };
-    let name_end = s
-        .find([';', ':'])
-        .ok_or_else(|| err("expected ':' in content line".to_owned()))?;
+    let name_end = s.find([';', ':']).ok_or_else(|| err("expected ':' in content line".to_owned()))?;
     let name = &s[..name_end];
     if !is_name(name) {
         return Err(err(format!("invalid property name {name:?}")));
@@ -205,9 +192,7 @@ fn parse_content_line(line: usize, s: &str) -> Result<ContentLine, IcalError> {
         loop {
             if let Some(q) = r.strip_prefix('"') {
                 // Quoted values may hold ; : , which must not split the line.
-                let close = q
-                    .find('"')
-                    .ok_or_else(|| err(format!("unterminated quoted value in {name}")))?;
+                let close = q.find('"').ok_or_else(|| err(format!("unterminated quoted value in {name}")))?;
                 values.push(q[..close].to_owned());
                 r = &q[close + 1..];
             } else {
@@ -223,15 +208,8 @@ fn parse_content_line(line: usize, s: &str) -> Result<ContentLine, IcalError> {
         params.push((pname.to_ascii_uppercase(), values));
         rest = r;
     }
-    let value = rest
-        .strip_prefix(':')
-        .ok_or_else(|| err(format!("expected ':' after {name} and its parameters")))?;
-    Ok(ContentLine {
-        line,
-        name: name.to_ascii_uppercase(),
-        params,
-        value: value.to_owned(),
-    })
+    let value = rest.strip_prefix(':').ok_or_else(|| err(format!("expected ':' after {name} and its parameters")))?;
+    Ok(ContentLine { line, name: name.to_ascii_uppercase(), params, value: value.to_owned() })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -259,9 +237,7 @@ impl Value {
             Value::Date(d) => Some(d.and_time(NaiveTime::MIN)),
             Value::DateTime(n, None) => Some(n),
             Value::DateTime(n, Some(z)) if z == tz => Some(n),
-            Value::DateTime(n, Some(z)) => {
-                resolve(n, z).map(|u| u.with_timezone(&tz).naive_local())
-            }
+            Value::DateTime(n, Some(z)) => resolve(n, z).map(|u| u.with_timezone(&tz).naive_local()),
         }
     }
 }
@@ -295,19 +271,14 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     if s.len() != 8 || !s.is_ascii() {
         return None;
     }
-    NaiveDate::from_ymd_opt(
-        i32::try_from(digits(&s[0..4])?).ok()?,
-        digits(&s[4..6])?,
-        digits(&s[6..8])?,
-    )
+    NaiveDate::from_ymd_opt(i32::try_from(digits(&s[0..4])?).ok()?, digits(&s[4..6])?, digits(&s[6..8])?)
 }
 
 fn parse_date_time(s: &str) -> Option<NaiveDateTime> {
     if s.len() != 15 || !s.is_ascii() || !s[8..9].eq_ignore_ascii_case("T") {
         return None;
     }
-    let time =
-        NaiveTime::from_hms_opt(digits(&s[9..11])?, digits(&s[11..13])?, digits(&s[13..15])?)?;
+    let time = NaiveTime::from_hms_opt(digits(&s[9..11])?, digits(&s[11..13])?, digits(&s[13..15])?)?;
     Some(parse_date(&s[0..8])?.and_time(time))
 }
 
@@ -333,20 +304,13 @@ fn parse_times(cl: &ContentLine) -> Result<Vec<Value>, IcalError> {
     };
     let tzid = match cl.param("TZID") {
         None => None,
-        Some(id) => {
-            Some(lookup_tz(id).ok_or_else(|| cl.err(format!("unknown time zone TZID={id}")))?)
-        }
+        Some(id) => Some(lookup_tz(id).ok_or_else(|| cl.err(format!("unknown time zone TZID={id}")))?),
     };
     cl.value
         .split(',')
         .map(|v| {
-            parse_stamp(v, date, tzid).ok_or_else(|| {
-                cl.err(format!(
-                    "invalid date or date-time {:?} in {}",
-                    v.trim(),
-                    cl.name
-                ))
-            })
+            parse_stamp(v, date, tzid)
+                .ok_or_else(|| cl.err(format!("invalid date or date-time {:?} in {}", v.trim(), cl.name)))
         })
         .collect()
 }
@@ -446,51 +410,28 @@ fn parse_duration(s: &str) -> Option<Span> {
     if !num.is_empty() || !any || days > 3_650_000 || secs > 315_360_000_000 {
         return None;
     }
-    Some(if neg {
-        Span {
-            days: -days,
-            secs: -secs,
-        }
-    } else {
-        Span { days, secs }
-    })
+    Some(if neg { Span { days: -days, secs: -secs } } else { Span { days, secs } })
 }
 
 /// A PERIOD `start/end` or `start/duration` as an interval.
 fn parse_period(cl: &ContentLine, raw: &str, tzid: Option<Tz>) -> Result<Busy, IcalError> {
     let bad = || cl.err(format!("invalid period {:?} in {}", raw.trim(), cl.name));
     let (a, b) = raw.trim().split_once('/').ok_or_else(bad)?;
-    let start = parse_stamp(a, Some(false), tzid)
-        .and_then(|v| v.instant(HOME))
-        .ok_or_else(bad)?;
+    let start = parse_stamp(a, Some(false), tzid).and_then(|v| v.instant(HOME)).ok_or_else(bad)?;
     let end = if b.trim_start_matches(['+', '-']).starts_with(['P', 'p']) {
         let span = parse_duration(b).ok_or_else(bad)?;
         // Periods are in UTC, where a nominal day is 24 hours.
-        let secs = span
-            .days
-            .checked_mul(86_400)
-            .and_then(|d| d.checked_add(span.secs));
-        secs.and_then(TimeDelta::try_seconds)
-            .and_then(|d| start.checked_add_signed(d))
-            .ok_or_else(bad)?
+        let secs = span.days.checked_mul(86_400).and_then(|d| d.checked_add(span.secs));
+        secs.and_then(TimeDelta::try_seconds).and_then(|d| start.checked_add_signed(d)).ok_or_else(bad)?
     } else {
-        parse_stamp(b, Some(false), tzid)
-            .and_then(|v| v.instant(HOME))
-            .ok_or_else(bad)?
+        parse_stamp(b, Some(false), tzid).and_then(|v| v.instant(HOME)).ok_or_else(bad)?
     };
     Ok(Busy { start, end })
 }
 
-fn collect_freebusy(
-    cl: &ContentLine,
-    horizon: DateTime<Utc>,
-    out: &mut Vec<Busy>,
-) -> Result<(), IcalError> {
+fn collect_freebusy(cl: &ContentLine, horizon: DateTime<Utc>, out: &mut Vec<Busy>) -> Result<(), IcalError> {
     // FBTYPE defaults to BUSY, and unknown types count as busy (RFC 5545 3.2.9).
-    if cl
-        .param("FBTYPE")
-        .is_some_and(|t| t.eq_ignore_ascii_case("FREE"))
-    {
+    if cl.param("FBTYPE").is_some_and(|t| t.eq_ignore_ascii_case("FREE")) {
         return Ok(());
     }
     for raw in cl.value.split(',').filter(|p| !p.trim().is_empty()) {
@@ -536,18 +477,10 @@ fn parse_weekday(s: &str) -> Option<Weekday> {
 
 fn parse_rule(cl: &ContentLine) -> Result<Rule, IcalError> {
     let mut freq = None;
-    let mut rule = Rule {
-        freq: Freq::Daily,
-        interval: 1,
-        count: None,
-        until: None,
-        by_day: Vec::new(),
-        wkst: Weekday::Mon,
-    };
+    let mut rule =
+        Rule { freq: Freq::Daily, interval: 1, count: None, until: None, by_day: Vec::new(), wkst: Weekday::Mon };
     for part in cl.value.split(';').filter(|p| !p.trim().is_empty()) {
-        let (key, val) = part
-            .split_once('=')
-            .ok_or_else(|| cl.err(format!("RRULE part {part:?} has no '='")))?;
+        let (key, val) = part.split_once('=').ok_or_else(|| cl.err(format!("RRULE part {part:?} has no '='")))?;
         let val = val.trim();
         match key.trim().to_ascii_uppercase().as_str() {
             "FREQ" => {
@@ -555,41 +488,31 @@ fn parse_rule(cl: &ContentLine) -> Result<Rule, IcalError> {
                     "DAILY" => Freq::Daily,
                     "WEEKLY" => Freq::Weekly,
                     other => {
-                        return Err(cl.err(format!(
-                            "RRULE FREQ={other} is not supported (only DAILY and WEEKLY)"
-                        )));
+                        return Err(cl.err(format!("RRULE FREQ={other} is not supported (only DAILY and WEEKLY)")));
                     }
                 });
             }
             "INTERVAL" => {
-                rule.interval = digits(val)
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| cl.err(format!("invalid RRULE INTERVAL={val}")))?;
+                rule.interval =
+                    digits(val).filter(|n| *n >= 1).ok_or_else(|| cl.err(format!("invalid RRULE INTERVAL={val}")))?;
             }
             "COUNT" => {
-                rule.count =
-                    Some(digits(val).ok_or_else(|| cl.err(format!("invalid RRULE COUNT={val}")))?);
+                rule.count = Some(digits(val).ok_or_else(|| cl.err(format!("invalid RRULE COUNT={val}")))?);
             }
             "UNTIL" => {
-                rule.until = Some(
-                    parse_stamp(val, None, None)
-                        .ok_or_else(|| cl.err(format!("invalid RRULE UNTIL={val}")))?,
-                );
+                rule.until =
+                    Some(parse_stamp(val, None, None).ok_or_else(|| cl.err(format!("invalid RRULE UNTIL={val}")))?);
             }
             "BYDAY" => {
                 for d in val.split(',') {
-                    let day = parse_weekday(d).ok_or_else(|| {
-                        cl.err(format!(
-                            "RRULE BYDAY={d} is not supported (plain days only)"
-                        ))
-                    })?;
+                    let day = parse_weekday(d)
+                        .ok_or_else(|| cl.err(format!("RRULE BYDAY={d} is not supported (plain days only)")))?;
                     rule.by_day.push(day);
                 }
             }
             // WKST only shifts weekly rules with INTERVAL > 1; Google and Outlook emit it routinely.
             "WKST" => {
-                rule.wkst = parse_weekday(val)
-                    .ok_or_else(|| cl.err(format!("invalid RRULE WKST={val}")))?;
+                rule.wkst = parse_weekday(val).ok_or_else(|| cl.err(format!("invalid RRULE WKST={val}")))?;
             }
             other => return Err(cl.err(format!("RRULE part {other} is not supported"))),
         }
@@ -612,13 +535,7 @@ enum Until {
 }
 
 /// Local start times generated by `rule` after `start` (DTSTART, the first instance).
-fn rule_starts(
-    start: NaiveDateTime,
-    tz: Tz,
-    rule: &Rule,
-    horizon: DateTime<Utc>,
-    out: &mut Vec<NaiveDateTime>,
-) {
+fn rule_starts(start: NaiveDateTime, tz: Tz, rule: &Rule, horizon: DateTime<Utc>, out: &mut Vec<NaiveDateTime>) {
     let until = match rule.until {
         None => None,
         Some(Value::Date(d)) => Some(Until::Date(d)),
@@ -654,10 +571,7 @@ fn rule_starts(
         if past_until || at >= horizon {
             return false;
         }
-        if rule.freq == Freq::Daily
-            && !rule.by_day.is_empty()
-            && !rule.by_day.contains(&cand.weekday())
-        {
+        if rule.freq == Freq::Daily && !rule.by_day.is_empty() && !rule.by_day.contains(&cand.weekday()) {
             // BYDAY on a daily rule only filters; filtered days are not instances.
             return true;
         }
@@ -685,10 +599,7 @@ fn rule_starts(
             let mut offsets: Vec<u64> = if rule.by_day.is_empty() {
                 vec![days_from(start.weekday(), rule.wkst)]
             } else {
-                rule.by_day
-                    .iter()
-                    .map(|d| days_from(*d, rule.wkst))
-                    .collect()
+                rule.by_day.iter().map(|d| days_from(*d, rule.wkst)).collect()
             };
             offsets.sort_unstable();
             offsets.dedup();
@@ -808,11 +719,7 @@ impl Series {
                 out.push(Busy { start: at, end });
             }
         }
-        out.extend(
-            self.rperiods
-                .iter()
-                .filter(|b| b.end > b.start && b.start < horizon),
-        );
+        out.extend(self.rperiods.iter().filter(|b| b.end > b.start && b.start < horizon));
     }
 }
 
@@ -862,24 +769,16 @@ impl EventDraft {
             "DTSTART" => self.start = Some(parse_time(cl)?),
             "DTEND" => self.end = Some(parse_time(cl)?),
             "DURATION" => {
-                self.duration = Some(
-                    parse_duration(&cl.value)
-                        .ok_or_else(|| cl.err(format!("invalid DURATION {:?}", cl.value)))?,
-                );
+                self.duration =
+                    Some(parse_duration(&cl.value).ok_or_else(|| cl.err(format!("invalid DURATION {:?}", cl.value)))?);
             }
             "RRULE" => self.rules.push(parse_rule(cl)?),
             "EXDATE" => self.exdates.extend(parse_times(cl)?),
             "RDATE" => {
-                if cl
-                    .param("VALUE")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("PERIOD"))
-                {
+                if cl.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("PERIOD")) {
                     let tzid = match cl.param("TZID") {
                         None => None,
-                        Some(id) => Some(
-                            lookup_tz(id)
-                                .ok_or_else(|| cl.err(format!("unknown time zone TZID={id}")))?,
-                        ),
+                        Some(id) => Some(lookup_tz(id).ok_or_else(|| cl.err(format!("unknown time zone TZID={id}")))?),
                     };
                     for raw in cl.value.split(',') {
                         self.rperiods.push(parse_period(cl, raw, tzid)?);
@@ -903,24 +802,17 @@ impl EventDraft {
         };
         if self.free {
             // Not busy, but a cancelled override still removes its master's instance.
-            return Ok(override_of.map(|o| Finished {
-                uid: self.uid,
-                override_of: Some(o),
-                series: None,
-            }));
+            return Ok(override_of.map(|o| Finished { uid: self.uid, override_of: Some(o), series: None }));
         }
-        let start = self.start.ok_or_else(|| IcalError::Syntax {
-            line: self.begin_line,
-            message: "VEVENT without DTSTART".to_owned(),
-        })?;
+        let start = self
+            .start
+            .ok_or_else(|| IcalError::Syntax { line: self.begin_line, message: "VEVENT without DTSTART".to_owned() })?;
         let (tz, local) = match start {
             Value::Date(d) => (HOME, d.and_time(NaiveTime::MIN)),
             Value::DateTime(n, z) => (z.unwrap_or(HOME), n),
         };
-        let out_of_range = || IcalError::Syntax {
-            line: self.begin_line,
-            message: "VEVENT date out of range".to_owned(),
-        };
+        let out_of_range =
+            || IcalError::Syntax { line: self.begin_line, message: "VEVENT date out of range".to_owned() };
         let length = match (self.end, self.duration) {
             (Some(end), _) => {
                 let same_frame = match (start, end) {
@@ -937,9 +829,7 @@ impl EventDraft {
                 }
             }
             (None, Some(span)) => Length::Span(span),
-            (None, None) if matches!(start, Value::Date(_)) => {
-                Length::Span(Span { days: 1, secs: 0 })
-            }
+            (None, None) if matches!(start, Value::Date(_)) => Length::Span(Span { days: 1, secs: 0 }),
             // A DATE-TIME with neither DTEND nor DURATION takes no time (RFC 5545 3.6.1).
             (None, None) => Length::Exact(TimeDelta::zero()),
         };
@@ -1008,16 +898,8 @@ pub struct Invite {
 pub fn render_invite(invite: &Invite) -> String {
     let mut out = String::new();
     let mut put = |line: &str| push_folded(&mut out, line);
-    let method = if invite.cancelled {
-        "CANCEL"
-    } else {
-        "REQUEST"
-    };
-    let status = if invite.cancelled {
-        "CANCELLED"
-    } else {
-        "CONFIRMED"
-    };
+    let method = if invite.cancelled { "CANCEL" } else { "REQUEST" };
+    let status = if invite.cancelled { "CANCELLED" } else { "CONFIRMED" };
 
     put("BEGIN:VCALENDAR");
     put("VERSION:2.0");
@@ -1037,22 +919,10 @@ pub fn render_invite(invite: &Invite) -> String {
     if !invite.location.is_empty() {
         put(&format!("LOCATION:{}", escape_text(&invite.location)));
     }
-    put(&format!(
-        "ORGANIZER{}:{}",
-        cn_param(&invite.organizer.name),
-        mailto(&invite.organizer.email)
-    ));
+    put(&format!("ORGANIZER{}:{}", cn_param(&invite.organizer.name), mailto(&invite.organizer.email)));
     for a in &invite.attendees {
-        let role = if a.required {
-            "REQ-PARTICIPANT"
-        } else {
-            "OPT-PARTICIPANT"
-        };
-        put(&format!(
-            "ATTENDEE{};ROLE={role};PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{}",
-            cn_param(&a.name),
-            mailto(&a.email)
-        ));
+        let role = if a.required { "REQ-PARTICIPANT" } else { "OPT-PARTICIPANT" };
+        put(&format!("ATTENDEE{};ROLE={role};PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{}", cn_param(&a.name), mailto(&a.email)));
     }
     put(&format!("STATUS:{status}"));
     put("TRANSP:OPAQUE");
@@ -1113,24 +983,14 @@ fn escape_text(s: &str) -> String {
 /// `;CN="name"`, or nothing for an empty name; quoting keeps , ; : inside the value.
 fn cn_param(name: &str) -> String {
     // A parameter value cannot contain DQUOTE or control characters at all.
-    let clean: String = name
-        .chars()
-        .filter(|c| *c != '"' && (!c.is_control() || *c == '\t'))
-        .collect();
+    let clean: String = name.chars().filter(|c| *c != '"' && (!c.is_control() || *c == '\t')).collect();
     let clean = clean.trim();
-    if clean.is_empty() {
-        String::new()
-    } else {
-        format!(";CN=\"{clean}\"")
-    }
+    if clean.is_empty() { String::new() } else { format!(";CN=\"{clean}\"") }
 }
 
 fn mailto(email: &str) -> String {
     // Whitespace or control characters in an address would break the line.
-    let clean: String = email
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control())
-        .collect();
+    let clean: String = email.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect();
     format!("mailto:{clean}")
 }
 
@@ -1165,9 +1025,7 @@ mod tests {
     }
 
     fn event(props: &str) -> String {
-        cal(&format!(
-            "BEGIN:VEVENT\nUID:e1@test\nDTSTAMP:20260101T000000Z\n{props}\nEND:VEVENT"
-        ))
+        cal(&format!("BEGIN:VEVENT\nUID:e1@test\nDTSTAMP:20260101T000000Z\n{props}\nEND:VEVENT"))
     }
 
     fn one(props: &str) -> Vec<Busy> {
@@ -1176,24 +1034,14 @@ mod tests {
 
     #[test]
     fn tzid_stockholm_summer_is_utc_plus_two() {
-        let b = one(
-            "DTSTART;TZID=Europe/Stockholm:20260612T090000\nDTEND;TZID=Europe/Stockholm:20260612T100000",
-        );
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        let b = one("DTSTART;TZID=Europe/Stockholm:20260612T090000\nDTEND;TZID=Europe/Stockholm:20260612T100000");
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
     fn tzid_stockholm_winter_is_utc_plus_one() {
-        let b = one(
-            "DTSTART;TZID=Europe/Stockholm:20260115T090000\nDTEND;TZID=Europe/Stockholm:20260115T100000",
-        );
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 1, 15, 8, 0), utc(2026, 1, 15, 9, 0))]
-        );
+        let b = one("DTSTART;TZID=Europe/Stockholm:20260115T090000\nDTEND;TZID=Europe/Stockholm:20260115T100000");
+        assert_eq!(b, vec![busy(utc(2026, 1, 15, 8, 0), utc(2026, 1, 15, 9, 0))]);
     }
 
     #[test]
@@ -1206,9 +1054,7 @@ mod tests {
             "W. Europe Standard Time",
             "\"(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna\"",
         ] {
-            let b = one(&format!(
-                "DTSTART;TZID={tzid}:20260612T090000\nDTEND;TZID={tzid}:20260612T100000"
-            ));
+            let b = one(&format!("DTSTART;TZID={tzid}:20260612T090000\nDTEND;TZID={tzid}:20260612T100000"));
             assert_eq!(b, want, "{tzid}");
         }
     }
@@ -1216,10 +1062,7 @@ mod tests {
     #[test]
     fn other_iana_zone() {
         let b = one("DTSTART;TZID=America/New_York:20260612T090000\nDURATION:PT1H");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 13, 0), utc(2026, 6, 12, 14, 0))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 13, 0), utc(2026, 6, 12, 14, 0))]);
     }
 
     #[test]
@@ -1235,37 +1078,25 @@ mod tests {
     #[test]
     fn utc_times() {
         let b = one("DTSTART:20260612T090000Z\nDTEND:20260612T103000Z");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 9, 0), utc(2026, 6, 12, 10, 30))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 9, 0), utc(2026, 6, 12, 10, 30))]);
     }
 
     #[test]
     fn floating_time_is_stockholm() {
         let b = one("DTSTART:20260612T090000\nDTEND:20260612T100000");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
     fn mixed_zones_use_exact_length() {
         let b = one("DTSTART;TZID=Europe/Stockholm:20260612T090000\nDTEND:20260612T080000Z");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
     fn all_day_date_is_stockholm_midnight_to_midnight() {
         let want = vec![busy(utc(2026, 6, 11, 22, 0), utc(2026, 6, 12, 22, 0))];
-        assert_eq!(
-            one("DTSTART;VALUE=DATE:20260612\nDTEND;VALUE=DATE:20260613"),
-            want
-        );
+        assert_eq!(one("DTSTART;VALUE=DATE:20260612\nDTEND;VALUE=DATE:20260613"), want);
         // No DTEND on a DATE: one day. VALUE may be left out.
         assert_eq!(one("DTSTART;VALUE=DATE:20260612"), want);
         assert_eq!(one("DTSTART:20260612"), want);
@@ -1280,10 +1111,7 @@ mod tests {
     fn all_day_across_dst_change_ends_at_local_midnight() {
         // 2026-03-29 is the spring-forward day: 23 hours long.
         let b = one("DTSTART;VALUE=DATE:20260329\nDURATION:P1D");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 3, 28, 23, 0), utc(2026, 3, 29, 22, 0))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 3, 28, 23, 0), utc(2026, 3, 29, 22, 0))]);
     }
 
     #[test]
@@ -1302,10 +1130,7 @@ mod tests {
         );
         assert_eq!(
             one("DTSTART:20260612T090000Z\nDURATION:+PT45S"),
-            vec![busy(
-                utc(2026, 6, 12, 9, 0),
-                utc(2026, 6, 12, 9, 0) + TimeDelta::seconds(45)
-            )]
+            vec![busy(utc(2026, 6, 12, 9, 0), utc(2026, 6, 12, 9, 0) + TimeDelta::seconds(45))]
         );
         // Negative or empty durations take no time.
         assert!(one("DTSTART:20260612T090000Z\nDURATION:-PT1H").is_empty());
@@ -1327,21 +1152,13 @@ mod tests {
         assert!(one(&format!("{base}\nTRANSP:TRANSPARENT")).is_empty());
         assert!(one(&format!("{base}\nSTATUS:CANCELLED")).is_empty());
         assert!(one(&format!("{base}\nstatus:cancelled")).is_empty());
-        assert_eq!(
-            one(&format!("{base}\nTRANSP:OPAQUE\nSTATUS:CONFIRMED")).len(),
-            1
-        );
+        assert_eq!(one(&format!("{base}\nTRANSP:OPAQUE\nSTATUS:CONFIRMED")).len(), 1);
     }
 
     #[test]
     fn property_names_are_case_insensitive() {
-        let b = one(
-            "dtstart;tzid=Europe/Stockholm:20260612T090000\nDtEnd;TzId=Europe/Stockholm:20260612T100000",
-        );
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        let b = one("dtstart;tzid=Europe/Stockholm:20260612T090000\nDtEnd;TzId=Europe/Stockholm:20260612T100000");
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
@@ -1352,33 +1169,23 @@ mod tests {
             DTSTART;TZID=Europe/\r\n Stock\r\n\tholm:2026061\r\n 2T090000\r\n\
             DTEND;TZID=Europe/Stockholm:20260612T1000\r\n 00\r\n\
             END:VEVENT\r\nEND:VCALENDAR\r\n";
-        assert_eq!(
-            parse_busy(text, far()).unwrap(),
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        assert_eq!(parse_busy(text, far()).unwrap(), vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
     fn crlf_and_lf_files_agree() {
-        let crlf = event(
-            "DTSTART;TZID=Europe/Stockholm:20260612T090000\nDTEND;TZID=Europe/Stockholm:20260612T1\n 00000",
-        );
+        let crlf =
+            event("DTSTART;TZID=Europe/Stockholm:20260612T090000\nDTEND;TZID=Europe/Stockholm:20260612T1\n 00000");
         let lf = crlf.replace("\r\n", "\n");
         assert!(!lf.contains('\r'));
         let a = parse_busy(&crlf, far()).unwrap();
-        assert_eq!(
-            a,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        assert_eq!(a, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
         assert_eq!(parse_busy(&lf, far()).unwrap(), a);
     }
 
     #[test]
     fn byte_order_mark_and_text_around_the_calendar() {
-        let text = format!(
-            "\u{feff}junk before\n{}trailing junk",
-            event("DTSTART:20260612T090000Z\nDURATION:PT1H")
-        );
+        let text = format!("\u{feff}junk before\n{}trailing junk", event("DTSTART:20260612T090000Z\nDURATION:PT1H"));
         assert_eq!(parse_busy(&text, far()).unwrap().len(), 1);
     }
 
@@ -1409,10 +1216,7 @@ mod tests {
     #[test]
     fn bad_freebusy_period_names_its_line() {
         let text = cal("BEGIN:VFREEBUSY\nFREEBUSY:20260612T070000Z\nEND:VFREEBUSY");
-        assert!(matches!(
-            parse_busy(&text, far()),
-            Err(IcalError::Syntax { line: 5, .. })
-        ));
+        assert!(matches!(parse_busy(&text, far()), Err(IcalError::Syntax { line: 5, .. })));
     }
 
     #[test]
@@ -1440,20 +1244,13 @@ mod tests {
             DURATION:PT5H\n\
             END:VALARM\n\
             END:VEVENT");
-        assert_eq!(
-            parse_busy(&text, far()).unwrap(),
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        assert_eq!(parse_busy(&text, far()).unwrap(), vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
     fn quoted_parameter_values_may_hold_separators() {
-        let b =
-            one("DTSTART;X-NOTE=\"a;b:c,d\";TZID=Europe/Stockholm:20260612T090000\nDURATION:PT1H");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]
-        );
+        let b = one("DTSTART;X-NOTE=\"a;b:c,d\";TZID=Europe/Stockholm:20260612T090000\nDURATION:PT1H");
+        assert_eq!(b, vec![busy(utc(2026, 6, 12, 7, 0), utc(2026, 6, 12, 8, 0))]);
     }
 
     #[test]
@@ -1475,17 +1272,9 @@ mod tests {
 
     #[test]
     fn weekly_without_byday_uses_dtstart_weekday_and_interval() {
-        let b =
-            one("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3");
+        let b = one("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3");
         let starts: Vec<_> = b.iter().map(|x| x.start).collect();
-        assert_eq!(
-            starts,
-            vec![
-                utc(2026, 6, 1, 9, 0),
-                utc(2026, 6, 15, 9, 0),
-                utc(2026, 6, 29, 9, 0)
-            ]
-        );
+        assert_eq!(starts, vec![utc(2026, 6, 1, 9, 0), utc(2026, 6, 15, 9, 0), utc(2026, 6, 29, 9, 0)]);
     }
 
     #[test]
@@ -1506,20 +1295,15 @@ mod tests {
     #[test]
     fn daily_until_date_time_and_date() {
         let starts = |rule: &str| {
-            one(&format!(
-                "DTSTART;TZID=Europe/Stockholm:20260608T090000\nDURATION:PT1H\nRRULE:{rule}"
-            ))
-            .iter()
-            .map(|b| b.start)
-            .collect::<Vec<_>>()
+            one(&format!("DTSTART;TZID=Europe/Stockholm:20260608T090000\nDURATION:PT1H\nRRULE:{rule}"))
+                .iter()
+                .map(|b| b.start)
+                .collect::<Vec<_>>()
         };
         let want: Vec<_> = (8..=12).map(|d| utc(2026, 6, d, 7, 0)).collect();
         assert_eq!(starts("FREQ=DAILY;UNTIL=20260612T070000Z"), want);
         assert_eq!(starts("FREQ=DAILY;UNTIL=20260612"), want);
-        assert_eq!(
-            starts("FREQ=DAILY;UNTIL=20260612T065959Z"),
-            want[..4].to_vec()
-        );
+        assert_eq!(starts("FREQ=DAILY;UNTIL=20260612T065959Z"), want[..4].to_vec());
         assert_eq!(starts("FREQ=DAILY;UNTIL=20260612T090000"), want);
         // BYDAY on a daily rule filters: the 13th and 14th are a weekend.
         assert_eq!(
@@ -1540,19 +1324,10 @@ mod tests {
         let base = "DTSTART;TZID=Europe/Stockholm:20260601T090000\n\
                     DTEND;TZID=Europe/Stockholm:20260601T100000\n\
                     RRULE:FREQ=WEEKLY;COUNT=4";
-        let starts = |ex: &str| {
-            one(&format!("{base}\n{ex}"))
-                .iter()
-                .map(|b| b.start)
-                .collect::<Vec<_>>()
-        };
+        let starts = |ex: &str| one(&format!("{base}\n{ex}")).iter().map(|b| b.start).collect::<Vec<_>>();
         assert_eq!(
             starts("EXDATE;TZID=Europe/Stockholm:20260615T090000"),
-            vec![
-                utc(2026, 6, 1, 7, 0),
-                utc(2026, 6, 8, 7, 0),
-                utc(2026, 6, 22, 7, 0)
-            ]
+            vec![utc(2026, 6, 1, 7, 0), utc(2026, 6, 8, 7, 0), utc(2026, 6, 22, 7, 0)]
         );
         assert_eq!(
             starts("EXDATE:20260608T070000Z,20260622T070000Z"),
@@ -1566,32 +1341,14 @@ mod tests {
 
     #[test]
     fn horizon_cuts_an_unbounded_rule() {
-        let text = event(
-            "DTSTART;TZID=Europe/Stockholm:20260601T090000\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;INTERVAL=2",
-        );
-        let starts: Vec<_> = parse_busy(&text, utc(2026, 7, 1, 0, 0))
-            .unwrap()
-            .iter()
-            .map(|b| b.start)
-            .collect();
-        assert_eq!(
-            starts,
-            vec![
-                utc(2026, 6, 1, 7, 0),
-                utc(2026, 6, 15, 7, 0),
-                utc(2026, 6, 29, 7, 0)
-            ]
-        );
+        let text = event("DTSTART;TZID=Europe/Stockholm:20260601T090000\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;INTERVAL=2");
+        let starts: Vec<_> = parse_busy(&text, utc(2026, 7, 1, 0, 0)).unwrap().iter().map(|b| b.start).collect();
+        assert_eq!(starts, vec![utc(2026, 6, 1, 7, 0), utc(2026, 6, 15, 7, 0), utc(2026, 6, 29, 7, 0)]);
         // Exclusive: an occurrence starting exactly at the horizon is left out.
         assert_eq!(parse_busy(&text, utc(2026, 6, 29, 7, 0)).unwrap().len(), 2);
         // Single events past the horizon are left out too.
         assert!(
-            parse_busy(
-                &event("DTSTART:20260612T090000Z\nDURATION:PT1H"),
-                utc(2026, 6, 1, 0, 0)
-            )
-            .unwrap()
-            .is_empty()
+            parse_busy(&event("DTSTART:20260612T090000Z\nDURATION:PT1H"), utc(2026, 6, 1, 0, 0)).unwrap().is_empty()
         );
     }
 
@@ -1606,8 +1363,7 @@ mod tests {
 
     #[test]
     fn unsupported_rrule_names_its_line() {
-        let text =
-            event("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=MONTHLY;BYMONTHDAY=1");
+        let text = event("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=MONTHLY;BYMONTHDAY=1");
         match parse_busy(&text, far()) {
             Err(IcalError::Syntax { line, message }) => {
                 assert_eq!(line, 9);
@@ -1623,21 +1379,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for bad in [
-            "FREQ=WEEKLY;BYDAY=1MO",
-            "FREQ=DAILY;COUNT=2;UNTIL=20260701",
-            "INTERVAL=2",
-        ] {
-            let text = event(&format!(
-                "DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:{bad}"
-            ));
-            assert!(
-                matches!(
-                    parse_busy(&text, far()),
-                    Err(IcalError::Syntax { line: 9, .. })
-                ),
-                "{bad}"
-            );
+        for bad in ["FREQ=WEEKLY;BYDAY=1MO", "FREQ=DAILY;COUNT=2;UNTIL=20260701", "INTERVAL=2"] {
+            let text = event(&format!("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:{bad}"));
+            assert!(matches!(parse_busy(&text, far()), Err(IcalError::Syntax { line: 9, .. })), "{bad}");
         }
     }
 
@@ -1645,49 +1389,27 @@ mod tests {
     fn syntax_error_line_is_the_physical_start_of_a_folded_line() {
         let text = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20260601T090000Z\nDURATION:PT1H\n\
                     RRULE:FREQ=WEEKLY;\n INTERVAL=1;\n FREQ=YEARLY\nEND:VEVENT\nEND:VCALENDAR\n";
-        assert!(matches!(
-            parse_busy(text, far()),
-            Err(IcalError::Syntax { line: 5, .. })
-        ));
-        let text =
-            "BEGIN:VCALENDAR\n\nBEGIN:VEVENT\nthis line has no colon\nEND:VEVENT\nEND:VCALENDAR\n";
-        assert!(matches!(
-            parse_busy(text, far()),
-            Err(IcalError::Syntax { line: 4, .. })
-        ));
+        assert!(matches!(parse_busy(text, far()), Err(IcalError::Syntax { line: 5, .. })));
+        let text = "BEGIN:VCALENDAR\n\nBEGIN:VEVENT\nthis line has no colon\nEND:VEVENT\nEND:VCALENDAR\n";
+        assert!(matches!(parse_busy(text, far()), Err(IcalError::Syntax { line: 4, .. })));
     }
 
     #[test]
     fn structure_errors() {
         let unclosed = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20260601T090000Z\n";
-        assert!(matches!(
-            parse_busy(unclosed, far()),
-            Err(IcalError::Syntax { line: 2, .. })
-        ));
+        assert!(matches!(parse_busy(unclosed, far()), Err(IcalError::Syntax { line: 2, .. })));
         let crossed = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VTODO\nEND:VCALENDAR\n";
-        assert!(matches!(
-            parse_busy(crossed, far()),
-            Err(IcalError::Syntax { line: 3, .. })
-        ));
+        assert!(matches!(parse_busy(crossed, far()), Err(IcalError::Syntax { line: 3, .. })));
         let no_start = cal("BEGIN:VEVENT\nUID:x\nDTEND:20260601T090000Z\nEND:VEVENT");
-        assert!(matches!(
-            parse_busy(&no_start, far()),
-            Err(IcalError::Syntax { line: 4, .. })
-        ));
+        assert!(matches!(parse_busy(&no_start, far()), Err(IcalError::Syntax { line: 4, .. })));
     }
 
     #[test]
     fn garbage_is_not_a_calendar() {
-        assert_eq!(
-            parse_busy("hello world\nthis: is not ical", far()),
-            Err(IcalError::NotCalendar)
-        );
+        assert_eq!(parse_busy("hello world\nthis: is not ical", far()), Err(IcalError::NotCalendar));
         assert_eq!(parse_busy("", far()), Err(IcalError::NotCalendar));
         assert_eq!(
-            parse_busy(
-                "BEGIN:VEVENT\nDTSTART:20260601T090000Z\nEND:VEVENT\n",
-                far()
-            ),
+            parse_busy("BEGIN:VEVENT\nDTSTART:20260601T090000Z\nEND:VEVENT\n", far()),
             Err(IcalError::NotCalendar)
         );
     }
@@ -1722,11 +1444,9 @@ mod tests {
 
     #[test]
     fn rdate_adds_instances() {
-        let b = one(
-            "DTSTART;TZID=Europe/Stockholm:20260601T090000\nDURATION:PT1H\n\
+        let b = one("DTSTART;TZID=Europe/Stockholm:20260601T090000\nDURATION:PT1H\n\
              RDATE;TZID=Europe/Stockholm:20261102T090000\n\
-             RDATE;VALUE=PERIOD:20260701T120000Z/PT2H",
-        );
+             RDATE;VALUE=PERIOD:20260701T120000Z/PT2H");
         assert_eq!(
             b,
             vec![
@@ -1741,25 +1461,17 @@ mod tests {
     fn dst_gap_and_overlap_follow_rfc_5545() {
         // 02:30 does not exist on 2026-03-29: read with the offset before the gap (+01:00).
         let b = one("DTSTART;TZID=Europe/Stockholm:20260329T023000\nDURATION:PT1H");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 2, 30))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 2, 30))]);
         // 02:30 happens twice on 2026-10-25: the first one (+02:00).
         let b = one("DTSTART;TZID=Europe/Stockholm:20261025T023000\nDURATION:PT1H");
-        assert_eq!(
-            b,
-            vec![busy(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30))]
-        );
+        assert_eq!(b, vec![busy(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30))]);
     }
 
     #[test]
     fn output_is_sorted_across_components() {
-        let text = cal(
-            "BEGIN:VEVENT\nDTSTART:20260615T090000Z\nDURATION:PT1H\nEND:VEVENT\n\
+        let text = cal("BEGIN:VEVENT\nDTSTART:20260615T090000Z\nDURATION:PT1H\nEND:VEVENT\n\
             BEGIN:VFREEBUSY\nFREEBUSY:20260614T090000Z/PT1H,20260601T090000Z/PT1H\nEND:VFREEBUSY\n\
-            BEGIN:VEVENT\nDTSTART:20260610T090000Z\nDURATION:PT1H\nEND:VEVENT",
-        );
+            BEGIN:VEVENT\nDTSTART:20260610T090000Z\nDURATION:PT1H\nEND:VEVENT");
         let b = parse_busy(&text, far()).unwrap();
         assert_eq!(b.len(), 4);
         assert!(b.windows(2).all(|w| w[0] <= w[1]));
@@ -1768,11 +1480,7 @@ mod tests {
     // --- invites -------------------------------------------------------------------------
 
     fn person(name: &str, email: &str, required: bool) -> Attendee {
-        Attendee {
-            name: name.to_owned(),
-            email: email.to_owned(),
-            required,
-        }
+        Attendee { name: name.to_owned(), email: email.to_owned(), required }
     }
 
     fn sample_invite() -> Invite {
@@ -1793,11 +1501,7 @@ mod tests {
             attendees: vec![
                 person("Åsa Öberg", "asa.oberg@kommun.se", true),
                 person("Bygg, \"Björn\" Ärlig", "bjorn@kommun.se", true),
-                person(
-                    "Miljö: Östen Lindqvist-Häggström med ett mycket långt namn",
-                    "osten@kommun.se",
-                    false,
-                ),
+                person("Miljö: Östen Lindqvist-Häggström med ett mycket långt namn", "osten@kommun.se", false),
                 person("Åke Bagare", "ake@akesbageri.se", true),
             ],
             cancelled: false,
@@ -1818,73 +1522,35 @@ mod tests {
         let invite = sample_invite();
         let text = render_invite(&invite);
         assert_well_formed(&text);
-        assert!(
-            text.lines().count() > 25,
-            "the long description must have been folded"
-        );
+        assert!(text.lines().count() > 25, "the long description must have been folded");
 
         let unfolded = icalendar::parser::unfold(&text);
         let parsed = icalendar::parser::read_calendar(&unfolded).unwrap();
-        let method = parsed
-            .properties
-            .iter()
-            .find(|p| p.name == "METHOD")
-            .unwrap();
+        let method = parsed.properties.iter().find(|p| p.name == "METHOD").unwrap();
         assert_eq!(method.val.as_str(), "REQUEST");
-        let events: Vec<_> = parsed
-            .components
-            .iter()
-            .filter(|c| c.name == "VEVENT")
-            .collect();
+        let events: Vec<_> = parsed.components.iter().filter(|c| c.name == "VEVENT").collect();
         assert_eq!(events.len(), 1);
         let ev = events[0];
         assert_eq!(ev.find_prop("UID").unwrap().val.as_str(), invite.uid);
-        assert_eq!(
-            ev.find_prop("SUMMARY").unwrap().val.as_str(),
-            invite.summary
-        );
-        assert_eq!(
-            ev.find_prop("DESCRIPTION").unwrap().val.as_str(),
-            invite.description
-        );
-        assert_eq!(
-            ev.find_prop("LOCATION").unwrap().val.as_str(),
-            invite.location
-        );
-        assert_eq!(
-            ev.find_prop("DTSTART").unwrap().val.as_str(),
-            "20260512T080000Z"
-        );
-        assert_eq!(
-            ev.find_prop("DTEND").unwrap().val.as_str(),
-            "20260512T093000Z"
-        );
+        assert_eq!(ev.find_prop("SUMMARY").unwrap().val.as_str(), invite.summary);
+        assert_eq!(ev.find_prop("DESCRIPTION").unwrap().val.as_str(), invite.description);
+        assert_eq!(ev.find_prop("LOCATION").unwrap().val.as_str(), invite.location);
+        assert_eq!(ev.find_prop("DTSTART").unwrap().val.as_str(), "20260512T080000Z");
+        assert_eq!(ev.find_prop("DTEND").unwrap().val.as_str(), "20260512T093000Z");
         assert_eq!(ev.find_prop("SEQUENCE").unwrap().val.as_str(), "2");
         assert_eq!(ev.find_prop("STATUS").unwrap().val.as_str(), "CONFIRMED");
         let organizer = ev.find_prop("ORGANIZER").unwrap();
         assert_eq!(organizer.val.as_str(), "mailto:lotsen@kommun.se");
 
-        let attendees: Vec<_> = ev
-            .properties
-            .iter()
-            .filter(|p| p.name == "ATTENDEE")
-            .collect();
+        let attendees: Vec<_> = ev.properties.iter().filter(|p| p.name == "ATTENDEE").collect();
         assert_eq!(attendees.len(), invite.attendees.len());
         for (prop, want) in attendees.iter().zip(&invite.attendees) {
             assert_eq!(prop.val.as_str(), format!("mailto:{}", want.email));
             let param = |k: &str| {
-                prop.params
-                    .iter()
-                    .find(|p| p.key == k)
-                    .and_then(|p| p.val.as_ref())
-                    .map(|v| v.as_str().to_owned())
+                prop.params.iter().find(|p| p.key == k).and_then(|p| p.val.as_ref()).map(|v| v.as_str().to_owned())
             };
             assert_eq!(param("CN").unwrap(), want.name.replace('"', ""));
-            let role = if want.required {
-                "REQ-PARTICIPANT"
-            } else {
-                "OPT-PARTICIPANT"
-            };
+            let role = if want.required { "REQ-PARTICIPANT" } else { "OPT-PARTICIPANT" };
             assert_eq!(param("ROLE").unwrap(), role);
             assert_eq!(param("PARTSTAT").unwrap(), "NEEDS-ACTION");
             assert_eq!(param("RSVP").unwrap(), "TRUE");
@@ -1939,11 +1605,7 @@ mod tests {
 
     #[test]
     fn cancelled_invite() {
-        let invite = Invite {
-            cancelled: true,
-            sequence: 3,
-            ..sample_invite()
-        };
+        let invite = Invite { cancelled: true, sequence: 3, ..sample_invite() };
         let text = render_invite(&invite);
         assert_well_formed(&text);
         assert!(text.contains("\r\nMETHOD:CANCEL\r\n"));
@@ -1964,21 +1626,14 @@ mod tests {
             assert!(l.len() <= 75);
         }
         let (first, rest) = out.split_once("\r\n").unwrap();
-        assert_eq!(
-            first.len(),
-            74,
-            "8 ASCII + 33 two-octet chars; the 34th would cross 75"
-        );
+        assert_eq!(first.len(), 74, "8 ASCII + 33 two-octet chars; the 34th would cross 75");
         assert!(rest.starts_with(' '));
         assert_eq!(out.replace("\r\n ", ""), format!("{line}\r\n"));
     }
 
     #[test]
     fn text_escaping() {
-        assert_eq!(
-            escape_text("a\\b;c,d\ne\r\nf\rg\u{7}h\ti"),
-            "a\\\\b\\;c\\,d\\ne\\nf\\ngh\ti"
-        );
+        assert_eq!(escape_text("a\\b;c,d\ne\r\nf\rg\u{7}h\ti"), "a\\\\b\\;c\\,d\\ne\\nf\\ngh\ti");
         assert_eq!(cn_param("  "), "");
         assert_eq!(cn_param("\"Bo\" Ek\n"), ";CN=\"Bo Ek\"");
         assert_eq!(mailto(" a@b.se\r\n"), "mailto:a@b.se");

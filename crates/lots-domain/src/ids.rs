@@ -194,11 +194,7 @@ impl OrgNr {
     /// Returns an [`IdentityError`] naming the first rule the input breaks.
     pub fn parse_at(input: &str, today: NaiveDate) -> Result<Self, IdentityError> {
         let split = split(input.trim())?;
-        if split.ten[2] >= 2 {
-            Self::organisation(&split)
-        } else {
-            Self::person(&split, today)
-        }
+        if split.ten[2] >= 2 { Self::organisation(&split) } else { Self::person(&split, today) }
     }
 
     /// The kind of number: organisationsnummer, personnummer or samordningsnummer.
@@ -240,11 +236,7 @@ impl OrgNr {
         check_luhn(&split.ten)?;
         let ten = &split.ten;
         let value = format!("{}-{}", digits_str(&ten[..6]), digits_str(&ten[6..]));
-        Ok(Self {
-            kind: IdKind::Organisationsnummer,
-            legal_form: LegalForm::from_group_digit(ten[0]),
-            value,
-        })
+        Ok(Self { kind: IdKind::Organisationsnummer, legal_form: LegalForm::from_group_digit(ten[0]), value })
     }
 
     /// Builds a personnummer or samordningsnummer, resolving the century against `today`.
@@ -262,17 +254,13 @@ impl OrgNr {
         }
         let raw_day = u32::from(pair(ten[4], ten[5]));
         // A samordningsnummer adds 60 to the day; real days are at most 31.
-        let (kind, day) = if raw_day > 60 {
-            (IdKind::Samordningsnummer, raw_day - 60)
-        } else {
-            (IdKind::Personnummer, raw_day)
-        };
+        let (kind, day) =
+            if raw_day > 60 { (IdKind::Samordningsnummer, raw_day - 60) } else { (IdKind::Personnummer, raw_day) };
 
         let year = match split.century {
             Some(c) => {
                 let year = i32::from(c) * 100 + yy;
-                let born =
-                    NaiveDate::from_ymd_opt(year, month, day).ok_or(IdentityError::InvalidDate)?;
+                let born = NaiveDate::from_ymd_opt(year, month, day).ok_or(IdentityError::InvalidDate)?;
                 if born > today {
                     return Err(IdentityError::FutureDate);
                 }
@@ -298,11 +286,7 @@ impl OrgNr {
         }
         check_luhn(ten)?;
         let value = format!("{year:04}{month:02}{raw_day:02}-{}", digits_str(&ten[6..]));
-        Ok(Self {
-            kind,
-            legal_form: LegalForm::EnskildFirma,
-            value,
-        })
+        Ok(Self { kind, legal_form: LegalForm::EnskildFirma, value })
     }
 }
 
@@ -327,10 +311,7 @@ impl fmt::Display for OrgNr {
 
 impl fmt::Debug for OrgNr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OrgNr")
-            .field("kind", &self.kind)
-            .field("value", &"<redacted>")
-            .finish()
+        f.debug_struct("OrgNr").field("kind", &self.kind).field("value", &"<redacted>").finish()
     }
 }
 
@@ -356,11 +337,7 @@ pub fn luhn_check_digit(nine_digits: &[u8; 9]) -> u8 {
 fn check_luhn(ten: &[u8; 10]) -> Result<(), IdentityError> {
     let mut nine = [0u8; 9];
     nine.copy_from_slice(&ten[..9]);
-    if luhn_check_digit(&nine) == ten[9] {
-        Ok(())
-    } else {
-        Err(IdentityError::CheckDigit)
-    }
+    if luhn_check_digit(&nine) == ten[9] { Ok(()) } else { Err(IdentityError::CheckDigit) }
 }
 
 /// Splits trimmed input into digits and separator, enforcing the accepted shapes.
@@ -377,11 +354,7 @@ fn split(input: &str) -> Result<Split, IdentityError> {
                 if separator.is_some() {
                     return Err(IdentityError::MisplacedSeparator);
                 }
-                let sep = if byte == b'+' {
-                    Separator::Plus
-                } else {
-                    Separator::Dash
-                };
+                let sep = if byte == b'+' { Separator::Plus } else { Separator::Dash };
                 separator = Some((digits.len(), sep));
             }
             _ => return Err(IdentityError::UnexpectedCharacter),
@@ -406,11 +379,7 @@ fn split(input: &str) -> Result<Split, IdentityError> {
     };
     let mut ten = [0u8; 10];
     ten.copy_from_slice(rest);
-    Ok(Split {
-        century,
-        ten,
-        separator,
-    })
+    Ok(Split { century, ten, separator })
 }
 
 /// Two decimal digits as a number.
@@ -494,30 +463,18 @@ mod tests {
 
     #[test]
     fn org_wrong_century() {
-        assert_eq!(
-            parse("195560360793"),
-            Err(IdentityError::OrganisationsnummerCentury)
-        );
-        assert_eq!(
-            parse("205560360793"),
-            Err(IdentityError::OrganisationsnummerCentury)
-        );
+        assert_eq!(parse("195560360793"), Err(IdentityError::OrganisationsnummerCentury));
+        assert_eq!(parse("205560360793"), Err(IdentityError::OrganisationsnummerCentury));
     }
 
     #[test]
     fn century_16_requires_org() {
-        assert_eq!(
-            parse("161212121212"),
-            Err(IdentityError::CenturyOnlyForOrganisationsnummer)
-        );
+        assert_eq!(parse("161212121212"), Err(IdentityError::CenturyOnlyForOrganisationsnummer));
     }
 
     #[test]
     fn plus_on_org_rejected() {
-        assert_eq!(
-            parse("556036+0793"),
-            Err(IdentityError::PlusOnOrganisationsnummer)
-        );
+        assert_eq!(parse("556036+0793"), Err(IdentityError::PlusOnOrganisationsnummer));
     }
 
     #[test]
@@ -556,20 +513,11 @@ mod tests {
     #[test]
     fn samordningsnummer_needs_real_date() {
         // 1970-02-30 + 60.
-        assert_eq!(
-            parse(&with_check("700290239")),
-            Err(IdentityError::InvalidDate)
-        );
+        assert_eq!(parse(&with_check("700290239")), Err(IdentityError::InvalidDate));
         // Day 92 would be day 32.
-        assert_eq!(
-            parse(&with_check("700192239")),
-            Err(IdentityError::InvalidDate)
-        );
+        assert_eq!(parse(&with_check("700192239")), Err(IdentityError::InvalidDate));
         // Days 32..=60 are neither kind.
-        assert_eq!(
-            parse(&with_check("700145239")),
-            Err(IdentityError::InvalidDate)
-        );
+        assert_eq!(parse(&with_check("700145239")), Err(IdentityError::InvalidDate));
     }
 
     #[test]
@@ -581,26 +529,11 @@ mod tests {
 
     #[test]
     fn invalid_dates() {
-        assert_eq!(
-            parse(&with_check("901301123")),
-            Err(IdentityError::InvalidMonth)
-        );
-        assert_eq!(
-            parse(&with_check("900001123")),
-            Err(IdentityError::InvalidMonth)
-        );
-        assert_eq!(
-            parse(&with_check("900230123")),
-            Err(IdentityError::InvalidDate)
-        );
-        assert_eq!(
-            parse(&with_check("900100123")),
-            Err(IdentityError::InvalidDate)
-        );
-        assert_eq!(
-            parse(&with_check("900431123")),
-            Err(IdentityError::InvalidDate)
-        );
+        assert_eq!(parse(&with_check("901301123")), Err(IdentityError::InvalidMonth));
+        assert_eq!(parse(&with_check("900001123")), Err(IdentityError::InvalidMonth));
+        assert_eq!(parse(&with_check("900230123")), Err(IdentityError::InvalidDate));
+        assert_eq!(parse(&with_check("900100123")), Err(IdentityError::InvalidDate));
+        assert_eq!(parse(&with_check("900431123")), Err(IdentityError::InvalidDate));
     }
 
     #[test]
@@ -609,10 +542,7 @@ mod tests {
         let bad = format!("20{}", with_check("230229123"));
         assert_eq!(parse(&bad), Err(IdentityError::InvalidDate));
         let good = format!("20{}", with_check("240229123"));
-        assert_eq!(
-            parse(&good).unwrap().expose(),
-            format!("{}-{}", &good[..8], &good[8..])
-        );
+        assert_eq!(parse(&good).unwrap().expose(), format!("{}-{}", &good[..8], &good[8..]));
         // 2000 was a leap year, 1900 was not.
         let ten = with_check("000229123");
         let dash = format!("{}-{}", &ten[..6], &ten[6..]);
@@ -623,14 +553,8 @@ mod tests {
 
     #[test]
     fn serial_zero_rejected() {
-        assert_eq!(
-            parse(&with_check("900101000")),
-            Err(IdentityError::SerialZero)
-        );
-        assert_eq!(
-            parse(&with_check("900161000")),
-            Err(IdentityError::SerialZero)
-        );
+        assert_eq!(parse(&with_check("900101000")), Err(IdentityError::SerialZero));
+        assert_eq!(parse(&with_check("900161000")), Err(IdentityError::SerialZero));
     }
 
     #[test]
@@ -655,32 +579,14 @@ mod tests {
         assert_eq!(parse("556036-079"), Err(IdentityError::WrongLength));
         assert_eq!(parse(""), Err(IdentityError::Empty));
         assert_eq!(parse("   "), Err(IdentityError::Empty));
-        assert_eq!(
-            parse("55603A-0793"),
-            Err(IdentityError::UnexpectedCharacter)
-        );
-        assert_eq!(
-            parse("556036 0793"),
-            Err(IdentityError::UnexpectedCharacter)
-        );
+        assert_eq!(parse("55603A-0793"), Err(IdentityError::UnexpectedCharacter));
+        assert_eq!(parse("556036 0793"), Err(IdentityError::UnexpectedCharacter));
         assert_eq!(parse("abcdefghij"), Err(IdentityError::UnexpectedCharacter));
-        assert_eq!(
-            parse("５５６０３６-0793"),
-            Err(IdentityError::UnexpectedCharacter)
-        );
+        assert_eq!(parse("５５６０３６-0793"), Err(IdentityError::UnexpectedCharacter));
         assert_eq!(parse("55603-60793"), Err(IdentityError::MisplacedSeparator));
-        assert_eq!(
-            parse("556036--0793"),
-            Err(IdentityError::MisplacedSeparator)
-        );
-        assert_eq!(
-            parse("556036-0793-"),
-            Err(IdentityError::MisplacedSeparator)
-        );
-        assert_eq!(
-            parse("1912121-21212"),
-            Err(IdentityError::MisplacedSeparator)
-        );
+        assert_eq!(parse("556036--0793"), Err(IdentityError::MisplacedSeparator));
+        assert_eq!(parse("556036-0793-"), Err(IdentityError::MisplacedSeparator));
+        assert_eq!(parse("1912121-21212"), Err(IdentityError::MisplacedSeparator));
         assert_eq!(parse("19121212+1212"), Err(IdentityError::PlusWithCentury));
     }
 
@@ -722,16 +628,10 @@ mod tests {
     fn redacted_formatting() {
         let org = parse("556036-0793").unwrap();
         assert_eq!(org.to_string(), "organisationsnummer ******-****");
-        assert_eq!(
-            format!("{org:?}"),
-            r#"OrgNr { kind: Organisationsnummer, value: "<redacted>" }"#
-        );
+        assert_eq!(format!("{org:?}"), r#"OrgNr { kind: Organisationsnummer, value: "<redacted>" }"#);
         let person = parse("811228-9874").unwrap();
         assert_eq!(person.to_string(), "personnummer ********-****");
-        assert_eq!(
-            format!("{person:?}"),
-            r#"OrgNr { kind: Personnummer, value: "<redacted>" }"#
-        );
+        assert_eq!(format!("{person:?}"), r#"OrgNr { kind: Personnummer, value: "<redacted>" }"#);
         let samordning = parse("701063-2391").unwrap();
         assert_eq!(samordning.to_string(), "samordningsnummer ********-****");
     }
@@ -742,10 +642,7 @@ mod tests {
         assert_eq!(nr.expose(), "556036-0793");
         let person: OrgNr = "19121212-1212".parse().unwrap();
         assert_eq!(person.expose(), "19121212-1212");
-        assert_eq!(
-            "x".parse::<OrgNr>(),
-            Err(IdentityError::UnexpectedCharacter)
-        );
+        assert_eq!("x".parse::<OrgNr>(), Err(IdentityError::UnexpectedCharacter));
     }
 
     #[test]
@@ -768,12 +665,7 @@ mod tests {
         /// The ten digits `YYMMDDNNNC` with the correct check digit.
         fn ten(&self) -> String {
             let day = self.born.day() + if self.samordning { 60 } else { 0 };
-            let nine = format!(
-                "{:02}{:02}{day:02}{:03}",
-                self.born.year() % 100,
-                self.born.month(),
-                self.serial
-            );
+            let nine = format!("{:02}{:02}{day:02}{:03}", self.born.year() % 100, self.born.month(), self.serial);
             with_check(&nine)
         }
 
@@ -794,39 +686,22 @@ mod tests {
         let ref_span = (date(2099, 12, 31) - first_ref).num_days();
         // Include the real today so that `parse` itself is exercised against generated data.
         let real_today = chrono::Local::now().date_naive();
-        (0..=ref_span + 1, 0i64..=73_000, 1u16..=999, any::<bool>()).prop_map(
-            move |(r, b, serial, samordning)| {
-                let today = if r > ref_span {
-                    real_today
-                } else {
-                    first_ref + chrono::Duration::days(r)
-                };
-                let first_birth = date(1900, 1, 1);
-                let span = (today - first_birth).num_days();
-                let born = first_birth + chrono::Duration::days(b % (span + 1));
-                GenPerson {
-                    today,
-                    born,
-                    serial,
-                    samordning,
-                }
-            },
-        )
+        (0..=ref_span + 1, 0i64..=73_000, 1u16..=999, any::<bool>()).prop_map(move |(r, b, serial, samordning)| {
+            let today = if r > ref_span { real_today } else { first_ref + chrono::Duration::days(r) };
+            let first_birth = date(1900, 1, 1);
+            let span = (today - first_birth).num_days();
+            let born = first_birth + chrono::Duration::days(b % (span + 1));
+            GenPerson { today, born, serial, samordning }
+        })
     }
 
     fn org_strategy() -> impl Strategy<Value = String> {
-        (
-            1u8..=9,
-            0u8..=9,
-            2u8..=9,
-            proptest::array::uniform6(0u8..=9),
-        )
-            .prop_map(|(a, b, c, rest)| {
-                let mut nine = vec![a, b, c];
-                nine.extend_from_slice(&rest);
-                let text: String = nine.iter().map(|d| char::from(b'0' + d)).collect();
-                with_check(&text)
-            })
+        (1u8..=9, 0u8..=9, 2u8..=9, proptest::array::uniform6(0u8..=9)).prop_map(|(a, b, c, rest)| {
+            let mut nine = vec![a, b, c];
+            nine.extend_from_slice(&rest);
+            let text: String = nine.iter().map(|d| char::from(b'0' + d)).collect();
+            with_check(&text)
+        })
     }
 
     fn assert_redacted(nr: &OrgNr) {

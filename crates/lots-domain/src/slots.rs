@@ -21,19 +21,12 @@ impl Interval {
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Interval {
         // Empty rather than swapped: a reversed pair is a caller bug, and silently
         // inventing time someone is busy or free would be worse than dropping it.
-        Interval {
-            start,
-            end: end.max(start),
-        }
+        Interval { start, end: end.max(start) }
     }
 
     /// Length of the interval (zero when empty).
     pub fn len(&self) -> Duration {
-        if self.is_empty() {
-            Duration::zero()
-        } else {
-            self.end.signed_duration_since(self.start)
-        }
+        if self.is_empty() { Duration::zero() } else { self.end.signed_duration_since(self.start) }
     }
 
     /// True when the interval contains no instant.
@@ -59,20 +52,14 @@ pub fn free_time(working: &[Interval], busy: &[Interval], buffer: Duration) -> V
     // i128 cannot overflow where widening a DateTime near its range limit could.
     let buffer = duration_nanos(buffer.max(Duration::zero()));
 
-    let mut work: Vec<Span> = working
-        .iter()
-        .filter(|iv| !iv.is_empty())
-        .map(|iv| (nanos(iv.start), nanos(iv.end)))
-        .collect();
+    let mut work: Vec<Span> =
+        working.iter().filter(|iv| !iv.is_empty()).map(|iv| (nanos(iv.start), nanos(iv.end))).collect();
     // coalesce only needs start order, and comparing one key is measurably cheaper.
     work.sort_unstable_by_key(|span| span.0);
     coalesce(&mut work);
 
-    let mut blocked: Vec<Span> = busy
-        .iter()
-        .filter(|iv| !iv.is_empty())
-        .map(|iv| (nanos(iv.start) - buffer, nanos(iv.end) + buffer))
-        .collect();
+    let mut blocked: Vec<Span> =
+        busy.iter().filter(|iv| !iv.is_empty()).map(|iv| (nanos(iv.start) - buffer, nanos(iv.end) + buffer)).collect();
     blocked.sort_unstable_by_key(|span| span.0);
     coalesce(&mut blocked);
 
@@ -173,11 +160,7 @@ impl<'a> Common<'a> {
                 None => 0,
             })
             .collect();
-        Common {
-            lists,
-            idx,
-            pending: None,
-        }
+        Common { lists, idx, pending: None }
     }
 
     /// Next non-empty common piece, possibly touching the previous one.
@@ -221,10 +204,7 @@ impl Iterator for Common<'_> {
                     return Some(held);
                 }
                 (Some(held), Some(piece)) if piece.start <= held.end => {
-                    self.pending = Some(Interval {
-                        start: held.start,
-                        end: held.end.max(piece.end),
-                    });
+                    self.pending = Some(Interval { start: held.start, end: held.end.max(piece.end) });
                 }
                 (Some(held), Some(piece)) => {
                     self.pending = Some(piece);
@@ -263,10 +243,7 @@ impl SlotQuery {
     fn fit(&self, stretch: Interval) -> Option<Interval> {
         let length = self.length.max(Duration::zero());
         let (start, room) = self.usable(stretch)?;
-        (length <= room).then(|| Interval {
-            start,
-            end: start + length,
-        })
+        (length <= room).then(|| Interval { start, end: start + length })
     }
 }
 
@@ -345,9 +322,7 @@ mod tests {
 
     /// Parses "YYYY-MM-DD HH:MM" as UTC.
     fn t(s: &str) -> DateTime<Utc> {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
-            .unwrap()
-            .and_utc()
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap().and_utc()
     }
 
     fn iv(a: &str, b: &str) -> Interval {
@@ -385,10 +360,7 @@ mod tests {
 
     #[test]
     fn free_time_subtracts_buffered_busy_and_merges_overlaps() {
-        let working = [
-            iv("2026-05-12 08:00", "2026-05-12 12:00"),
-            iv("2026-05-12 13:00", "2026-05-12 17:00"),
-        ];
+        let working = [iv("2026-05-12 08:00", "2026-05-12 12:00"), iv("2026-05-12 13:00", "2026-05-12 17:00")];
         // Unsorted, with two overlapping meetings and one that straddles lunch.
         let busy = [
             iv("2026-05-12 10:30", "2026-05-12 11:00"),
@@ -411,10 +383,7 @@ mod tests {
 
     #[test]
     fn free_time_without_busy_joins_touching_working_intervals() {
-        let working = [
-            iv("2026-05-12 13:00", "2026-05-12 16:00"),
-            iv("2026-05-12 08:00", "2026-05-12 13:00"),
-        ];
+        let working = [iv("2026-05-12 13:00", "2026-05-12 16:00"), iv("2026-05-12 08:00", "2026-05-12 13:00")];
         let free = free_time(&working, &[], min(10));
         assert_eq!(free, vec![iv("2026-05-12 08:00", "2026-05-12 16:00")]);
     }
@@ -424,18 +393,12 @@ mod tests {
         let day = [iv("2026-05-12 08:00", "2026-05-12 17:00")];
         let anna = free_time(
             &day,
-            &[
-                iv("2026-05-12 08:00", "2026-05-12 09:00"),
-                iv("2026-05-12 10:30", "2026-05-12 11:00"),
-            ],
+            &[iv("2026-05-12 08:00", "2026-05-12 09:00"), iv("2026-05-12 10:30", "2026-05-12 11:00")],
             Duration::zero(),
         );
         let bo = free_time(
             &day,
-            &[
-                iv("2026-05-12 09:30", "2026-05-12 10:00"),
-                iv("2026-05-12 11:45", "2026-05-12 12:00"),
-            ],
+            &[iv("2026-05-12 09:30", "2026-05-12 10:00"), iv("2026-05-12 11:45", "2026-05-12 12:00")],
             Duration::zero(),
         );
         // Common: 09:00–09:30, 10:00–10:30, 11:00–11:45, 12:00–17:00.
@@ -449,28 +412,16 @@ mod tests {
             ]
         );
         let q = query(45, "2026-05-12 08:00", "2026-05-12 17:00", 15);
-        assert_eq!(
-            earliest_common_slot(&[anna, bo], &q),
-            Some(iv("2026-05-12 11:00", "2026-05-12 11:45"))
-        );
+        assert_eq!(earliest_common_slot(&[anna, bo], &q), Some(iv("2026-05-12 11:00", "2026-05-12 11:45")));
     }
 
     #[test]
     fn granularity_rounds_start_up() {
         let free = vec![vec![iv("2026-05-12 09:07", "2026-05-12 12:00")]];
         let q = query(30, "2026-05-12 08:00", "2026-05-12 18:00", 15);
-        assert_eq!(
-            earliest_common_slot(&free, &q),
-            Some(iv("2026-05-12 09:15", "2026-05-12 09:45"))
-        );
-        let unaligned = SlotQuery {
-            granularity: Duration::zero(),
-            ..q
-        };
-        assert_eq!(
-            earliest_common_slot(&free, &unaligned),
-            Some(iv("2026-05-12 09:07", "2026-05-12 09:37"))
-        );
+        assert_eq!(earliest_common_slot(&free, &q), Some(iv("2026-05-12 09:15", "2026-05-12 09:45")));
+        let unaligned = SlotQuery { granularity: Duration::zero(), ..q };
+        assert_eq!(earliest_common_slot(&free, &unaligned), Some(iv("2026-05-12 09:07", "2026-05-12 09:37")));
         // Rounding can push a stretch's only start out of it.
         let tight = vec![vec![iv("2026-05-12 09:07", "2026-05-12 09:40")]];
         assert_eq!(earliest_common_slot(&tight, &q), None);
@@ -478,27 +429,18 @@ mod tests {
 
     #[test]
     fn not_after_is_respected() {
-        let free = vec![vec![
-            iv("2026-05-12 09:00", "2026-05-12 10:00"),
-            iv("2026-05-12 11:00", "2026-05-12 12:00"),
-        ]];
+        let free = vec![vec![iv("2026-05-12 09:00", "2026-05-12 10:00"), iv("2026-05-12 11:00", "2026-05-12 12:00")]];
         let q = query(60, "2026-05-12 09:30", "2026-05-12 11:59", 15);
         assert_eq!(earliest_common_slot(&free, &q), None);
         let q = query(60, "2026-05-12 09:30", "2026-05-12 12:00", 15);
-        assert_eq!(
-            earliest_common_slot(&free, &q),
-            Some(iv("2026-05-12 11:00", "2026-05-12 12:00"))
-        );
+        assert_eq!(earliest_common_slot(&free, &q), Some(iv("2026-05-12 11:00", "2026-05-12 12:00")));
     }
 
     #[test]
     fn not_before_is_respected() {
         let free = vec![vec![iv("2026-05-12 09:00", "2026-05-12 12:00")]];
         let q = query(30, "2026-05-12 10:20", "2026-05-12 18:00", 15);
-        assert_eq!(
-            earliest_common_slot(&free, &q),
-            Some(iv("2026-05-12 10:30", "2026-05-12 11:00"))
-        );
+        assert_eq!(earliest_common_slot(&free, &q), Some(iv("2026-05-12 10:30", "2026-05-12 11:00")));
     }
 
     #[test]
@@ -510,59 +452,28 @@ mod tests {
             free_time(&day, &[iv("2026-05-12 12:00", "2026-05-12 13:00")], min(10)),
         ];
         let q = query(60, "2026-05-12 08:00", "2026-05-12 17:00", 15);
-        assert_eq!(
-            find_slot(&free, &q),
-            Err(NoSlot::Unavailable { officers: vec![1] })
-        );
+        assert_eq!(find_slot(&free, &q), Err(NoSlot::Unavailable { officers: vec![1] }));
     }
 
     #[test]
     fn find_slot_reports_no_common_time() {
-        let free = vec![
-            vec![iv("2026-05-12 08:00", "2026-05-12 10:00")],
-            vec![iv("2026-05-12 09:30", "2026-05-12 12:00")],
-        ];
+        let free =
+            vec![vec![iv("2026-05-12 08:00", "2026-05-12 10:00")], vec![iv("2026-05-12 09:30", "2026-05-12 12:00")]];
         let q = query(60, "2026-05-12 08:00", "2026-05-12 17:00", 15);
-        assert_eq!(
-            find_slot(&free, &q),
-            Err(NoSlot::NoCommonTime {
-                longest_common: min(30)
-            })
-        );
-        let apart = vec![
-            vec![iv("2026-05-12 08:00", "2026-05-12 10:00")],
-            vec![iv("2026-05-12 13:00", "2026-05-12 15:00")],
-        ];
-        assert_eq!(
-            find_slot(&apart, &q),
-            Err(NoSlot::NoCommonTime {
-                longest_common: Duration::zero()
-            })
-        );
-        assert_eq!(
-            find_slot(&[], &q),
-            Err(NoSlot::NoCommonTime {
-                longest_common: Duration::zero()
-            })
-        );
+        assert_eq!(find_slot(&free, &q), Err(NoSlot::NoCommonTime { longest_common: min(30) }));
+        let apart =
+            vec![vec![iv("2026-05-12 08:00", "2026-05-12 10:00")], vec![iv("2026-05-12 13:00", "2026-05-12 15:00")]];
+        assert_eq!(find_slot(&apart, &q), Err(NoSlot::NoCommonTime { longest_common: Duration::zero() }));
+        assert_eq!(find_slot(&[], &q), Err(NoSlot::NoCommonTime { longest_common: Duration::zero() }));
         assert_eq!(earliest_common_slot(&[], &q), None);
     }
 
     #[test]
     fn empty_busy_gives_first_aligned_working_instant() {
-        let working = [
-            iv("2026-05-13 08:05", "2026-05-13 16:30"),
-            iv("2026-05-12 08:10", "2026-05-12 16:30"),
-        ];
-        let free = vec![
-            free_time(&working, &[], min(10)),
-            free_time(&working, &[], min(10)),
-        ];
+        let working = [iv("2026-05-13 08:05", "2026-05-13 16:30"), iv("2026-05-12 08:10", "2026-05-12 16:30")];
+        let free = vec![free_time(&working, &[], min(10)), free_time(&working, &[], min(10))];
         let q = query(90, "2026-05-12 00:00", "2026-05-20 00:00", 15);
-        assert_eq!(
-            find_slot(&free, &q),
-            Ok(iv("2026-05-12 08:15", "2026-05-12 09:45"))
-        );
+        assert_eq!(find_slot(&free, &q), Ok(iv("2026-05-12 08:15", "2026-05-12 09:45")));
     }
 
     #[test]
@@ -571,10 +482,7 @@ mod tests {
         let one = vec![iv("2026-05-12 08:00", "2026-05-12 09:00")];
         assert_eq!(intersect(std::slice::from_ref(&one)), one);
         // Touching pieces in the input are joined in the output.
-        let split = vec![
-            iv("2026-05-12 08:00", "2026-05-12 08:30"),
-            iv("2026-05-12 08:30", "2026-05-12 09:00"),
-        ];
+        let split = vec![iv("2026-05-12 08:00", "2026-05-12 08:30"), iv("2026-05-12 08:30", "2026-05-12 09:00")];
         assert_eq!(intersect(&[split, one.clone()]), one);
         assert!(intersect(&[one, vec![]]).is_empty());
     }
@@ -589,20 +497,16 @@ mod tests {
 
     /// (start minute, length in minutes) pairs to intervals.
     fn to_intervals(raw: &[(i64, i64)]) -> Vec<Interval> {
-        raw.iter()
-            .map(|&(s, l)| Interval::new(at(s), at(s + l)))
-            .collect()
+        raw.iter().map(|&(s, l)| Interval::new(at(s), at(s + l))).collect()
     }
 
     /// Does the minute [m, m+1) lie inside some interval of `list`?
     fn covers(list: &[Interval], m: i64) -> bool {
-        list.iter()
-            .any(|iv| iv.start <= at(m) && at(m + 1) <= iv.end)
+        list.iter().any(|iv| iv.start <= at(m) && at(m + 1) <= iv.end)
     }
 
     fn inside(list: &[Interval], slot: &Interval) -> bool {
-        list.iter()
-            .any(|iv| iv.start <= slot.start && slot.end <= iv.end)
+        list.iter().any(|iv| iv.start <= slot.start && slot.end <= iv.end)
     }
 
     fn well_formed(list: &[Interval]) -> bool {

@@ -186,14 +186,9 @@ impl fmt::Display for Problem {
 impl TenantConfig {
     /// Parses and validates one tenant's TOML.
     pub fn from_toml_str(text: &str) -> Result<TenantConfig, TenantConfigError> {
-        let cfg: TenantConfig =
-            toml::from_str(text).map_err(|e| TenantConfigError::Parse(e.to_string()))?;
+        let cfg: TenantConfig = toml::from_str(text).map_err(|e| TenantConfigError::Parse(e.to_string()))?;
         let problems = cfg.problems();
-        if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(TenantConfigError::Invalid(problems))
-        }
+        if problems.is_empty() { Ok(cfg) } else { Err(TenantConfigError::Invalid(problems)) }
     }
 
     /// The case type with this key.
@@ -223,18 +218,12 @@ impl TenantConfig {
         }
         let prefix = &self.reference_prefix;
         if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_uppercase()) {
-            p.add(
-                "reference_prefix",
-                "must be 2 to 8 capital letters A-Z, e.g. \"NKP\"",
-            );
+            p.add("reference_prefix", "must be 2 to 8 capital letters A-Z, e.g. \"NKP\"");
         }
         p.hours("office_hours", &self.office_hours);
         let officer_ids: HashSet<&str> = self.officers.iter().map(|o| o.id.as_str()).collect();
         if !officer_ids.contains(self.naringslivschef.as_str()) {
-            p.add(
-                "naringslivschef",
-                format!("no officer has id {:?}", self.naringslivschef),
-            );
+            p.add("naringslivschef", format!("no officer has id {:?}", self.naringslivschef));
         }
         let mut units = HashSet::new();
         for (i, u) in self.units.iter().enumerate() {
@@ -243,10 +232,7 @@ impl TenantConfig {
                 p.add(format!("{at}.id"), format!("{:?} is used twice", u.id));
             }
             if !officer_ids.contains(u.manager.as_str()) {
-                p.add(
-                    format!("{at}.manager"),
-                    format!("no officer has id {:?}", u.manager),
-                );
+                p.add(format!("{at}.manager"), format!("no officer has id {:?}", u.manager));
             }
         }
         let mut seen = HashSet::new();
@@ -259,10 +245,7 @@ impl TenantConfig {
                 p.add(format!("{at}.unit"), format!("no unit has id {:?}", o.unit));
             }
             if o.competences.is_empty() {
-                p.add(
-                    format!("{at}.competences"),
-                    "must name at least one competence",
-                );
+                p.add(format!("{at}.competences"), "must name at least one competence");
             }
             if o.capacity == 0 {
                 p.add(format!("{at}.capacity"), "must be at least 1");
@@ -280,50 +263,33 @@ impl TenantConfig {
                 p.add(format!("{at}.starts_on"), "must name an event type");
             }
             if c.stops_on.is_empty() {
-                p.add(
-                    format!("{at}.stops_on"),
-                    "must name at least one event type",
-                );
+                p.add(format!("{at}.stops_on"), "must name at least one event type");
             }
             if c.target.amount() == 0 {
                 p.add(format!("{at}.target"), "must be more than zero");
             }
             let ascending = c.warn_at.windows(2).all(|w| w[0] < w[1]);
             if !ascending || c.warn_at.iter().any(|&w| w == 0 || w >= 100) {
-                p.add(
-                    format!("{at}.warn_at"),
-                    "must be ascending percentages between 1 and 99",
-                );
+                p.add(format!("{at}.warn_at"), "must be ascending percentages between 1 and 99");
             }
         }
         let mut keys = HashSet::new();
         for (i, t) in self.case_types.iter().enumerate() {
             let at = format!("case_types[{i}]");
-            let key_ok = !t.key.is_empty()
-                && t.key
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            let key_ok =
+                !t.key.is_empty() && t.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !key_ok {
-                p.add(
-                    format!("{at}.key"),
-                    "must be lowercase letters, digits and _",
-                );
+                p.add(format!("{at}.key"), "must be lowercase letters, digits and _");
             }
             if !keys.insert(t.key.as_str()) {
                 p.add(format!("{at}.key"), format!("{:?} is used twice", t.key));
             }
             if !(15..=480).contains(&t.meeting_minutes) {
-                p.add(
-                    format!("{at}.meeting_minutes"),
-                    "must be between 15 and 480",
-                );
+                p.add(format!("{at}.meeting_minutes"), "must be between 15 and 480");
             }
             for (j, name) in t.commitments.iter().enumerate() {
                 if !self.commitments.contains_key(name) {
-                    p.add(
-                        format!("{at}.commitments[{j}]"),
-                        format!("no commitment {name:?}"),
-                    );
+                    p.add(format!("{at}.commitments[{j}]"), format!("no commitment {name:?}"));
                 }
             }
         }
@@ -345,10 +311,7 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(Problem { field: field.into(), message: message.into() });
     }
 
     fn hours(&mut self, at: &str, h: &WorkingHours) {
@@ -362,13 +325,7 @@ impl Problems {
 }
 
 fn weekdays() -> Vec<Weekday> {
-    vec![
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-    ]
+    vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
 }
 
 fn de_clock<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
@@ -382,9 +339,8 @@ fn de_weekdays<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Weekday>, D::Error
     names
         .iter()
         .map(|n| {
-            n.parse::<Weekday>().map_err(|_| {
-                serde::de::Error::custom(format!("expected a weekday like \"mon\", got {n:?}"))
-            })
+            n.parse::<Weekday>()
+                .map_err(|_| serde::de::Error::custom(format!("expected a weekday like \"mon\", got {n:?}")))
         })
         .collect()
 }
@@ -433,35 +389,17 @@ commitments = ["first_contact"]
 
     #[test]
     fn the_norrkoping_example_is_valid_and_covers_every_seat() {
-        let cfg =
-            TenantConfig::from_toml_str(include_str!("../../../deploy/config/norrkoping.toml"))
-                .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = TenantConfig::from_toml_str(include_str!("../../../deploy/config/norrkoping.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.kommunkod, "0581");
         assert!(cfg.officers.len() >= 20 && cfg.units.len() >= 6);
         let restaurant = cfg.case_type("restaurang_start").unwrap();
-        let required: Vec<_> = restaurant
-            .seats
-            .iter()
-            .filter(|s| !s.optional)
-            .map(|s| s.competence.as_str())
-            .collect();
-        assert_eq!(
-            required,
-            ["serveringstillstand", "livsmedel", "bygglov", "brandskydd"]
-        );
+        let required: Vec<_> = restaurant.seats.iter().filter(|s| !s.optional).map(|s| s.competence.as_str()).collect();
+        assert_eq!(required, ["serveringstillstand", "livsmedel", "bygglov", "brandskydd"]);
         for t in &cfg.case_types {
             for seat in &t.seats {
-                let holders = cfg
-                    .officers
-                    .iter()
-                    .filter(|o| o.competences.contains(&seat.competence))
-                    .count();
-                assert!(
-                    holders >= 2,
-                    "{}: only {holders} officers hold {}",
-                    t.key,
-                    seat.competence
-                );
+                let holders = cfg.officers.iter().filter(|o| o.competences.contains(&seat.competence)).count();
+                assert!(holders >= 2, "{}: only {holders} officers hold {}", t.key, seat.competence);
             }
         }
     }
@@ -471,10 +409,7 @@ commitments = ["first_contact"]
         let cfg = TenantConfig::from_toml_str(MINIMAL).unwrap();
         assert_eq!(cfg.kommunkod, "0581");
         assert_eq!(cfg.office_hours.days.len(), 5);
-        assert_eq!(
-            cfg.commitments["first_contact"].target,
-            Target::WorkingDays(1)
-        );
+        assert_eq!(cfg.commitments["first_contact"].target, Target::WorkingDays(1));
         assert!(cfg.case_type("radgivning").is_some());
         assert!(cfg.case_type("bygglov").is_none());
     }
@@ -482,18 +417,14 @@ commitments = ["first_contact"]
     #[test]
     fn a_syntax_error_names_the_line() {
         let broken = MINIMAL.replace("capacity = 5", "capacity = five");
-        let err = TenantConfig::from_toml_str(&broken)
-            .unwrap_err()
-            .to_string();
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
         assert!(err.contains("line 20"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_names_the_field() {
         let broken = MINIMAL.replace("capacity = 5", "capacity = \"5\"");
-        let err = TenantConfig::from_toml_str(&broken)
-            .unwrap_err()
-            .to_string();
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
         assert!(err.contains("capacity"), "{err}");
         assert!(err.contains("line 20"), "{err}");
     }
@@ -502,33 +433,19 @@ commitments = ["first_contact"]
     fn semantic_problems_name_each_field() {
         let broken = MINIMAL
             .replace("unit = \"naringsliv\"", "unit = \"bygg\"")
-            .replace(
-                "commitments = [\"first_contact\"]",
-                "commitments = [\"nope\"]",
-            )
+            .replace("commitments = [\"first_contact\"]", "commitments = [\"nope\"]")
             .replace("reference_prefix = \"TST\"", "reference_prefix = \"tst\"");
-        let TenantConfigError::Invalid(problems) =
-            TenantConfig::from_toml_str(&broken).unwrap_err()
-        else {
+        let TenantConfigError::Invalid(problems) = TenantConfig::from_toml_str(&broken).unwrap_err() else {
             panic!("expected semantic problems");
         };
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "reference_prefix",
-                "officers[0].unit",
-                "case_types[0].commitments[0]"
-            ]
-        );
+        assert_eq!(fields, ["reference_prefix", "officers[0].unit", "case_types[0].commitments[0]"]);
     }
 
     #[test]
     fn an_unknown_key_is_refused() {
         let broken = MINIMAL.replace("capacity = 5", "capacity = 5\ncapacty = 6");
-        let err = TenantConfig::from_toml_str(&broken)
-            .unwrap_err()
-            .to_string();
+        let err = TenantConfig::from_toml_str(&broken).unwrap_err().to_string();
         assert!(err.contains("capacty"), "{err}");
     }
 }

@@ -138,12 +138,8 @@ mod tests {
 
     #[test]
     fn envelope_has_the_designed_json_shape() {
-        let data = CaseResumed {
-            status: "routed".into(),
-        };
-        let at = DateTime::parse_from_rfc3339("2026-11-23T09:14:03.120Z")
-            .unwrap()
-            .to_utc();
+        let data = CaseResumed { status: "routed".into() };
+        let at = DateTime::parse_from_rfc3339("2026-11-23T09:14:03.120Z").unwrap().to_utc();
         let env = Envelope::new("0581", Uuid::nil(), 3, "reception:anna.k", at, data);
         let json = serde_json::to_value(env.clone().into_raw().unwrap()).unwrap();
         assert_eq!(json["type"], "case.resumed");
@@ -157,16 +153,9 @@ mod tests {
 
     #[test]
     fn decode_checks_the_type() {
-        let raw = Envelope::new(
-            "0581",
-            Uuid::nil(),
-            1,
-            "a",
-            Utc::now(),
-            CaseResumed { status: "x".into() },
-        )
-        .into_raw()
-        .unwrap();
+        let raw = Envelope::new("0581", Uuid::nil(), 1, "a", Utc::now(), CaseResumed { status: "x".into() })
+            .into_raw()
+            .unwrap();
         assert!(raw.decode::<CaseWithdrawn>().is_none());
         assert_eq!(raw.decode::<CaseResumed>().unwrap().unwrap().status, "x");
     }
@@ -179,11 +168,7 @@ mod tests {
             org_nr: "19121212-1212".into(),
             company_name: "Tolvan Bygg".into(),
             legal_form: "enskild firma".into(),
-            contact: ContactInfo {
-                name: "T".into(),
-                phone: "+46701234567".into(),
-                email: "t@e.se".into(),
-            },
+            contact: ContactInfo { name: "T".into(), phone: "+46701234567".into(), email: "t@e.se".into() },
             channel: "phone".into(),
             description: "d".into(),
         };

@@ -19,15 +19,10 @@ impl Subjects {
         if prefix.is_empty() {
             return Ok(Self { prefix: None });
         }
-        if !prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(InvalidPrefix(prefix.to_owned()));
         }
-        Ok(Self {
-            prefix: Some(prefix.to_owned()),
-        })
+        Ok(Self { prefix: Some(prefix.to_owned()) })
     }
 
     /// `lots.<tenant>.<type>`, e.g. `lots.0581.case.registered`.
@@ -96,11 +91,7 @@ pub struct InvalidPrefix(pub String);
 
 impl std::fmt::Display for InvalidPrefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "subject prefix {:?} may hold only letters, digits, '_' and '-'",
-            self.0
-        )
+        write!(f, "subject prefix {:?} may hold only letters, digits, '_' and '-'", self.0)
     }
 }
 
@@ -113,10 +104,7 @@ mod tests {
     #[test]
     fn production_subjects_have_no_prefix() {
         let s = Subjects::new("").unwrap();
-        assert_eq!(
-            s.event("0581", "case.registered"),
-            "lots.0581.case.registered"
-        );
+        assert_eq!(s.event("0581", "case.registered"), "lots.0581.case.registered");
         assert_eq!(s.all(), "lots.>");
         assert_eq!(s.stream_name(), "LOTS");
     }
@@ -124,10 +112,7 @@ mod tests {
     #[test]
     fn test_subjects_are_prefixed() {
         let s = Subjects::new("t-1a2b").unwrap();
-        assert_eq!(
-            s.event("0581", "case.registered"),
-            "t-1a2b.lots.0581.case.registered"
-        );
+        assert_eq!(s.event("0581", "case.registered"), "t-1a2b.lots.0581.case.registered");
         assert_eq!(s.family("0581", "sla"), "t-1a2b.lots.0581.sla.>");
         assert_eq!(s.stream_name(), "LOTS_t_1a2b");
         assert!(Subjects::new("a.b").is_err());

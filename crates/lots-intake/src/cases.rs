@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Utc};
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_events::{
-    CaseApplicationComplete, CaseClosed, CaseDeadlineExtended, CaseRegistered, CaseResumed,
-    CaseWaitingForCompany, CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects,
+    CaseApplicationComplete, CaseClosed, CaseDeadlineExtended, CaseRegistered, CaseResumed, CaseWaitingForCompany,
+    CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects,
 };
 use lots_platform::outbox;
 use sqlx::{PgConnection, PgPool};
@@ -27,6 +27,7 @@ pub struct Cases {
     pub(crate) relay: Arc<Notify>,
     pub(crate) clock: lots_platform::Clock,
     pub(crate) tenants: Arc<lots_platform::Tenants>,
+    pub(crate) metrics: lots_platform::metrics::Metrics,
 }
 
 /// A lifecycle change requested by reception or a handläggare.
@@ -44,20 +45,14 @@ impl Cases {
     #[instrument(name = "intake.cases.register", skip_all, fields(tenant = %new.tenant.kommunkod, case_id, reference))]
     pub async fn register(&self, new: &NewCase) -> Result<CaseRow> {
         let tenant = &new.tenant.kommunkod;
-        if let Some(first) =
-            store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await?
-        {
+        if let Some(first) = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await? {
             return same_request(first, new);
         }
         let mut tx = self.pool.begin().await?;
         let now = self.clock.now();
         let year = now.year();
         let number = store::next_reference_number(&mut tx, tenant, year).await?;
-        let reference = Reference {
-            prefix: new.tenant.reference_prefix.clone(),
-            year,
-            number: number as u64,
-        };
+        let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
         let reference = reference.to_string();
         let id = Uuid::now_v7();
         let fingerprint = new.fingerprint();
@@ -114,6 +109,8 @@ impl Cases {
         span.record("case_id", tracing::field::display(row.id));
         span.record("reference", row.reference.as_str());
         tracing::info!(case_type = %row.case_type, "case registered");
+        let labels = [("tenant", row.tenant.as_str()), ("case_type", row.case_type.as_str())];
+        self.metrics.count("lots_cases_registered_total", "Cases registered.", &labels, 1.0);
         Ok(row)
     }
 
@@ -121,9 +118,7 @@ impl Cases {
     #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
     pub async fn change(&self, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
         let mut tx = self.pool.begin().await?;
-        let row = store::lock(&mut tx, id)
-            .await?
-            .ok_or_else(|| not_found(&id.to_string()))?;
+        let row = store::lock(&mut tx, id).await?.ok_or_else(|| not_found(&id.to_string()))?;
         let status = row.status()?;
         let now = self.clock.now();
         let mut change = Change {
@@ -138,33 +133,19 @@ impl Cases {
         let updated = match &op {
             Op::ApplicationComplete => {
                 if status.is_terminal() {
-                    return Err(Error::Transition(lots_domain::TransitionError {
-                        from: status,
-                        to: status,
-                    }));
+                    return Err(Error::Transition(lots_domain::TransitionError { from: status, to: status }));
                 }
                 if row.application_complete_at.is_some() {
-                    return Err(Error::Precondition(
-                        "the application is already marked complete".into(),
-                    ));
+                    return Err(Error::Precondition("the application is already marked complete".into()));
                 }
                 let row = store::mark_legal(&mut tx, id, Some(now), None).await?;
-                self.emit_as(&mut tx, &row, actor, CaseApplicationComplete {})
-                    .await?;
+                self.emit_as(&mut tx, &row, actor, CaseApplicationComplete {}).await?;
                 row
             }
             Op::ExtendDeadline { reason } => {
                 self.check_extension(&row, status)?;
                 let row = store::mark_legal(&mut tx, id, None, Some((now, reason))).await?;
-                self.emit_as(
-                    &mut tx,
-                    &row,
-                    actor,
-                    CaseDeadlineExtended {
-                        reason: reason.clone(),
-                    },
-                )
-                .await?;
+                self.emit_as(&mut tx, &row, actor, CaseDeadlineExtended { reason: reason.clone() }).await?;
                 row
             }
             Op::AwaitCompany { reason } => {
@@ -172,25 +153,14 @@ impl Cases {
                 change.resume_status = Some(status);
                 change.waiting_reason = Some(reason);
                 let row = store::update(&mut tx, id, &change).await?;
-                let data = CaseWaitingForCompany {
-                    reason: reason.clone(),
-                    previous_status: status.to_string(),
-                };
+                let data = CaseWaitingForCompany { reason: reason.clone(), previous_status: status.to_string() };
                 self.emit_as(&mut tx, &row, actor, data).await?;
                 row
             }
             Op::Resume => {
                 change.status = status.resume_to(row.resume_status()?)?;
                 let row = store::update(&mut tx, id, &change).await?;
-                self.emit_as(
-                    &mut tx,
-                    &row,
-                    actor,
-                    CaseResumed {
-                        status: change.status.to_string(),
-                    },
-                )
-                .await?;
+                self.emit_as(&mut tx, &row, actor, CaseResumed { status: change.status.to_string() }).await?;
                 row
             }
             Op::Close { outcome, decision } => {
@@ -198,25 +168,14 @@ impl Cases {
                 change.outcome = Some(outcome.as_str());
                 change.decision = Some(decision);
                 let row = store::update(&mut tx, id, &change).await?;
-                let data = CaseClosed {
-                    outcome: outcome.as_str().to_owned(),
-                    decision: decision.clone(),
-                };
+                let data = CaseClosed { outcome: outcome.as_str().to_owned(), decision: decision.clone() };
                 self.emit_as(&mut tx, &row, actor, data).await?;
                 row
             }
             Op::Withdraw { reason } => {
                 change.status = status.transition(CaseStatus::Withdrawn)?;
                 let row = store::update(&mut tx, id, &change).await?;
-                self.emit_as(
-                    &mut tx,
-                    &row,
-                    actor,
-                    CaseWithdrawn {
-                        reason: reason.clone(),
-                    },
-                )
-                .await?;
+                self.emit_as(&mut tx, &row, actor, CaseWithdrawn { reason: reason.clone() }).await?;
                 row
             }
         };
@@ -229,12 +188,7 @@ impl Cases {
     /// Moves a case to the status a routing event implies, if its lifecycle allows it.
     /// A waiting case keeps waiting and returns to the new status when resumed.
     #[instrument(name = "intake.cases.follow", skip_all, fields(case_id = %id, target = %target))]
-    pub async fn follow(
-        conn: &mut PgConnection,
-        id: Uuid,
-        target: CaseStatus,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    pub async fn follow(conn: &mut PgConnection, id: Uuid, target: CaseStatus, now: DateTime<Utc>) -> Result<()> {
         let Some(row) = store::lock(conn, id).await? else {
             tracing::warn!("routing event for a case intake does not know; ignored");
             return Ok(());
@@ -270,9 +224,7 @@ impl Cases {
     /// types whose servicegaranti has an extendable commitment.
     fn check_extension(&self, row: &CaseRow, status: CaseStatus) -> Result<()> {
         if status.is_terminal() {
-            return Err(Error::Precondition(format!(
-                "a {status} case has no deadline to extend"
-            )));
+            return Err(Error::Precondition(format!("a {status} case has no deadline to extend")));
         }
         let extendable = self
             .tenants
@@ -286,20 +238,13 @@ impl Cases {
                     .find(|c| c.extension.is_some())
                     .cloned()
             })
-            .ok_or_else(|| {
-                Error::Precondition(format!(
-                    "case type {} has no extendable deadline",
-                    row.case_type
-                ))
-            })?;
+            .ok_or_else(|| Error::Precondition(format!("case type {} has no extendable deadline", row.case_type)))?;
         if row.deadline_extended_at.is_some() {
             return Err(Error::Precondition(
                 "the deadline has already been extended once; the law allows one extension".into(),
             ));
         }
-        if extendable.starts_on == CaseApplicationComplete::TYPE
-            && row.application_complete_at.is_none()
-        {
+        if extendable.starts_on == CaseApplicationComplete::TYPE && row.application_complete_at.is_none() {
             return Err(Error::Precondition(
                 "the deadline runs from a complete application; mark it complete first".into(),
             ));
@@ -308,27 +253,13 @@ impl Cases {
     }
 
     async fn emit<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, data: T) -> Result<()> {
-        self.emit_as(tx, row, &row.registered_by.clone(), data)
-            .await
+        self.emit_as(tx, row, &row.registered_by.clone(), data).await
     }
 
-    async fn emit_as<T: Payload>(
-        &self,
-        tx: &mut PgConnection,
-        row: &CaseRow,
-        actor: &str,
-        data: T,
-    ) -> Result<()> {
-        let event = Envelope::new(
-            &row.tenant,
-            row.id,
-            row.version as u64,
-            actor,
-            row.updated_at,
-            data,
-        )
-        .into_raw()
-        .map_err(lots_platform::Error::from)?;
+    async fn emit_as<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, actor: &str, data: T) -> Result<()> {
+        let event = Envelope::new(&row.tenant, row.id, row.version as u64, actor, row.updated_at, data)
+            .into_raw()
+            .map_err(lots_platform::Error::from)?;
         outbox::enqueue(tx, &self.subjects, &event).await?;
         Ok(())
     }
@@ -338,10 +269,7 @@ fn same_request(first: CaseRow, new: &NewCase) -> Result<CaseRow> {
     if first.request_fingerprint == new.fingerprint() {
         Ok(first)
     } else {
-        Err(Error::KeyReused {
-            key: new.idempotency_key.clone(),
-            reference: first.reference,
-        })
+        Err(Error::KeyReused { key: new.idempotency_key.clone(), reference: first.reference })
     }
 }
 

@@ -6,11 +6,7 @@ use lots_platform::CommonConfig;
 
 /// Flags and `LOTS_*` variables of `lots-intake`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "lots-intake",
-    version,
-    about = "Lotsen intake: registers company cases (gRPC IntakeService)"
-)]
+#[command(name = "lots-intake", version, about = "Lotsen intake: registers company cases (gRPC IntakeService)")]
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,

@@ -42,21 +42,15 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         match err {
             Error::Invalid(violations) => {
-                let summary: Vec<String> = violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
-                    .collect();
+                let summary: Vec<String> =
+                    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
                 let details = ErrorDetails::with_bad_request(
                     violations
                         .into_iter()
                         .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
                         .collect::<Vec<_>>(),
                 );
-                tonic::Status::with_error_details(
-                    Code::InvalidArgument,
-                    summary.join("; "),
-                    details,
-                )
+                tonic::Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
             }
             Error::NotFound(msg) => tonic::Status::not_found(msg),
             e @ Error::KeyReused { .. } => tonic::Status::already_exists(e.to_string()),
@@ -64,9 +58,7 @@ impl From<Error> for tonic::Status {
             Error::Precondition(m) => tonic::Status::failed_precondition(m),
             Error::Database(e) if is_unavailable(&e) => {
                 tracing::error!(error = %e, "database unavailable");
-                tonic::Status::unavailable(
-                    "the case register is temporarily unavailable; try again",
-                )
+                tonic::Status::unavailable("the case register is temporarily unavailable; try again")
             }
             other => {
                 tracing::error!(error = %error_chain(&other), "internal error");
@@ -77,10 +69,7 @@ impl From<Error> for tonic::Status {
 }
 
 fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    )
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -38,18 +38,14 @@ impl IntakeService for IntakeApi {
         let row = match req.into_inner().lookup {
             Some(pb::get_case_request::Lookup::Id(id)) => {
                 let id = parse_id("id", &id)?;
-                store::get(&self.cases.pool, id)
-                    .await?
-                    .ok_or_else(|| not_found(&id.to_string()))?
+                store::get(&self.cases.pool, id).await?.ok_or_else(|| not_found(&id.to_string()))?
             }
             Some(pb::get_case_request::Lookup::Reference(r)) => {
                 let Some(reference) = Reference::parse(&r) else {
                     return Err(invalid("reference", "must look like NKP-2026-000123").into());
                 };
                 let reference = reference.to_string();
-                store::by_reference(&self.cases.pool, &reference)
-                    .await?
-                    .ok_or_else(|| not_found(&reference))?
+                store::by_reference(&self.cases.pool, &reference).await?.ok_or_else(|| not_found(&reference))?
             }
             None => return Err(invalid("lookup", "give either id or reference").into()),
         };
@@ -64,10 +60,7 @@ impl IntakeService for IntakeApi {
             Ok(pb::CaseStatus::Unspecified) => None,
             Ok(s) => Some(status_from_pb(s)),
             Err(_) => {
-                bad.push(Violation {
-                    field: "status",
-                    description: "is not a known case status".into(),
-                });
+                bad.push(Violation { field: "status", description: "is not a known case status".into() });
                 None
             }
         };
@@ -75,10 +68,7 @@ impl IntakeService for IntakeApi {
             0 => 50,
             n @ 1..=500 => n,
             _ => {
-                bad.push(Violation {
-                    field: "page_size",
-                    description: "must be between 1 and 500".into(),
-                });
+                bad.push(Violation { field: "page_size", description: "must be between 1 and 500".into() });
                 50
             }
         };
@@ -102,10 +92,7 @@ impl IntakeService for IntakeApi {
             match lots_domain::OrgNr::parse(&req.org_nr) {
                 Ok(nr) => Some(nr),
                 Err(e) => {
-                    bad.push(Violation {
-                        field: "org_nr",
-                        description: format!("is not valid: {e}"),
-                    });
+                    bad.push(Violation { field: "org_nr", description: format!("is not valid: {e}") });
                     None
                 }
             }
@@ -132,10 +119,7 @@ impl IntakeService for IntakeApi {
             _ => String::new(),
         };
         let cases = rows.into_iter().map(to_pb).collect::<Result<Vec<_>>>()?;
-        Ok(Response::new(pb::ListCasesResponse {
-            cases,
-            next_page_token,
-        }))
+        Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
 
     #[instrument(name = "intake.grpc.await_company", skip_all)]
@@ -143,10 +127,7 @@ impl IntakeService for IntakeApi {
         let req = req.into_inner();
         let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(id, &actor, Op::AwaitCompany { reason })
-            .await?;
+        let row = self.cases.change(id, &actor, Op::AwaitCompany { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -172,26 +153,16 @@ impl IntakeService for IntakeApi {
                 .into());
             }
         };
-        let decision =
-            validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(id, &actor, Op::Close { outcome, decision })
-            .await?;
+        let decision = validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
+        let row = self.cases.change(id, &actor, Op::Close { outcome, decision }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.mark_application_complete", skip_all)]
-    async fn mark_application_complete(
-        &self,
-        req: Request<pb::MarkApplicationCompleteRequest>,
-    ) -> Reply<pb::Case> {
+    async fn mark_application_complete(&self, req: Request<pb::MarkApplicationCompleteRequest>) -> Reply<pb::Case> {
         let req = req.into_inner();
         let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
-        let row = self
-            .cases
-            .change(id, &actor, Op::ApplicationComplete)
-            .await?;
+        let row = self.cases.change(id, &actor, Op::ApplicationComplete).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -200,10 +171,7 @@ impl IntakeService for IntakeApi {
         let req = req.into_inner();
         let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(id, &actor, Op::ExtendDeadline { reason })
-            .await?;
+        let row = self.cases.change(id, &actor, Op::ExtendDeadline { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -212,19 +180,13 @@ impl IntakeService for IntakeApi {
         let req = req.into_inner();
         let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(id, &actor, Op::Withdraw { reason })
-            .await?;
+        let row = self.cases.change(id, &actor, Op::Withdraw { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 }
 
 fn invalid(field: &'static str, description: &str) -> Error {
-    Error::Invalid(vec![Violation {
-        field,
-        description: description.to_owned(),
-    }])
+    Error::Invalid(vec![Violation { field, description: description.to_owned() }])
 }
 
 fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
@@ -242,10 +204,7 @@ fn id_and_actor(case_id: &str, actor: &str) -> Result<(Uuid, String)> {
 }
 
 fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 /// The proto form of a stored case.
@@ -271,11 +230,7 @@ pub fn to_pb(row: CaseRow) -> Result<pb::Case> {
         company: Some(pb::Company {
             org_nr: row.org_nr,
             name: row.company_name,
-            contact: Some(pb::Contact {
-                name: row.contact_name,
-                phone: row.contact_phone,
-                email: row.contact_email,
-            }),
+            contact: Some(pb::Contact { name: row.contact_name, phone: row.contact_phone, email: row.contact_email }),
         }),
         case_type: row.case_type,
         description: row.description,
@@ -309,10 +264,7 @@ fn status_to_pb(s: CaseStatus) -> pb::CaseStatus {
 }
 
 fn status_from_pb(s: pb::CaseStatus) -> CaseStatus {
-    CaseStatus::ALL
-        .into_iter()
-        .find(|d| status_to_pb(*d) == s)
-        .unwrap_or(CaseStatus::Registered)
+    CaseStatus::ALL.into_iter().find(|d| status_to_pb(*d) == s).unwrap_or(CaseStatus::Registered)
 }
 
 fn outcome_to_pb(o: Outcome) -> pb::Outcome {
@@ -326,8 +278,5 @@ fn outcome_to_pb(o: Outcome) -> pb::Outcome {
 }
 
 fn outcome_from_pb(o: pb::Outcome) -> Outcome {
-    Outcome::ALL
-        .into_iter()
-        .find(|d| outcome_to_pb(*d) == o)
-        .unwrap_or(Outcome::AdviceGiven)
+    Outcome::ALL.into_iter().find(|d| outcome_to_pb(*d) == o).unwrap_or(Outcome::AdviceGiven)
 }

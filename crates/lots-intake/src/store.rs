@@ -40,16 +40,13 @@ pub struct CaseRow {
 impl CaseRow {
     /// The case's status.
     pub fn status(&self) -> Result<CaseStatus> {
-        self.status
-            .parse()
-            .map_err(|_| Error::Corrupt(format!("status {:?}", self.status)))
+        self.status.parse().map_err(|_| Error::Corrupt(format!("status {:?}", self.status)))
     }
 
     /// Where a waiting case returns to.
     pub fn resume_status(&self) -> Result<CaseStatus> {
         let s = self.resume_status.as_deref().unwrap_or("registered");
-        s.parse()
-            .map_err(|_| Error::Corrupt(format!("resume_status {s:?}")))
+        s.parse().map_err(|_| Error::Corrupt(format!("resume_status {s:?}")))
     }
 }
 
@@ -77,28 +74,18 @@ pub struct Insert<'a> {
 
 /// The case registered earlier under this idempotency key.
 #[instrument(name = "intake.store.by_key", skip_all)]
-pub async fn by_idempotency_key(
-    db: impl PgExecutor<'_>,
-    tenant: &str,
-    key: &str,
-) -> Result<Option<CaseRow>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = $2")
-            .bind(tenant)
-            .bind(key)
-            .fetch_optional(db)
-            .await?,
-    )
+pub async fn by_idempotency_key(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = $2")
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Takes the next reference number for `tenant` and `year`. Row-locks the counter until the
 /// transaction ends, so numbers are handed out in commit order without gaps.
 #[instrument(name = "intake.store.next_reference", skip_all)]
-pub async fn next_reference_number(
-    conn: &mut PgConnection,
-    tenant: &str,
-    year: i32,
-) -> Result<i64> {
+pub async fn next_reference_number(conn: &mut PgConnection, tenant: &str, year: i32) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO reference_counter (tenant, year, last) VALUES ($1, $2, 1)
          ON CONFLICT (tenant, year) DO UPDATE SET last = reference_counter.last + 1
@@ -146,30 +133,19 @@ pub async fn insert(conn: &mut PgConnection, c: &Insert<'_>) -> Result<CaseRow, 
 /// A case by id.
 #[instrument(name = "intake.store.get", skip_all, fields(case_id = %id))]
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(db).await?)
 }
 
 /// A case by reference, e.g. `NKP-2026-000123`.
 #[instrument(name = "intake.store.by_reference", skip_all)]
 pub async fn by_reference(db: impl PgExecutor<'_>, reference: &str) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE reference = $1").bind(reference).fetch_optional(db).await?)
 }
 
 /// A case by id, row-locked for a status change.
 #[instrument(name = "intake.store.lock", skip_all, fields(case_id = %id))]
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<CaseRow>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?)
 }
 
 /// A status change; `emitted` says whether intake emits an event for it (bumping the version).

@@ -51,10 +51,7 @@ struct Check(Vec<Violation>);
 
 impl Check {
     fn add(&mut self, field: &'static str, description: impl Into<String>) {
-        self.0.push(Violation {
-            field,
-            description: description.into(),
-        });
+        self.0.push(Violation { field, description: description.into() });
     }
 
     /// Trimmed text that must be present and at most `max` characters long.
@@ -70,10 +67,7 @@ impl Check {
 }
 
 /// Validates a `RegisterCaseRequest` against the configured tenants.
-pub fn register(
-    req: &pb::RegisterCaseRequest,
-    tenants: &Tenants,
-) -> Result<NewCase, Vec<Violation>> {
+pub fn register(req: &pb::RegisterCaseRequest, tenants: &Tenants) -> Result<NewCase, Vec<Violation>> {
     let mut c = Check::default();
     let idempotency_key = c.text("idempotency_key", &req.idempotency_key, true, 128);
     let kommunkod = req.tenant.trim();
@@ -83,10 +77,7 @@ pub fn register(
     } else {
         let t = tenants.get(kommunkod).cloned();
         if t.is_none() {
-            c.add(
-                "tenant",
-                format!("kommunkod {kommunkod:?} is not configured in Lotsen"),
-            );
+            c.add("tenant", format!("kommunkod {kommunkod:?} is not configured in Lotsen"));
         }
         t
     };
@@ -102,10 +93,7 @@ pub fn register(
         match OrgNr::parse(&company.org_nr) {
             Ok(nr) => Some(nr),
             Err(e) => {
-                c.add(
-                    "company.org_nr",
-                    format!("is not a valid organisationsnummer or personnummer: {e}"),
-                );
+                c.add("company.org_nr", format!("is not a valid organisationsnummer or personnummer: {e}"));
                 None
             }
         }
@@ -116,10 +104,7 @@ pub fn register(
     let contact_name = c.text("company.contact.name", &contact.name, true, 200);
     let contact_email = c.text("company.contact.email", &contact.email, true, 254);
     if !contact_email.is_empty() && !is_email(&contact_email) {
-        c.add(
-            "company.contact.email",
-            "is not an e-mail address like namn@foretag.se",
-        );
+        c.add("company.contact.email", "is not an e-mail address like namn@foretag.se");
     }
     let contact_phone = match phone_e164(&contact.phone) {
         Ok(p) => p,
@@ -134,22 +119,12 @@ pub fn register(
         && t.case_type(&case_type).is_none()
     {
         let known: Vec<_> = t.case_types.iter().map(|ct| ct.key.as_str()).collect();
-        c.add(
-            "case_type",
-            format!(
-                "{case_type:?} is not in {}'s catalogue; known: {}",
-                t.name,
-                known.join(", ")
-            ),
-        );
+        c.add("case_type", format!("{case_type:?} is not in {}'s catalogue; known: {}", t.name, known.join(", ")));
     }
     let description = c.text("description", &req.description, false, 4000);
     let channel = channel(req.channel);
     if channel.is_none() {
-        c.add(
-            "channel",
-            "is required (phone, email, e_service, visit or company_visit)",
-        );
+        c.add("channel", "is required (phone, email, e_service, visit or company_visit)");
     }
     let actor = c.text("actor", &req.actor, false, 100);
     match (c.0.is_empty(), tenant, org_nr, channel) {
@@ -164,22 +139,14 @@ pub fn register(
             case_type,
             description,
             channel,
-            actor: if actor.is_empty() {
-                "reception".to_owned()
-            } else {
-                actor
-            },
+            actor: if actor.is_empty() { "reception".to_owned() } else { actor },
         }),
         _ => Err(c.0),
     }
 }
 
 /// A required free-text field of a lifecycle request.
-pub fn required_text(
-    field: &'static str,
-    value: &str,
-    max: usize,
-) -> Result<String, Vec<Violation>> {
+pub fn required_text(field: &'static str, value: &str, max: usize) -> Result<String, Vec<Violation>> {
     let mut c = Check::default();
     let v = c.text(field, value, true, max);
     if c.0.is_empty() { Ok(v) } else { Err(c.0) }
@@ -202,11 +169,7 @@ pub fn actor(value: &str) -> Result<String, Vec<Violation>> {
     if !c.0.is_empty() {
         return Err(c.0);
     }
-    Ok(if v.is_empty() {
-        "reception".to_owned()
-    } else {
-        v
-    })
+    Ok(if v.is_empty() { "reception".to_owned() } else { v })
 }
 
 fn channel(value: i32) -> Option<Channel> {
@@ -228,9 +191,7 @@ fn is_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && domain.contains('.')
-        && !s
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch == ',' || ch == ';')
+        && !s.chars().any(|ch| ch.is_whitespace() || ch == ',' || ch == ';')
         && !domain.contains('@')
 }
 

@@ -20,18 +20,12 @@ impl Clock {
 
     /// A clock that stands still at `at` until set or advanced.
     pub fn manual(at: DateTime<Utc>) -> Clock {
-        Clock {
-            manual: Some(Arc::new(Mutex::new(at))),
-            fast: None,
-        }
+        Clock { manual: Some(Arc::new(Mutex::new(at))), fast: None }
     }
 
     /// A clock that starts at `at` and runs `factor` times faster than real time (demos).
     pub fn accelerated(at: DateTime<Utc>, factor: u32) -> Clock {
-        Clock {
-            manual: None,
-            fast: Some((at, std::time::Instant::now(), factor.max(1))),
-        }
+        Clock { manual: None, fast: Some((at, std::time::Instant::now(), factor.max(1))) }
     }
 
     /// Now.
@@ -42,9 +36,7 @@ impl Clock {
         match self.fast {
             None => Utc::now(),
             Some((start, real, factor)) => {
-                start
-                    + Duration::from_std(real.elapsed() * factor)
-                        .unwrap_or_else(|_| Duration::zero())
+                start + Duration::from_std(real.elapsed() * factor).unwrap_or_else(|_| Duration::zero())
             }
         }
     }

@@ -41,6 +41,9 @@ pub struct CommonConfig {
     /// Seconds to drain work after SIGINT/SIGTERM before giving up.
     #[arg(long, env = "LOTS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Address for Prometheus metrics (`GET /metrics`); none when unset.
+    #[arg(long, env = "LOTS_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds to keep retrying Postgres and NATS at start.
     #[arg(long, env = "LOTS_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
     pub connect_timeout_secs: u64,

@@ -45,16 +45,14 @@ pub struct ConsumerSettings {
     pub lanes: usize,
     /// Deliveries before an event is dead-lettered.
     pub max_deliveries: i64,
+    /// Where to count handled events, redeliveries and dead letters.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl ConsumerSettings {
     /// Defaults for a service named `durable`.
     pub fn new(durable: &str) -> Self {
-        ConsumerSettings {
-            durable: durable.to_owned(),
-            lanes: 8,
-            max_deliveries: 10,
-        }
+        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10, metrics: None }
     }
 }
 
@@ -78,10 +76,7 @@ pub async fn run<H: Handler>(
         .await
         .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
     let consumer: jetstream::consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            &settings.durable,
-            subjects.consumer_config(&settings.durable),
-        )
+        .get_or_create_consumer(&settings.durable, subjects.consumer_config(&settings.durable))
         .await
         .map_err(|e| Error::Nats(format!("consumer {}: {e}", settings.durable)))?;
     let mut messages = consumer.messages().await.map_err(Error::nats)?;
@@ -129,21 +124,20 @@ fn lane_of(msg: &Message, lanes: usize) -> usize {
     struct Key {
         case_id: uuid::Uuid,
     }
-    let key = serde_json::from_slice::<Key>(&msg.payload)
-        .map(|k| k.case_id)
-        .unwrap_or_default();
+    let key = serde_json::from_slice::<Key>(&msg.payload).map(|k| k.case_id).unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() % lanes as u64) as usize
 }
 
-async fn process<H: Handler>(
-    pool: &PgPool,
-    handler: &H,
-    settings: &ConsumerSettings,
-    msg: Message,
-) {
+async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, msg: Message) {
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    let metrics = settings.metrics.as_ref();
+    if delivered > 1
+        && let Some(m) = metrics
+    {
+        m.count("lots_consumer_redeliveries_total", "Events delivered more than once.", &[], 1.0);
+    }
     let span = tracing::info_span!(
         "platform.consume",
         otel.kind = "consumer",
@@ -159,14 +153,7 @@ async fn process<H: Handler>(
             Ok(e) => e,
             Err(err) => {
                 // Unparseable now means unparseable forever: keep it, stop redelivery.
-                dead_letter(
-                    pool,
-                    &msg,
-                    None,
-                    &format!("not a Lotsen event: {err}"),
-                    delivered,
-                )
-                .await;
+                dead_letter(pool, &msg, None, &format!("not a Lotsen event: {err}"), delivered).await;
                 return;
             }
         };
@@ -190,21 +177,22 @@ async fn process<H: Handler>(
             )),
             Err(err) => Some(error_chain(err.as_ref())),
         };
+        if let Some(m) = metrics {
+            let outcome = if retry.is_none() { "applied" } else { "retried" };
+            m.count("lots_consumer_events_total", "Events consumed, by outcome.", &[("outcome", outcome)], 1.0);
+        }
         match retry {
             None => ack(&msg, AckKind::Ack).await,
             Some(error) if delivered >= settings.max_deliveries => {
                 tracing::error!(error, "event failed too often; dead-lettered");
+                if let Some(m) = metrics {
+                    m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
+                }
                 dead_letter(pool, &msg, Some(&event), &error, delivered).await;
             }
             Some(error) => {
-                let delay = Duration::from_millis(
-                    100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1),
-                );
-                tracing::debug!(
-                    error,
-                    delay_ms = delay.as_millis() as u64,
-                    "event not applied; retrying later"
-                );
+                let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
+                tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
                 ack(&msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
             }
         }
@@ -214,20 +202,14 @@ async fn process<H: Handler>(
 }
 
 #[instrument(name = "platform.consume.apply", skip_all)]
-async fn apply<H: Handler>(
-    pool: &PgPool,
-    handler: &H,
-    event: &Envelope,
-) -> Result<Applied, HandlerError> {
+async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
     let mut tx = pool.begin().await?;
-    let fresh = sqlx::query(
-        "INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(event.id)
-    .bind(&event.kind)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
+    let fresh = sqlx::query("INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(event.id)
+        .bind(&event.kind)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
         == 1;
     if !fresh {
         return Ok(Applied::Duplicate);
@@ -238,21 +220,18 @@ async fn apply<H: Handler>(
         tx.commit().await?;
         return Ok(Applied::Done);
     }
-    let current: Option<i64> = sqlx::query_scalar(
-        "SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE",
-    )
-    .bind(event.case_id)
-    .bind(event.source.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE")
+            .bind(event.case_id)
+            .bind(event.source.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     let current = current.unwrap_or(0) as u64;
     if event.version <= current {
         return Ok(Applied::Duplicate);
     }
     if event.version > current + 1 {
-        return Ok(Applied::Gap {
-            expected: current + 1,
-        });
+        return Ok(Applied::Gap { expected: current + 1 });
     }
     handler.handle(&mut tx, event).await?;
     sqlx::query(
@@ -268,13 +247,7 @@ async fn apply<H: Handler>(
     Ok(Applied::Done)
 }
 
-async fn dead_letter(
-    pool: &PgPool,
-    msg: &Message,
-    event: Option<&Envelope>,
-    error: &str,
-    delivered: i64,
-) {
+async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, error: &str, delivered: i64) {
     let id = event.map(|e| e.id).unwrap_or_else(uuid::Uuid::now_v7);
     let stored = sqlx::query(
         "INSERT INTO dead_letter (event_id, subject, payload, error, deliveries) VALUES ($1, $2, $3, $4, $5)

@@ -14,20 +14,12 @@ static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Connects to `url` with `search_path` set to `schema`, creating the database and the schema
 /// if they are missing, and retrying until `timeout` while the server is unreachable.
 #[instrument(name = "platform.init.connect_postgres", skip_all, fields(schema))]
-pub async fn connect(
-    url: &str,
-    schema: &str,
-    max_connections: u32,
-    timeout: Duration,
-) -> Result<PgPool> {
+pub async fn connect(url: &str, schema: &str, max_connections: u32, timeout: Duration) -> Result<PgPool> {
     if !schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        return Err(Error::Config(format!(
-            "schema name {schema:?} must be lowercase letters and _"
-        )));
+        return Err(Error::Config(format!("schema name {schema:?} must be lowercase letters and _")));
     }
-    let base: PgConnectOptions = url
-        .parse()
-        .map_err(|e| Error::Config(format!("LOTS_DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    let base: PgConnectOptions =
+        url.parse().map_err(|e| Error::Config(format!("LOTS_DATABASE_URL is not a PostgreSQL URL: {e}")))?;
     let base = base.log_statements(tracing::log::LevelFilter::Trace);
     let deadline = Instant::now() + timeout;
     let mut conn = loop {
@@ -40,12 +32,7 @@ pub async fn connect(
             Err(err) => return Err(err.into()),
         }
     };
-    match sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}"
-    )))
-    .execute(&mut conn)
-    .await
-    {
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut conn).await {
         Ok(_) => {}
         // Two replicas starting at once race on the catalog; the loser finds the schema there.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
@@ -68,12 +55,9 @@ async fn connect_or_create(opts: &PgConnectOptions) -> Result<PgConnection, sqlx
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
             let name = opts.get_database().unwrap_or("lots").to_owned();
             let mut admin = PgConnection::connect_with(&opts.clone().database("postgres")).await?;
-            let created = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE DATABASE \"{}\"",
-                name.replace('"', "")
-            )))
-            .execute(&mut admin)
-            .await;
+            let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", name.replace('"', ""))))
+                .execute(&mut admin)
+                .await;
             match created {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}

@@ -8,6 +8,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod shutdown;

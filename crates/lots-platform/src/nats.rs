@@ -14,11 +14,7 @@ use crate::{Error, Result};
 
 /// Connects to NATS, retrying until `timeout` while the server is unreachable.
 #[instrument(name = "platform.init.connect_nats", skip_all)]
-pub async fn connect(
-    url: &str,
-    client_name: &str,
-    timeout: Duration,
-) -> Result<async_nats::Client> {
+pub async fn connect(url: &str, client_name: &str, timeout: Duration) -> Result<async_nats::Client> {
     let deadline = Instant::now() + timeout;
     loop {
         let opts = async_nats::ConnectOptions::new().name(client_name);
@@ -45,17 +41,14 @@ pub async fn ensure_stream(js: &jetstream::Context, subjects: &Subjects) -> Resu
 pub fn current_traceparent() -> Option<String> {
     let cx = tracing::Span::current().context();
     let mut carrier = HashMap::new();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut MapInjector(&mut carrier))
-    });
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MapInjector(&mut carrier)));
     carrier.remove(TRACEPARENT_HEADER)
 }
 
 /// Makes `span` a child of the trace context carried in `headers`, if any.
 pub fn set_parent_from_headers(span: &tracing::Span, headers: Option<&HeaderMap>) {
     let Some(headers) = headers else { return };
-    let cx =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(cx);
 }
 

@@ -33,11 +33,7 @@ pub async fn enqueue(conn: &mut PgConnection, subjects: &Subjects, event: &Envel
 
 /// Writes several events to the outbox in one statement, inside the caller's transaction.
 #[instrument(name = "platform.outbox.enqueue_many", skip_all, fields(events = events.len()))]
-pub async fn enqueue_many(
-    conn: &mut PgConnection,
-    subjects: &Subjects,
-    events: &[Envelope],
-) -> Result<()> {
+pub async fn enqueue_many(conn: &mut PgConnection, subjects: &Subjects, events: &[Envelope]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -72,6 +68,7 @@ pub struct Relay {
     wake: Arc<Notify>,
     batch: i64,
     poll: Duration,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,12 +82,30 @@ struct Row {
 impl Relay {
     /// A relay over `pool`'s outbox, publishing to `js`.
     pub fn new(pool: PgPool, js: jetstream::Context) -> Self {
-        Relay {
-            pool,
-            js,
-            wake: Arc::new(Notify::new()),
-            batch: 256,
-            poll: Duration::from_millis(250),
+        Relay { pool, js, wake: Arc::new(Notify::new()), batch: 256, poll: Duration::from_millis(250), metrics: None }
+    }
+
+    /// Counts published events and reports the backlog in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    async fn report_backlog(&self) {
+        let Some(m) = &self.metrics else { return };
+        let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok((backlog, lag)) = row {
+            m.gauge("lots_outbox_backlog", "Outbox rows not yet published.", &[], backlog as f64);
+            m.gauge(
+                "lots_outbox_relay_lag_seconds",
+                "Age of the oldest unpublished outbox row.",
+                &[],
+                lag.unwrap_or(0.0),
+            );
         }
     }
 
@@ -102,7 +117,12 @@ impl Relay {
     /// Publishes until `token` is cancelled, then flushes once more.
     pub async fn run(self, token: CancellationToken) {
         let mut failures = 0u32;
+        let mut last_report = std::time::Instant::now() - Duration::from_secs(60);
         loop {
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                self.report_backlog().await;
+                last_report = std::time::Instant::now();
+            }
             let sent = match self.relay_once().await {
                 Ok(n) => {
                     failures = 0;
@@ -146,9 +166,7 @@ impl Relay {
         }
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
-            let mut msg = PublishMessage::build()
-                .payload(Bytes::from(row.payload))
-                .message_id(row.id.to_string());
+            let mut msg = PublishMessage::build().payload(Bytes::from(row.payload)).message_id(row.id.to_string());
             if let Some(tp) = row.traceparent {
                 msg = msg.header(TRACEPARENT_HEADER, tp.as_str());
             }
@@ -180,6 +198,9 @@ impl Relay {
         }
         tx.commit().await?;
         tracing::Span::current().record("sent", sent.len());
+        if let Some(m) = &self.metrics {
+            m.count("lots_outbox_published_total", "Events published to JetStream.", &[], sent.len() as f64);
+        }
         if let Some((_, error)) = failed.first() {
             return Err(crate::Error::Nats(format!(
                 "{} of {} events not acknowledged: {error}",

@@ -43,10 +43,7 @@ async fn wait_for_signal() {
 /// Runs `drain` but gives up after `grace`, logging what happened.
 pub async fn bounded(grace: Duration, drain: impl Future<Output = ()>) {
     if tokio::time::timeout(grace, drain).await.is_err() {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "shutdown did not finish in time; stopping anyway"
-        );
+        tracing::warn!(grace_secs = grace.as_secs(), "shutdown did not finish in time; stopping anyway");
     }
 }
 

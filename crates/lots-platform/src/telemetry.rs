@@ -18,6 +18,15 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Sends every finished span now.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(err) = provider.force_flush()
+        {
+            eprintln!("telemetry: flushing spans failed: {err}");
+        }
+    }
+
     /// Flushes and stops span export.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
@@ -28,21 +37,23 @@ impl Guard {
     }
 }
 
-/// Installs the global subscriber for `service`. `RUST_LOG` filters (default `info`).
+/// Installs the global subscriber for `service`. `RUST_LOG` filters (default `info`). Spans are
+/// exported over OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub fn init(service: &'static str, format: LogFormat) -> Result<Guard> {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.is_empty());
+    init_with_otlp(service, format, endpoint.as_deref())
+}
+
+/// Like [`init`], exporting spans to `endpoint` when given (tests pass their own receiver).
+pub fn init_with_otlp(service: &'static str, format: LogFormat, endpoint: Option<&str>) -> Result<Guard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match format {
         LogFormat::Human => tracing_subscriber::fmt::layer().with_target(false).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
     };
-    let provider = otlp_provider(service)?;
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    let provider = endpoint.map(|e| otlp_provider(service, e)).transpose()?;
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -52,21 +63,15 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<Guard> {
     Ok(Guard { provider })
 }
 
-fn otlp_provider(service: &'static str) -> Result<Option<SdkTracerProvider>> {
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
-        return Ok(None);
-    }
+fn otlp_provider(service: &'static str, endpoint: &str) -> Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
+        .with_endpoint(endpoint)
         .build()
         .map_err(|e| Error::Telemetry(e.to_string()))?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service)
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build();
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+    let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(Some(provider))
+    Ok(provider)
 }

@@ -30,17 +30,13 @@ impl Tenants {
         };
         let mut configs = Vec::new();
         for file in &files {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
-            let cfg = TenantConfig::from_toml_str(&text)
-                .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            let text = std::fs::read_to_string(file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            let cfg =
+                TenantConfig::from_toml_str(&text).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
             configs.push(cfg);
         }
         if configs.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: no municipality configuration (*.toml) found",
-                path.display()
-            )));
+            return Err(Error::Config(format!("{}: no municipality configuration (*.toml) found", path.display())));
         }
         Self::from_configs(configs)
     }
@@ -50,9 +46,7 @@ impl Tenants {
         let mut by_kommunkod = BTreeMap::new();
         let mut prefixes = BTreeMap::new();
         for cfg in configs {
-            if let Some(other) =
-                prefixes.insert(cfg.reference_prefix.clone(), cfg.kommunkod.clone())
-            {
+            if let Some(other) = prefixes.insert(cfg.reference_prefix.clone(), cfg.kommunkod.clone()) {
                 return Err(Error::Config(format!(
                     "reference_prefix {:?} is used by both {} and {}",
                     cfg.reference_prefix, other, cfg.kommunkod
@@ -60,9 +54,7 @@ impl Tenants {
             }
             let code = cfg.kommunkod.clone();
             if by_kommunkod.insert(code.clone(), Arc::new(cfg)).is_some() {
-                return Err(Error::Config(format!(
-                    "kommunkod {code} is configured twice"
-                )));
+                return Err(Error::Config(format!("kommunkod {code} is configured twice")));
             }
         }
         Ok(Tenants { by_kommunkod })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::consumer::{self, ConsumerSettings};
+use lots_platform::metrics::{self, Metrics};
 use lots_platform::outbox::Relay;
 use lots_platform::{Clock, Tenants, db, nats, shutdown};
 use lots_proto::v1::officer_service_server::OfficerServiceServer;
@@ -47,6 +48,8 @@ pub struct App {
     api: RoutingApi,
     relay: Relay,
     nats: async_nats::Client,
+    metrics: Metrics,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -57,20 +60,11 @@ impl App {
         let config_dir = if common.config.is_dir() {
             common.config.clone()
         } else {
-            common
-                .config
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_default()
+            common.config.parent().map(PathBuf::from).unwrap_or_default()
         };
-        let pool = db::connect(
-            &common.database_url,
-            SCHEMA,
-            common.db_pool_size,
-            common.connect_timeout(),
-        )
-        .await
-        .context("connect to postgres")?;
+        let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
+            .await
+            .context("connect to postgres")?;
         let nats = nats::connect(&common.nats_url, "lots-routing", common.connect_timeout())
             .await
             .context("connect to nats")?;
@@ -83,46 +77,37 @@ impl App {
             grpc_addr: config.grpc_addr,
             clock: Clock::system(),
         };
-        Self::from_parts(parts).await
+        let app = Self::from_parts(parts).await?;
+        match common.metrics_addr {
+            Some(addr) => {
+                let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
+                Ok(app.with_metrics_listener(listener))
+            }
+            None => Ok(app),
+        }
     }
 
     /// Builds from injected parts: migrates, loads officers, ensures the stream, binds.
     pub async fn from_parts(parts: Parts) -> anyhow::Result<App> {
-        db::migrate(&parts.pool, &MIGRATIONS)
+        db::migrate(&parts.pool, &MIGRATIONS).await.context("migrate routing schema")?;
+        crate::officers::sync(&parts.pool, &parts.tenants, &parts.config_dir, parts.clock.now())
             .await
-            .context("migrate routing schema")?;
-        crate::officers::sync(
-            &parts.pool,
-            &parts.tenants,
-            &parts.config_dir,
-            parts.clock.now(),
-        )
-        .await
-        .context("load officers")?;
+            .context("load officers")?;
         let js = async_nats::jetstream::new(parts.nats.clone());
-        nats::ensure_stream(&js, &parts.subjects)
-            .await
-            .context("ensure stream")?;
-        let listener = TcpListener::bind(parts.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let relay = Relay::new(parts.pool.clone(), js);
+        nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
+        let listener =
+            TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
+        let metrics = Metrics::new("routing");
+        let relay = Relay::new(parts.pool.clone(), js).with_metrics(metrics.clone());
         let routing = Routing {
             pool: parts.pool,
             subjects: parts.subjects,
             tenants: Arc::new(parts.tenants),
             clock: parts.clock,
             relay: relay.waker(),
+            metrics: metrics.clone(),
         };
-        Ok(App {
-            listener,
-            api: RoutingApi {
-                routing,
-                hub: Hub::default(),
-            },
-            relay,
-            nats: parts.nats,
-        })
+        Ok(App { listener, api: RoutingApi { routing, hub: Hub::default() }, relay, nats: parts.nats, metrics, metrics_listener: None })
     }
 
     /// The address gRPC listens on.
@@ -130,33 +115,37 @@ impl App {
         self.listener.local_addr()
     }
 
+    /// Serves Prometheus metrics on `listener` while running.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+
     /// Serves until `token` is cancelled, then drains like intake.
     pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         let routing = self.api.routing.clone();
         let tasks = TaskTracker::new();
         tasks.spawn(self.relay.clone().run(token.clone()));
-        tasks.spawn(
-            self.api
-                .hub
-                .clone()
-                .listen(routing.pool.clone(), token.clone()),
-        );
+        tasks.spawn(self.api.hub.clone().listen(routing.pool.clone(), token.clone()));
         let js = async_nats::jetstream::new(self.nats.clone());
+        let consumer_metrics = self.metrics.clone();
         let (handler, tok) = (Arc::new(routing.clone()), token.clone());
         tasks.spawn(async move {
-            let settings = ConsumerSettings::new(DURABLE);
-            let result = consumer::run(
-                handler.pool.clone(),
-                js,
-                handler.subjects.clone(),
-                settings,
-                handler,
-                tok,
-            )
-            .await;
+            let settings = ConsumerSettings { metrics: Some(consumer_metrics), ..ConsumerSettings::new(DURABLE) };
+            let result =
+                consumer::run(handler.pool.clone(), js, handler.subjects.clone(), settings, handler, tok).await;
             shutdown::report_exit("routing consumer", result);
         });
+        if let Some(listener) = self.metrics_listener {
+            tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
+        }
         tasks.close();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -173,10 +162,7 @@ impl App {
             .add_service(reflection)
             .add_service(TaskServiceServer::new(self.api.clone()))
             .add_service(OfficerServiceServer::new(self.api))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
-                token.clone().cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
             .await;
         token.cancel();
         tasks.wait().await;

@@ -6,11 +6,7 @@ use lots_platform::CommonConfig;
 
 /// Flags and `LOTS_*` variables of `lots-routing`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "lots-routing",
-    version,
-    about = "Lotsen routing: dukat bord and live task lists (gRPC TaskService)"
-)]
+#[command(name = "lots-routing", version, about = "Lotsen routing: dukat bord and live task lists (gRPC TaskService)")]
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,

@@ -7,10 +7,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -35,19 +32,13 @@ impl From<Error> for tonic::Status {
         match err {
             Error::Invalid { field, message } => {
                 let details = ErrorDetails::with_bad_request_violation(field, message.clone());
-                tonic::Status::with_error_details(
-                    Code::InvalidArgument,
-                    format!("{field}: {message}"),
-                    details,
-                )
+                tonic::Status::with_error_details(Code::InvalidArgument, format!("{field}: {message}"), details)
             }
             Error::NotFound(m) => tonic::Status::not_found(m),
             Error::Precondition(m) => tonic::Status::failed_precondition(m),
             Error::PermissionDenied(m) => tonic::Status::permission_denied(m),
             Error::Unauthenticated(m) => tonic::Status::unauthenticated(m),
-            Error::Database(
-                e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-            ) => {
+            Error::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::error!(error = %e, "database unavailable");
                 tonic::Status::unavailable("routing is temporarily unavailable; try again")
             }

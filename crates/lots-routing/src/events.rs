@@ -17,14 +17,8 @@ impl Handler for Routing {
                     self.on_registered(tx, event, data?).await?;
                 }
             }
-            CaseWithdrawn::TYPE => {
-                self.on_ended(tx, event.case_id, "the case was withdrawn")
-                    .await?
-            }
-            CaseClosed::TYPE => {
-                self.on_ended(tx, event.case_id, "the case was closed")
-                    .await?
-            }
+            CaseWithdrawn::TYPE => self.on_ended(tx, event.case_id, "the case was withdrawn").await?,
+            CaseClosed::TYPE => self.on_ended(tx, event.case_id, "the case was closed").await?,
             _ => {}
         }
         Ok(())

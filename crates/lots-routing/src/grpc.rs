@@ -34,41 +34,26 @@ type Reply<T> = std::result::Result<Response<T>, Status>;
 /// Who is asking, from request metadata (authentication comes later).
 fn officer<T>(req: &Request<T>) -> Result<(String, String)> {
     let get = |key: &str| {
-        req.metadata()
-            .get(key)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(String::from)
+        req.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(String::from)
     };
     match (get(TENANT_HEADER), get(OFFICER_HEADER)) {
         (Some(t), Some(o)) => Ok((t, o)),
-        _ => Err(Error::Unauthenticated(format!(
-            "send metadata {TENANT_HEADER} and {OFFICER_HEADER}"
-        ))),
+        _ => Err(Error::Unauthenticated(format!("send metadata {TENANT_HEADER} and {OFFICER_HEADER}"))),
     }
 }
 
 fn task_id(value: &str) -> Result<Uuid> {
-    Uuid::parse_str(value.trim()).map_err(|_| Error::Invalid {
-        field: "task_id",
-        message: "must be a task id (a UUID)".into(),
-    })
+    Uuid::parse_str(value.trim())
+        .map_err(|_| Error::Invalid { field: "task_id", message: "must be a task id (a UUID)".into() })
 }
 
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 fn from_ts(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .ok_or_else(|| Error::Invalid {
-            field,
-            message: "is required".into(),
-        })
+        .ok_or_else(|| Error::Invalid { field, message: "is required".into() })
 }
 
 fn status_to_pb(s: &str) -> pb::TaskStatus {
@@ -137,32 +122,22 @@ impl TaskService for RoutingApi {
             match pb::TaskStatus::try_from(*s).ok().and_then(status_from_pb) {
                 Some(s) => statuses.push(s),
                 None => {
-                    return Err(Error::Invalid {
-                        field: "statuses",
-                        message: "holds an unknown status".into(),
-                    }
-                    .into());
+                    return Err(Error::Invalid { field: "statuses", message: "holds an unknown status".into() }.into());
                 }
             }
         }
         if statuses.is_empty() {
             statuses = vec!["offered", "accepted"];
         }
-        let tasks = store::officer_tasks(&self.routing.pool, &tenant, &officer, &statuses)
-            .await
-            .map_err(Error::from)?;
-        Ok(Response::new(pb::ListTasksResponse {
-            tasks: tasks.into_iter().map(task_to_pb).collect(),
-        }))
+        let tasks =
+            store::officer_tasks(&self.routing.pool, &tenant, &officer, &statuses).await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect() }))
     }
 
     type WatchTasksStream = ReceiverStream<std::result::Result<pb::TaskUpdate, Status>>;
 
     #[instrument(name = "routing.grpc.watch_tasks", skip_all)]
-    async fn watch_tasks(
-        &self,
-        req: Request<pb::WatchTasksRequest>,
-    ) -> Reply<Self::WatchTasksStream> {
+    async fn watch_tasks(&self, req: Request<pb::WatchTasksRequest>) -> Reply<Self::WatchTasksStream> {
         let (tenant, officer) = officer(&req)?;
         let cursor = req.get_ref().cursor.trim();
         let resume = if cursor.is_empty() {
@@ -181,16 +156,8 @@ impl TaskService for RoutingApi {
                 let mut seq = match resume {
                     Some(seq) => seq,
                     None => {
-                        let seq = store::change_seq(&pool, &tenant, &officer)
-                            .await?
-                            .unwrap_or(0);
-                        let open = store::officer_tasks(
-                            &pool,
-                            &tenant,
-                            &officer,
-                            &["offered", "accepted"],
-                        )
-                        .await?;
+                        let seq = store::change_seq(&pool, &tenant, &officer).await?.unwrap_or(0);
+                        let open = store::officer_tasks(&pool, &tenant, &officer, &["offered", "accepted"]).await?;
                         for t in open {
                             let update = pb::TaskUpdate {
                                 kind: pb::task_update::Kind::Snapshot as i32,
@@ -204,18 +171,13 @@ impl TaskService for RoutingApi {
                         seq
                     }
                 };
-                let live = pb::TaskUpdate {
-                    kind: pb::task_update::Kind::Live as i32,
-                    task: None,
-                    cursor: seq.to_string(),
-                };
+                let live =
+                    pb::TaskUpdate { kind: pb::task_update::Kind::Live as i32, task: None, cursor: seq.to_string() };
                 if tx.send(Ok(live)).await.is_err() {
                     return Ok(());
                 }
                 loop {
-                    for (s, kind, task) in
-                        store::changes_after(&pool, &tenant, &officer, seq).await?
-                    {
+                    for (s, kind, task) in store::changes_after(&pool, &tenant, &officer, seq).await? {
                         seq = s;
                         let update = pb::TaskUpdate {
                             kind: kind_to_pb(&kind) as i32,
@@ -246,9 +208,7 @@ impl TaskService for RoutingApi {
     async fn accept_task(&self, req: Request<pb::AcceptTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = officer(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        Ok(Response::new(task_to_pb(
-            self.routing.accept(&tenant, &officer, id).await?,
-        )))
+        Ok(Response::new(task_to_pb(self.routing.accept(&tenant, &officer, id).await?)))
     }
 
     #[instrument(name = "routing.grpc.decline_task", skip_all)]
@@ -257,48 +217,33 @@ impl TaskService for RoutingApi {
         let id = task_id(&req.get_ref().task_id)?;
         let reason = req.get_ref().reason.trim();
         if reason.is_empty() || reason.chars().count() > 2000 {
-            return Err(Error::Invalid {
-                field: "reason",
-                message: "is required (at most 2000 characters)".into(),
-            }
-            .into());
+            return Err(
+                Error::Invalid { field: "reason", message: "is required (at most 2000 characters)".into() }.into()
+            );
         }
-        Ok(Response::new(task_to_pb(
-            self.routing.decline(&tenant, &officer, id, reason).await?,
-        )))
+        Ok(Response::new(task_to_pb(self.routing.decline(&tenant, &officer, id, reason).await?)))
     }
 
     #[instrument(name = "routing.grpc.complete_task", skip_all)]
     async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = officer(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        Ok(Response::new(task_to_pb(
-            self.routing.complete(&tenant, &officer, id).await?,
-        )))
+        Ok(Response::new(task_to_pb(self.routing.complete(&tenant, &officer, id).await?)))
     }
 
     #[instrument(name = "routing.grpc.get_meeting", skip_all)]
     async fn get_meeting(&self, req: Request<pb::GetMeetingRequest>) -> Reply<pb::Meeting> {
         let pool = &self.routing.pool;
         let parse = |field: &'static str, v: &str| {
-            Uuid::parse_str(v.trim()).map_err(|_| Error::Invalid {
-                field,
-                message: "must be a UUID".into(),
-            })
+            Uuid::parse_str(v.trim()).map_err(|_| Error::Invalid { field, message: "must be a UUID".into() })
         };
         let meeting = match &req.get_ref().lookup {
             Some(pb::get_meeting_request::Lookup::MeetingId(id)) => {
                 store::meeting(pool, parse("meeting_id", id)?).await
             }
-            Some(pb::get_meeting_request::Lookup::CaseId(id)) => {
-                store::live_meeting(pool, parse("case_id", id)?).await
-            }
+            Some(pb::get_meeting_request::Lookup::CaseId(id)) => store::live_meeting(pool, parse("case_id", id)?).await,
             None => {
-                return Err(Error::Invalid {
-                    field: "lookup",
-                    message: "give meeting_id or case_id".into(),
-                }
-                .into());
+                return Err(Error::Invalid { field: "lookup", message: "give meeting_id or case_id".into() }.into());
             }
         }
         .map_err(Error::from)?
@@ -308,30 +253,17 @@ impl TaskService for RoutingApi {
             .fetch_one(pool)
             .await
             .map_err(Error::from)?;
-        let tenant = self
-            .routing
-            .tenants
-            .get(&meeting.tenant)
-            .cloned()
-            .ok_or_else(|| Error::Config("tenant gone".into()))?;
-        let tasks = store::meeting_tasks(pool, meeting.id)
-            .await
-            .map_err(Error::from)?;
+        let tenant =
+            self.routing.tenants.get(&meeting.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
+        let tasks = store::meeting_tasks(pool, meeting.id).await.map_err(Error::from)?;
         let mut attendees = Vec::new();
         let mut invitees = Vec::new();
-        for t in tasks
-            .iter()
-            .filter(|t| matches!(t.status.as_str(), "offered" | "accepted" | "completed"))
-        {
+        for t in tasks.iter().filter(|t| matches!(t.status.as_str(), "offered" | "accepted" | "completed")) {
             let (name, email) = tenant
                 .officer(&t.officer_id)
                 .map(|o| (o.name.clone(), o.email.clone()))
                 .unwrap_or_else(|| (t.officer_id.clone(), String::new()));
-            invitees.push(Attendee {
-                name: name.clone(),
-                email: email.clone(),
-                required: !t.optional,
-            });
+            invitees.push(Attendee { name: name.clone(), email: email.clone(), required: !t.optional });
             attendees.push(pb::Attendee {
                 name,
                 email,
@@ -340,11 +272,7 @@ impl TaskService for RoutingApi {
                 task_status: status_to_pb(&t.status) as i32,
             });
         }
-        invitees.push(Attendee {
-            name: case.contact_name.clone(),
-            email: case.contact_email.clone(),
-            required: true,
-        });
+        invitees.push(Attendee { name: case.contact_name.clone(), email: case.contact_email.clone(), required: true });
         attendees.push(pb::Attendee {
             name: case.contact_name.clone(),
             email: case.contact_email.clone(),
@@ -357,15 +285,9 @@ impl TaskService for RoutingApi {
                 email: o.email.clone(),
                 required: true,
             })
-            .unwrap_or_else(|| Attendee {
-                name: tenant.name.clone(),
-                email: String::new(),
-                required: true,
-            });
-        let case_type_name = tenant
-            .case_type(&case.case_type)
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| case.case_type.clone());
+            .unwrap_or_else(|| Attendee { name: tenant.name.clone(), email: String::new(), required: true });
+        let case_type_name =
+            tenant.case_type(&case.case_type).map(|c| c.name.clone()).unwrap_or_else(|| case.case_type.clone());
         let invite = Invite {
             uid: format!("{}@lotsen", meeting.id),
             sequence: meeting.sequence as u32,
@@ -406,72 +328,42 @@ impl TaskService for RoutingApi {
 #[tonic::async_trait]
 impl OfficerService for RoutingApi {
     #[instrument(name = "routing.grpc.set_busy_times", skip_all)]
-    async fn set_busy_times(
-        &self,
-        req: Request<pb::SetBusyTimesRequest>,
-    ) -> Reply<pb::SetBusyTimesResponse> {
+    async fn set_busy_times(&self, req: Request<pb::SetBusyTimesRequest>) -> Reply<pb::SetBusyTimesResponse> {
         let req = req.into_inner();
         let source = req.source.trim();
         if source.is_empty() || source == "absence" || source.starts_with("ical:") {
             return Err(Error::Invalid {
                 field: "source",
-                message: "is required (e.g. \"admin\"); \"absence\" and \"ical:\" are reserved"
-                    .into(),
+                message: "is required (e.g. \"admin\"); \"absence\" and \"ical:\" are reserved".into(),
             }
             .into());
         }
         let mut ranges = Vec::with_capacity(req.busy.len());
         for r in &req.busy {
-            let (s, e) = (
-                from_ts("busy.start", r.start.as_ref())?,
-                from_ts("busy.end", r.end.as_ref())?,
-            );
+            let (s, e) = (from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?);
             if e <= s {
-                return Err(Error::Invalid {
-                    field: "busy.end",
-                    message: "must be after start".into(),
-                }
-                .into());
+                return Err(Error::Invalid { field: "busy.end", message: "must be after start".into() }.into());
             }
             ranges.push((s, e));
         }
-        let stored = crate::officers::replace_busy(
-            &self.routing.pool,
-            &req.tenant,
-            &req.officer_id,
-            source,
-            &ranges,
-            None,
-        )
-        .await?;
+        let stored =
+            crate::officers::replace_busy(&self.routing.pool, &req.tenant, &req.officer_id, source, &ranges, None)
+                .await?;
         Ok(Response::new(pb::SetBusyTimesResponse { stored }))
     }
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
-    async fn set_absence(
-        &self,
-        req: Request<pb::SetAbsenceRequest>,
-    ) -> Reply<pb::SetBusyTimesResponse> {
+    async fn set_absence(&self, req: Request<pb::SetAbsenceRequest>) -> Reply<pb::SetBusyTimesResponse> {
         let req = req.into_inner();
         let period = req.period.as_ref();
         let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
         let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
         if e <= s {
-            return Err(Error::Invalid {
-                field: "period.end",
-                message: "must be after start".into(),
-            }
-            .into());
+            return Err(Error::Invalid { field: "period.end", message: "must be after start".into() }.into());
         }
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
-        let stored = crate::officers::add_absence(
-            &self.routing.pool,
-            &req.tenant,
-            &req.officer_id,
-            (s, e),
-            note,
-        )
-        .await?;
+        let stored =
+            crate::officers::add_absence(&self.routing.pool, &req.tenant, &req.officer_id, (s, e), note).await?;
         Ok(Response::new(pb::SetBusyTimesResponse { stored }))
     }
 }

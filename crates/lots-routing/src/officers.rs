@@ -16,12 +16,7 @@ const ICAL_HORIZON_DAYS: i64 = 180;
 /// Upserts every configured officer and deactivates removed ones; their tasks stay.
 /// Loading the same configuration twice changes nothing.
 #[instrument(name = "routing.init.sync_officers", skip_all)]
-pub async fn sync(
-    pool: &PgPool,
-    tenants: &Tenants,
-    config_dir: &Path,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub async fn sync(pool: &PgPool, tenants: &Tenants, config_dir: &Path, now: DateTime<Utc>) -> Result<()> {
     let mut tx = pool.begin().await?;
     for tenant in tenants.iter() {
         let ids: Vec<String> = tenant.officers.iter().map(|o| o.id.clone()).collect();
@@ -54,12 +49,10 @@ pub async fn sync(
         for o in tenant.officers.iter() {
             let Some(file) = &o.calendar else { continue };
             let path = config_dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Error::Config(format!("{}: {e} (calendar of {})", path.display(), o.id))
-            })?;
-            let busy =
-                lots_domain::ical::parse_busy(&text, now + Duration::days(ICAL_HORIZON_DAYS))
-                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Config(format!("{}: {e} (calendar of {})", path.display(), o.id)))?;
+            let busy = lots_domain::ical::parse_busy(&text, now + Duration::days(ICAL_HORIZON_DAYS))
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             let ranges: Vec<_> = busy.iter().map(|b| (b.start, b.end)).collect();
             let source = format!("ical:{file}");
             replace_busy(pool, &tenant.kommunkod, &o.id, &source, &ranges, None).await?;
@@ -69,20 +62,15 @@ pub async fn sync(
 }
 
 async fn ensure_officer(pool: &PgPool, tenant: &str, officer: &str) -> Result<()> {
-    let known: Option<bool> =
-        sqlx::query_scalar("SELECT active FROM officers WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(officer)
-            .fetch_optional(pool)
-            .await?;
+    let known: Option<bool> = sqlx::query_scalar("SELECT active FROM officers WHERE tenant = $1 AND id = $2")
+        .bind(tenant)
+        .bind(officer)
+        .fetch_optional(pool)
+        .await?;
     match known {
         Some(true) => Ok(()),
-        Some(false) => Err(Error::Precondition(format!(
-            "officer {officer} is no longer in the configuration"
-        ))),
-        None => Err(Error::NotFound(format!(
-            "no officer {officer:?} in tenant {tenant:?}"
-        ))),
+        Some(false) => Err(Error::Precondition(format!("officer {officer} is no longer in the configuration"))),
+        None => Err(Error::NotFound(format!("no officer {officer:?} in tenant {tenant:?}"))),
     }
 }
 
@@ -130,13 +118,15 @@ pub async fn add_absence(
     note: Option<&str>,
 ) -> Result<u32> {
     ensure_officer(pool, tenant, officer).await?;
-    sqlx::query("INSERT INTO busy (tenant, officer_id, source, during, note) VALUES ($1, $2, 'absence', tstzrange($3, $4), $5)")
-        .bind(tenant)
-        .bind(officer)
-        .bind(period.0)
-        .bind(period.1)
-        .bind(note)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO busy (tenant, officer_id, source, during, note) VALUES ($1, $2, 'absence', tstzrange($3, $4), $5)",
+    )
+    .bind(tenant)
+    .bind(officer)
+    .bind(period.0)
+    .bind(period.1)
+    .bind(note)
+    .execute(pool)
+    .await?;
     Ok(1)
 }

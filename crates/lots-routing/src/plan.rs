@@ -66,18 +66,12 @@ pub fn choose(
     query: &SlotQuery,
     window_text: &str,
 ) -> Result<Choice, String> {
-    let fits_alone = |id: &str| {
-        free.get(id)
-            .is_some_and(|f| slots::earliest_common_slot(std::slice::from_ref(f), query).is_some())
-    };
+    let fits_alone =
+        |id: &str| free.get(id).is_some_and(|f| slots::earliest_common_slot(std::slice::from_ref(f), query).is_some());
     // Usable candidates per required seat, never the same officer on two seats.
     let mut usable: Vec<Vec<&Candidate>> = Vec::new();
     for seat in seats.iter().filter(|s| !s.optional) {
-        let list: Vec<&Candidate> = seat
-            .candidates
-            .iter()
-            .filter(|c| fits_alone(&c.officer_id))
-            .collect();
+        let list: Vec<&Candidate> = seat.candidates.iter().filter(|c| fits_alone(&c.officer_id)).collect();
         if list.is_empty() {
             return Err(nobody_reason(seat, window_text, query.length));
         }
@@ -86,19 +80,14 @@ pub fn choose(
     let required: Vec<&Seat> = seats.iter().filter(|s| !s.optional).collect();
     let mut first: Vec<&Candidate> = Vec::new();
     for list in &usable {
-        match list
-            .iter()
-            .find(|c| !first.iter().any(|f| f.officer_id == c.officer_id))
-        {
+        match list.iter().find(|c| !first.iter().any(|f| f.officer_id == c.officer_id)) {
             Some(c) => first.push(c),
             None => return Err("too few distinct officers for the seats".into()),
         }
     }
     let try_set = |set: &[&Candidate]| -> Result<Interval, NoSlot> {
-        let lists: Vec<Vec<Interval>> = set
-            .iter()
-            .map(|c| free.get(&c.officer_id).cloned().unwrap_or_default())
-            .collect();
+        let lists: Vec<Vec<Interval>> =
+            set.iter().map(|c| free.get(&c.officer_id).cloned().unwrap_or_default()).collect();
         slots::find_slot(&lists, query)
     };
     let (set, slot) = match try_set(&first) {
@@ -107,17 +96,10 @@ pub fn choose(
             // Alternates seat by seat: replace one officer at a time, keep the earliest result.
             let mut best: Option<(Vec<&Candidate>, Interval)> = None;
             for (i, list) in usable.iter().enumerate() {
-                let others: Vec<&str> = first
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, c)| c.officer_id.as_str())
-                    .collect();
-                for alt in list
-                    .iter()
-                    .filter(|c| !others.contains(&c.officer_id.as_str()))
-                    .skip(1)
-                    .take(ALTERNATES_PER_SEAT)
+                let others: Vec<&str> =
+                    first.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.officer_id.as_str()).collect();
+                for alt in
+                    list.iter().filter(|c| !others.contains(&c.officer_id.as_str())).skip(1).take(ALTERNATES_PER_SEAT)
                 {
                     let mut set = first.clone();
                     set[i] = alt;
@@ -131,13 +113,7 @@ pub fn choose(
             match best {
                 Some(found) => found,
                 None => {
-                    return Err(no_slot_reason(
-                        &first,
-                        &required,
-                        first_miss,
-                        window_text,
-                        query.length,
-                    ));
+                    return Err(no_slot_reason(&first, &required, first_miss, window_text, query.length));
                 }
             }
         }
@@ -153,10 +129,9 @@ pub fn choose(
         // Optional seats join only if someone is free at the chosen time.
         let pick = seat.candidates.iter().find(|c| {
             !taken.contains(&c.officer_id)
-                && free.get(&c.officer_id).is_some_and(|f| {
-                    f.iter()
-                        .any(|iv| iv.start <= slot.start && slot.end <= iv.end)
-                })
+                && free
+                    .get(&c.officer_id)
+                    .is_some_and(|f| f.iter().any(|iv| iv.start <= slot.start && slot.end <= iv.end))
         });
         if let Some(c) = pick {
             taken.push(c.officer_id.clone());
@@ -174,16 +149,9 @@ fn nobody_reason(seat: &Seat, window: &str, length: Duration) -> String {
     if seat.holders == 0 {
         format!("no officer has the competence \"{}\"", seat.competence)
     } else if seat.candidates.is_empty() {
-        format!(
-            "every officer with the competence \"{}\" ({}) is at full capacity",
-            seat.competence, seat.holders
-        )
+        format!("every officer with the competence \"{}\" ({}) is at full capacity", seat.competence, seat.holders)
     } else {
-        let ids: Vec<&str> = seat
-            .candidates
-            .iter()
-            .map(|c| c.officer_id.as_str())
-            .collect();
+        let ids: Vec<&str> = seat.candidates.iter().map(|c| c.officer_id.as_str()).collect();
         format!(
             "no officer with the competence \"{}\" has {} free minutes {window} ({} are absent or booked)",
             seat.competence,
@@ -193,30 +161,14 @@ fn nobody_reason(seat: &Seat, window: &str, length: Duration) -> String {
     }
 }
 
-fn no_slot_reason(
-    set: &[&Candidate],
-    seats: &[&Seat],
-    miss: NoSlot,
-    window: &str,
-    length: Duration,
-) -> String {
+fn no_slot_reason(set: &[&Candidate], seats: &[&Seat], miss: NoSlot, window: &str, length: Duration) -> String {
     match miss {
         NoSlot::Unavailable { officers } => {
             let who: Vec<String> = officers
                 .iter()
-                .filter_map(|&i| {
-                    Some(format!(
-                        "{} ({})",
-                        set.get(i)?.officer_id,
-                        seats.get(i)?.competence
-                    ))
-                })
+                .filter_map(|&i| Some(format!("{} ({})", set.get(i)?.officer_id, seats.get(i)?.competence)))
                 .collect();
-            format!(
-                "{} has no free {} minutes {window}",
-                who.join(", "),
-                minutes(length)
-            )
+            format!("{} has no free {} minutes {window}", who.join(", "), minutes(length))
         }
         NoSlot::NoCommonTime { longest_common } => {
             let who: Vec<&str> = set.iter().map(|c| c.officer_id.as_str()).collect();
@@ -247,11 +199,7 @@ mod tests {
 
     #[test]
     fn continuity_beats_capacity_and_full_officers_are_dropped() {
-        let ordered = order(vec![
-            cand("a", 0, 10, false),
-            cand("b", 5, 6, true),
-            cand("c", 4, 4, true),
-        ]);
+        let ordered = order(vec![cand("a", 0, 10, false), cand("b", 5, 6, true), cand("c", 4, 4, true)]);
         let ids: Vec<_> = ordered.iter().map(|c| c.officer_id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
     }

@@ -60,8 +60,7 @@ pub struct TaskRow {
     pub ends_at: DateTime<Utc>,
 }
 
-const TASK_SELECT: &str =
-    "SELECT t.id, t.case_id, t.meeting_id, t.tenant, t.officer_id, t.unit, t.competence,
+const TASK_SELECT: &str = "SELECT t.id, t.case_id, t.meeting_id, t.tenant, t.officer_id, t.unit, t.competence,
         t.optional, t.status, t.reason, t.created_at, t.updated_at, c.reference AS case_reference,
         c.case_type, c.company_name, m.starts_at, m.ends_at
     FROM tasks t JOIN cases c ON c.id = t.case_id JOIN meetings m ON m.id = t.meeting_id";
@@ -132,26 +131,18 @@ pub async fn busy(
     .await?;
     let mut map: HashMap<String, Vec<Interval>> = HashMap::new();
     for (officer, start, end) in rows {
-        map.entry(officer)
-            .or_default()
-            .push(Interval::new(start, end));
+        map.entry(officer).or_default().push(Interval::new(start, end));
     }
     Ok(map)
 }
 
 /// A case by id, locked.
 pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
-    sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await
 }
 
 /// The live (not cancelled) meeting of a case.
-pub async fn live_meeting(
-    db: impl PgExecutor<'_>,
-    case_id: Uuid,
-) -> sqlx::Result<Option<MeetingRow>> {
+pub async fn live_meeting(db: impl PgExecutor<'_>, case_id: Uuid) -> sqlx::Result<Option<MeetingRow>> {
     sqlx::query_as("SELECT * FROM meetings WHERE case_id = $1 AND status <> 'cancelled'")
         .bind(case_id)
         .fetch_optional(db)
@@ -160,33 +151,20 @@ pub async fn live_meeting(
 
 /// A meeting by id.
 pub async fn meeting(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<MeetingRow>> {
-    sqlx::query_as("SELECT * FROM meetings WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as("SELECT * FROM meetings WHERE id = $1").bind(id).fetch_optional(db).await
 }
 
 /// A task with its case and meeting.
 pub async fn task(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TaskRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{TASK_SELECT} WHERE t.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{TASK_SELECT} WHERE t.id = $1"))).bind(id).fetch_optional(db).await
 }
 
 /// Tasks of a meeting, oldest first.
-pub async fn meeting_tasks(
-    db: impl PgExecutor<'_>,
-    meeting_id: Uuid,
-) -> sqlx::Result<Vec<TaskRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{TASK_SELECT} WHERE t.meeting_id = $1 ORDER BY t.created_at, t.id"
-    )))
-    .bind(meeting_id)
-    .fetch_all(db)
-    .await
+pub async fn meeting_tasks(db: impl PgExecutor<'_>, meeting_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{TASK_SELECT} WHERE t.meeting_id = $1 ORDER BY t.created_at, t.id")))
+        .bind(meeting_id)
+        .fetch_all(db)
+        .await
 }
 
 /// An officer's tasks in the given statuses, soonest meeting first.
@@ -238,11 +216,7 @@ pub async fn changes_after(
 }
 
 /// The officer's last change number.
-pub async fn change_seq(
-    db: impl PgExecutor<'_>,
-    tenant: &str,
-    officer: &str,
-) -> sqlx::Result<Option<i64>> {
+pub async fn change_seq(db: impl PgExecutor<'_>, tenant: &str, officer: &str) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT change_seq FROM officers WHERE tenant = $1 AND id = $2")
         .bind(tenant)
         .bind(officer)

@@ -23,9 +23,7 @@ impl Hub {
     /// A receiver that changes whenever `key`'s tasks change.
     pub fn subscribe(&self, key: &str) -> watch::Receiver<u64> {
         let mut map = self.officers.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        map.entry(key.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     fn wake(&self, key: &str) {

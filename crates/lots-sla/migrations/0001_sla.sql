@@ -33,6 +33,8 @@ CREATE TABLE clocks (
     stopped_at       timestamptz,
     due_at           timestamptz,
     deadline_version integer     NOT NULL DEFAULT 0,
+    -- When the clock was first evaluated (for the registration → clocks armed figure).
+    armed_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     UNIQUE (case_id, commitment)
 );
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::consumer::{self, ConsumerSettings};
+use lots_platform::metrics::{self, Metrics};
 use lots_platform::outbox::Relay;
 use lots_platform::{Clock, Tenants, db, nats, shutdown};
 use lots_proto::v1::alert_service_server::AlertServiceServer;
@@ -46,6 +47,8 @@ pub struct App {
     sla: Sla,
     relay: Relay,
     nats: async_nats::Client,
+    metrics: Metrics,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -53,17 +56,11 @@ impl App {
     pub async fn from_config(config: &Config) -> anyhow::Result<App> {
         let common = &config.common;
         let tenants = Tenants::load(&common.config).context("load municipality configuration")?;
-        let pool = db::connect(
-            &common.database_url,
-            SCHEMA,
-            common.db_pool_size,
-            common.connect_timeout(),
-        )
-        .await
-        .context("connect to postgres")?;
-        let nats = nats::connect(&common.nats_url, "lots-sla", common.connect_timeout())
+        let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
             .await
-            .context("connect to nats")?;
+            .context("connect to postgres")?;
+        let nats =
+            nats::connect(&common.nats_url, "lots-sla", common.connect_timeout()).await.context("connect to nats")?;
         let parts = Parts {
             pool,
             nats,
@@ -73,22 +70,25 @@ impl App {
             clock: Clock::system(),
             tick: Duration::from_secs(1),
         };
-        Self::from_parts(parts).await
+        let app = Self::from_parts(parts).await?;
+        match common.metrics_addr {
+            Some(addr) => {
+                let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
+                Ok(app.with_metrics_listener(listener))
+            }
+            None => Ok(app),
+        }
     }
 
     /// Builds from injected parts: migrates, ensures the stream, binds.
     pub async fn from_parts(parts: Parts) -> anyhow::Result<App> {
-        db::migrate(&parts.pool, &MIGRATIONS)
-            .await
-            .context("migrate sla schema")?;
+        db::migrate(&parts.pool, &MIGRATIONS).await.context("migrate sla schema")?;
         let js = async_nats::jetstream::new(parts.nats.clone());
-        nats::ensure_stream(&js, &parts.subjects)
-            .await
-            .context("ensure stream")?;
-        let listener = TcpListener::bind(parts.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let relay = Relay::new(parts.pool.clone(), js);
+        nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
+        let listener =
+            TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
+        let metrics = Metrics::new("sla");
+        let relay = Relay::new(parts.pool.clone(), js).with_metrics(metrics.clone());
         let sla = Sla {
             pool: parts.pool,
             subjects: parts.subjects,
@@ -97,19 +97,27 @@ impl App {
             relay: relay.waker(),
             wake: Arc::new(Notify::new()),
             tick: parts.tick,
+            metrics: metrics.clone(),
         };
-        Ok(App {
-            listener,
-            sla,
-            relay,
-            nats: parts.nats,
-        })
+        Ok(App { listener, sla, relay, nats: parts.nats, metrics, metrics_listener: None })
     }
 
     /// The address gRPC listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+
+    /// Serves Prometheus metrics on `listener` while running.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
 
     /// Serves until `token` is cancelled, then drains like intake.
     pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
@@ -119,20 +127,17 @@ impl App {
         tasks.spawn(self.relay.clone().run(token.clone()));
         tasks.spawn(sla.clone().run_timer(token.clone()));
         let js = async_nats::jetstream::new(self.nats.clone());
+        let consumer_metrics = self.metrics.clone();
         let (handler, tok) = (Arc::new(sla.clone()), token.clone());
         tasks.spawn(async move {
-            let settings = ConsumerSettings::new(DURABLE);
-            let result = consumer::run(
-                handler.pool.clone(),
-                js,
-                handler.subjects.clone(),
-                settings,
-                handler,
-                tok,
-            )
-            .await;
+            let settings = ConsumerSettings { metrics: Some(consumer_metrics), ..ConsumerSettings::new(DURABLE) };
+            let result =
+                consumer::run(handler.pool.clone(), js, handler.subjects.clone(), settings, handler, tok).await;
             shutdown::report_exit("sla consumer", result);
         });
+        if let Some(listener) = self.metrics_listener {
+            tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
+        }
         tasks.close();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -148,10 +153,7 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AlertServiceServer::new(AlertApi { sla: sla.clone() }))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
-                token.clone().cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
             .await;
         token.cancel();
         tasks.wait().await;

@@ -42,10 +42,7 @@ pub async fn events(db: impl PgExecutor<'_>, case_id: Uuid) -> sqlx::Result<Vec<
             .bind(case_id)
             .fetch_all(db)
             .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(kind, at)| ClockEvent { kind, at })
-        .collect())
+    Ok(rows.into_iter().map(|(kind, at)| ClockEvent { kind, at }).collect())
 }
 
 /// The text form of a clock state.
@@ -70,6 +67,7 @@ pub struct Stopped {
 
 /// Recomputes every clock of `case` at `now` and aligns its stages. Returns clocks that
 /// stopped with this recomputation (were running or paused, now met or cancelled).
+#[tracing::instrument(name = "sla.clocks.recompute", skip_all, fields(case_id = %case.id))]
 pub async fn recompute(
     conn: &mut PgConnection,
     tenant: &TenantConfig,
@@ -92,8 +90,7 @@ pub async fn recompute(
         // (a breach during downtime fires late rather than never).
         let schedule = match (clock.state, clock.stopped_at) {
             (State::Met | State::MetLate | State::Cancelled, Some(stop)) => {
-                let before: Vec<ClockEvent> =
-                    events.iter().filter(|e| e.at < stop).cloned().collect();
+                let before: Vec<ClockEvent> = events.iter().filter(|e| e.at < stop).cloned().collect();
                 let ran = guarantee::evaluate(commitment, &calendar, &before, stop);
                 ran.schedule.into_iter().filter(|d| d.at < stop).collect()
             }
@@ -143,11 +140,7 @@ pub async fn recompute(
         .await?;
         let was_live = matches!(previous.as_deref(), Some("running" | "paused" | "breached"));
         if was_live && matches!(clock.state, State::Met | State::MetLate | State::Cancelled) {
-            stopped.push(Stopped {
-                clock_id: id,
-                commitment: key.clone(),
-                clock,
-            });
+            stopped.push(Stopped { clock_id: id, commitment: key.clone(), clock });
         }
     }
     Ok(stopped)

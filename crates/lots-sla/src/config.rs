@@ -6,11 +6,7 @@ use lots_platform::CommonConfig;
 
 /// Flags and `LOTS_*` variables of `lots-sla`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "lots-sla",
-    version,
-    about = "Lotsen sla: servicegaranti clocks and alerts (gRPC AlertService)"
-)]
+#[command(name = "lots-sla", version, about = "Lotsen sla: servicegaranti clocks and alerts (gRPC AlertService)")]
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,

@@ -37,14 +37,12 @@ impl Handler for Sla {
         };
         if let Some(task) = seat {
             // The officer of the first seat is the case's handläggare for alerts.
-            sqlx::query(
-                "UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1 AND officer_id IS NULL",
-            )
-            .bind(event.case_id)
-            .bind(&task.officer_id)
-            .bind(&task.unit)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1 AND officer_id IS NULL")
+                .bind(event.case_id)
+                .bind(&task.officer_id)
+                .bind(&task.unit)
+                .execute(&mut *tx)
+                .await?;
         }
         let case: Option<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
             .bind(event.case_id)
@@ -59,16 +57,12 @@ impl Handler for Sla {
         };
         let relevant = event.kind == DEADLINE_EXTENDED
             || CASE_ENDED.contains(&event.kind.as_str())
-            || case_type
-                .commitments
-                .iter()
-                .filter_map(|k| tenant.commitments.get(k))
-                .any(|c| {
-                    c.starts_on == event.kind
-                        || c.stops_on.contains(&event.kind)
-                        || c.pauses_on.contains(&event.kind)
-                        || c.resumes_on.contains(&event.kind)
-                });
+            || case_type.commitments.iter().filter_map(|k| tenant.commitments.get(k)).any(|c| {
+                c.starts_on == event.kind
+                    || c.stops_on.contains(&event.kind)
+                    || c.pauses_on.contains(&event.kind)
+                    || c.resumes_on.contains(&event.kind)
+            });
         if !relevant {
             return Ok(());
         }

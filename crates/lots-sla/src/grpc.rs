@@ -50,10 +50,7 @@ struct AlertRow {
 }
 
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 fn to_pb(a: AlertRow) -> pb::Alert {
@@ -114,28 +111,10 @@ impl AlertApi {
     }
 }
 
-fn filter(
-    tenant: &str,
-    units: &[String],
-    min_severity: i32,
-    open_only: bool,
-    case_id: Option<Uuid>,
-) -> Filter {
-    let tenant = Some(tenant.trim())
-        .filter(|t| !t.is_empty())
-        .map(String::from);
-    let units = units
-        .iter()
-        .map(|u| u.trim().to_owned())
-        .filter(|u| !u.is_empty())
-        .collect();
-    Filter {
-        tenant,
-        units,
-        min_severity,
-        open_only,
-        case_id,
-    }
+fn filter(tenant: &str, units: &[String], min_severity: i32, open_only: bool, case_id: Option<Uuid>) -> Filter {
+    let tenant = Some(tenant.trim()).filter(|t| !t.is_empty()).map(String::from);
+    let units = units.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+    Filter { tenant, units, min_severity, open_only, case_id }
 }
 
 #[tonic::async_trait]
@@ -143,14 +122,9 @@ impl AlertService for AlertApi {
     type WatchAlertsStream = ReceiverStream<std::result::Result<pb::Alert, Status>>;
 
     #[instrument(name = "sla.grpc.watch_alerts", skip_all)]
-    async fn watch_alerts(
-        &self,
-        req: Request<pb::WatchAlertsRequest>,
-    ) -> Reply<Self::WatchAlertsStream> {
+    async fn watch_alerts(&self, req: Request<pb::WatchAlertsRequest>) -> Reply<Self::WatchAlertsStream> {
         let req = req.into_inner();
-        let mut listener = PgListener::connect_with(&self.sla.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut listener = PgListener::connect_with(&self.sla.pool).await.map_err(Error::from)?;
         listener.listen(ALERTS_CHANNEL).await.map_err(Error::from)?;
         let open = filter(&req.tenant, &req.units, req.min_severity, true, None);
         let new = filter(&req.tenant, &req.units, req.min_severity, false, None);
@@ -194,58 +168,35 @@ impl AlertService for AlertApi {
     }
 
     #[instrument(name = "sla.grpc.list_alerts", skip_all)]
-    async fn list_alerts(
-        &self,
-        req: Request<pb::ListAlertsRequest>,
-    ) -> Reply<pb::ListAlertsResponse> {
+    async fn list_alerts(&self, req: Request<pb::ListAlertsRequest>) -> Reply<pb::ListAlertsResponse> {
         let req = req.into_inner();
         let limit = match req.limit {
             0 => 100,
             n @ 1..=1000 => i64::from(n),
             _ => {
-                return Err(Error::Invalid {
-                    field: "limit",
-                    message: "must be between 1 and 1000".into(),
-                }
-                .into());
+                return Err(Error::Invalid { field: "limit", message: "must be between 1 and 1000".into() }.into());
             }
         };
         let case_id = match req.case_id.trim() {
             "" => None,
-            s => Some(Uuid::parse_str(s).map_err(|_| Error::Invalid {
-                field: "case_id",
-                message: "must be a UUID".into(),
-            })?),
+            s => Some(
+                Uuid::parse_str(s)
+                    .map_err(|_| Error::Invalid { field: "case_id", message: "must be a UUID".into() })?,
+            ),
         };
-        let f = filter(
-            &req.tenant,
-            &req.units,
-            req.min_severity,
-            req.open_only,
-            case_id,
-        );
+        let f = filter(&req.tenant, &req.units, req.min_severity, req.open_only, case_id);
         let alerts = self.query(&f, 0, limit).await?;
-        Ok(Response::new(pb::ListAlertsResponse {
-            alerts: alerts.into_iter().map(to_pb).collect(),
-        }))
+        Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.into_iter().map(to_pb).collect() }))
     }
 
     #[instrument(name = "sla.grpc.get_case_clocks", skip_all)]
-    async fn get_case_clocks(
-        &self,
-        req: Request<pb::GetCaseClocksRequest>,
-    ) -> Reply<pb::CaseClocks> {
+    async fn get_case_clocks(&self, req: Request<pb::GetCaseClocksRequest>) -> Reply<pb::CaseClocks> {
         let pool = &self.sla.pool;
         let case: Option<CaseRow> = match req.into_inner().lookup {
             Some(pb::get_case_clocks_request::Lookup::CaseId(id)) => {
-                let id = Uuid::parse_str(id.trim()).map_err(|_| Error::Invalid {
-                    field: "case_id",
-                    message: "must be a UUID".into(),
-                })?;
-                sqlx::query_as("SELECT * FROM cases WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await
+                let id = Uuid::parse_str(id.trim())
+                    .map_err(|_| Error::Invalid { field: "case_id", message: "must be a UUID".into() })?;
+                sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(pool).await
             }
             Some(pb::get_case_clocks_request::Lookup::Reference(r)) => {
                 let r = lots_domain::Reference::parse(&r).ok_or_else(|| Error::Invalid {
@@ -258,22 +209,12 @@ impl AlertService for AlertApi {
                     .await
             }
             None => {
-                return Err(Error::Invalid {
-                    field: "lookup",
-                    message: "give case_id or reference".into(),
-                }
-                .into());
+                return Err(Error::Invalid { field: "lookup", message: "give case_id or reference".into() }.into());
             }
         }
         .map_err(Error::from)?;
-        let case =
-            case.ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
-        let tenant = self
-            .sla
-            .tenants
-            .get(&case.tenant)
-            .cloned()
-            .ok_or_else(|| Error::Config("tenant gone".into()))?;
+        let case = case.ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
+        let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
         let events = clocks::events(pool, case.id).await.map_err(Error::from)?;
         let calendar = WorkCalendar::for_tenant(&tenant);
         let now = self.sla.clock.now();

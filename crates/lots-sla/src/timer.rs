@@ -8,8 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lots_domain::tenant::{EscalationLevel, TenantConfig};
 use lots_events::{
-    AlertData, Envelope, Payload, SlaBreached, SlaDelayNotice, SlaEscalated, SlaMet, SlaWarning,
-    Subjects,
+    AlertData, Envelope, Payload, SlaBreached, SlaDelayNotice, SlaEscalated, SlaMet, SlaWarning, Subjects,
 };
 use lots_platform::{Clock, Tenants, outbox};
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -40,6 +39,7 @@ pub struct Sla {
     pub wake: Arc<Notify>,
     /// Longest sleep between looks at the stages.
     pub tick: Duration,
+    pub metrics: lots_platform::metrics::Metrics,
 }
 
 /// Alert severities, as in the API.
@@ -76,9 +76,7 @@ fn recipient(tenant: &TenantConfig, case: &CaseRow, level: EscalationLevel) -> S
 }
 
 fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&lots_domain::calendar::TZ)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
+    t.with_timezone(&lots_domain::calendar::TZ).format("%Y-%m-%d %H:%M").to_string()
 }
 
 impl Fired {
@@ -95,10 +93,7 @@ impl Fired {
         now: DateTime<Utc>,
     ) -> Option<Fired> {
         // Time-derived events carry version 0: unordered, deduplicated by their derived id.
-        let event = Envelope::new(&case.tenant, case.id, 0, "sla", now, payload)
-            .with_id(id)
-            .into_raw()
-            .ok()?;
+        let event = Envelope::new(&case.tenant, case.id, 0, "sla", now, payload).with_id(id).into_raw().ok()?;
         Some(Fired {
             id,
             kind: T::TYPE,
@@ -114,12 +109,7 @@ impl Fired {
     }
 
     /// The `sla.met` alert of a clock that just stopped in time or late.
-    pub fn met(
-        tenant: &TenantConfig,
-        case: &CaseRow,
-        s: &Stopped,
-        now: DateTime<Utc>,
-    ) -> Option<Fired> {
+    pub fn met(tenant: &TenantConfig, case: &CaseRow, s: &Stopped, now: DateTime<Utc>) -> Option<Fired> {
         let commitment = tenant.commitments.get(&s.commitment)?;
         let met_at = s.clock.stopped_at.unwrap_or(now);
         let due_at = s.clock.due_at.unwrap_or(met_at);
@@ -138,29 +128,11 @@ impl Fired {
             "{}: {} {}",
             case.reference,
             commitment.name,
-            if late {
-                format!("met late, {}", local(met_at))
-            } else {
-                "met".to_owned()
-            }
+            if late { format!("met late, {}", local(met_at)) } else { "met".to_owned() }
         );
-        let payload = SlaMet {
-            alert: data.clone(),
-            met_at,
-            fee_reduction_percent: s.clock.fee_reduction_percent,
-        };
+        let payload = SlaMet { alert: data.clone(), met_at, fee_reduction_percent: s.clock.fee_reduction_percent };
         let id = clocks::alert_id(s.clock_id, "met", s.clock.deadline_version);
-        Self::build(
-            id,
-            Severity::Info,
-            0,
-            false,
-            message,
-            case,
-            data,
-            payload,
-            now,
-        )
+        Self::build(id, Severity::Info, 0, false, message, case, data, payload, now)
     }
 }
 
@@ -178,7 +150,18 @@ struct DueRow {
 impl Sla {
     /// Looks for due stages until `token` is cancelled.
     pub async fn run_timer(self, token: CancellationToken) {
+        let mut last_report = std::time::Instant::now() - Duration::from_secs(60);
         loop {
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                let open: Result<i64, _> =
+                    sqlx::query_scalar("SELECT count(*) FROM clocks WHERE state IN ('running', 'paused', 'breached')")
+                        .fetch_one(&self.pool)
+                        .await;
+                if let Ok(open) = open {
+                    self.metrics.gauge("lots_open_clocks", "Servicegaranti clocks not yet met.", &[], open as f64);
+                }
+                last_report = std::time::Instant::now();
+            }
             let mut fired = 0;
             loop {
                 match self.fire_due().await {
@@ -198,10 +181,7 @@ impl Sla {
                 self.relay.notify_one();
             }
             let sleep = match self.next_due().await {
-                Ok(Some(next)) => (next - self.clock.now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(self.tick),
+                Ok(Some(next)) => (next - self.clock.now()).to_std().unwrap_or_default().min(self.tick),
                 _ => self.tick,
             };
             tokio::select! {
@@ -213,11 +193,7 @@ impl Sla {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(
-            sqlx::query_scalar("SELECT min(due_at) FROM stages WHERE fired_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT min(due_at) FROM stages WHERE fired_at IS NULL").fetch_one(&self.pool).await?)
     }
 
     /// Fires one batch of due stages; returns how many.
@@ -257,8 +233,7 @@ impl Sla {
         .execute(&mut *tx)
         .await?;
         let n = rows.len();
-        self.publish(&mut tx, fired.into_iter().map(Some).collect())
-            .await?;
+        self.publish(&mut tx, fired.into_iter().map(Some).collect()).await?;
         tx.commit().await?;
         tracing::Span::current().record("fired", n);
         Ok(n)
@@ -287,51 +262,16 @@ impl Sla {
         let id = clocks::alert_id(row.clock_id, &row.stage, version);
         let late_note = if late { " (fired late)" } else { "" };
         let mut out = Vec::new();
-        if let Some(percent) = row
-            .stage
-            .strip_prefix("warn")
-            .and_then(|p| p.parse::<u8>().ok())
-        {
+        if let Some(percent) = row.stage.strip_prefix("warn").and_then(|p| p.parse::<u8>().ok()) {
             let data = due(EscalationLevel::Officer);
-            let msg = format!(
-                "{}: {}: {percent} % of the time used{late_note}",
-                case.reference, commitment.name
-            );
-            let payload = SlaWarning {
-                alert: data.clone(),
-                percent,
-            };
-            out.extend(Fired::build(
-                id,
-                Severity::Warning,
-                i32::from(percent),
-                true,
-                msg,
-                case,
-                data,
-                payload,
-                now,
-            ));
+            let msg = format!("{}: {}: {percent} % of the time used{late_note}", case.reference, commitment.name);
+            let payload = SlaWarning { alert: data.clone(), percent };
+            out.extend(Fired::build(id, Severity::Warning, i32::from(percent), true, msg, case, data, payload, now));
         } else if row.stage == "breach" {
             let data = due(EscalationLevel::Officer);
-            let msg = format!(
-                "{}: {} was not met{late_note}",
-                case.reference, commitment.name
-            );
-            let payload = SlaBreached {
-                alert: data.clone(),
-            };
-            out.extend(Fired::build(
-                id,
-                Severity::Breach,
-                0,
-                true,
-                msg,
-                case,
-                data.clone(),
-                payload,
-                now,
-            ));
+            let msg = format!("{}: {} was not met{late_note}", case.reference, commitment.name);
+            let payload = SlaBreached { alert: data.clone() };
+            out.extend(Fired::build(id, Severity::Breach, 0, true, msg, case, data.clone(), payload, now));
             if commitment.stops_on.iter().any(|e| e == "case.closed") {
                 // Förvaltningslagen 11 §: a delayed decision must be told to the company.
                 let notice = clocks::alert_id(row.clock_id, "delay_notice", version);
@@ -339,31 +279,11 @@ impl Sla {
                     "{}: the decision is delayed; tell the company why and when to expect it (FL 11 §)",
                     case.reference
                 );
-                let payload = SlaDelayNotice {
-                    alert: data.clone(),
-                };
-                out.extend(Fired::build(
-                    notice,
-                    Severity::Breach,
-                    0,
-                    true,
-                    msg,
-                    case,
-                    data,
-                    payload,
-                    now,
-                ));
+                let payload = SlaDelayNotice { alert: data.clone() };
+                out.extend(Fired::build(notice, Severity::Breach, 0, true, msg, case, data, payload, now));
             }
-        } else if let Some(step) = row
-            .stage
-            .strip_prefix("esc")
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            let Some(level) = commitment
-                .escalation
-                .get(step.saturating_sub(1))
-                .map(|e| e.to)
-            else {
+        } else if let Some(step) = row.stage.strip_prefix("esc").and_then(|s| s.parse::<usize>().ok()) {
+            let Some(level) = commitment.escalation.get(step.saturating_sub(1)).map(|e| e.to) else {
                 return out;
             };
             let data = due(level);
@@ -376,22 +296,8 @@ impl Sla {
                 "{}: {} breached; escalated to {} ({level_text}){late_note}",
                 case.reference, commitment.name, data.recipient
             );
-            let payload = SlaEscalated {
-                alert: data.clone(),
-                step: step as u32,
-                level: level_text.to_owned(),
-            };
-            out.extend(Fired::build(
-                id,
-                Severity::Escalation,
-                step as i32,
-                true,
-                msg,
-                case,
-                data,
-                payload,
-                now,
-            ));
+            let payload = SlaEscalated { alert: data.clone(), step: step as u32, level: level_text.to_owned() };
+            out.extend(Fired::build(id, Severity::Escalation, step as i32, true, msg, case, data, payload, now));
         }
         out
     }
@@ -451,18 +357,13 @@ impl Sla {
         .bind(now)
         .fetch_all(&mut *conn)
         .await?;
-        let events: Vec<Envelope> = fired
-            .into_iter()
-            .filter(|f| inserted.contains(&f.id))
-            .map(|f| f.event)
-            .collect();
-        outbox::enqueue_many(conn, &self.subjects, &events)
-            .await
-            .map_err(Error::from)?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(ALERTS_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        for f in fired.iter().filter(|f| inserted.contains(&f.id)) {
+            self.metrics.count("lots_alerts_fired_total", "Alerts fired, by kind.", &[("kind", f.kind)], 1.0);
+        }
+        let events: Vec<Envelope> = fired.into_iter().filter(|f| inserted.contains(&f.id)).map(|f| f.event).collect();
+        outbox::enqueue_many(conn, &self.subjects, &events).await.map_err(Error::from)?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(ALERTS_CHANNEL).execute(&mut *conn).await?;
         Ok(())
     }
 }

@@ -20,11 +20,7 @@ pub fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if let Ok(filter) = std::env::var("TEST_LOG") {
-            let filter = if filter == "1" {
-                "info".to_owned()
-            } else {
-                filter
-            };
+            let filter = if filter == "1" { "info".to_owned() } else { filter };
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_test_writer()
@@ -40,10 +36,7 @@ pub fn subject_prefix() -> String {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 fn wait_for_port(port: u16, what: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -67,9 +60,7 @@ fn find_binary(name: &str, extra_dirs: &[&str], install: &str) -> anyhow::Result
             return Ok(candidate);
         }
     }
-    bail!(
-        "`{name}` is not installed; Lotsen's tests need a real server. Install it with: {install}"
-    )
+    bail!("`{name}` is not installed; Lotsen's tests need a real server. Install it with: {install}")
 }
 
 /// A NATS server with JetStream for one test.
@@ -98,10 +89,7 @@ impl TestNats {
         let store = tempfile::tempdir().context("temporary JetStream store")?;
         let port = free_port();
         let child = spawn_nats(port, store.path())?;
-        Ok(TestNats {
-            url: format!("nats://127.0.0.1:{port}"),
-            server: Some(OwnedNats { child, port, store }),
-        })
+        Ok(TestNats { url: format!("nats://127.0.0.1:{port}"), server: Some(OwnedNats { child, port, store }) })
     }
 
     /// The client URL.
@@ -111,9 +99,7 @@ impl TestNats {
 
     /// Kills the server (like a crash), keeping its store.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(s) = self.server.as_mut() else {
-            bail!("cannot stop a shared NATS server")
-        };
+        let Some(s) = self.server.as_mut() else { bail!("cannot stop a shared NATS server") };
         s.child.kill().context("kill nats-server")?;
         s.child.wait().context("reap nats-server")?;
         Ok(())
@@ -121,9 +107,7 @@ impl TestNats {
 
     /// Starts the server again on the same port and store.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let Some(s) = self.server.as_mut() else {
-            bail!("cannot restart a shared NATS server")
-        };
+        let Some(s) = self.server.as_mut() else { bail!("cannot restart a shared NATS server") };
         let _ = s.child.kill();
         let _ = s.child.wait();
         s.child = spawn_nats(s.port, s.store.path())?;
@@ -132,20 +116,9 @@ impl TestNats {
 }
 
 fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {
-    let bin = find_binary(
-        "nats-server",
-        &["/usr/sbin"],
-        "sudo apt-get install -y nats-server",
-    )?;
+    let bin = find_binary("nats-server", &["/usr/sbin"], "sudo apt-get install -y nats-server")?;
     let child = Command::new(bin)
-        .args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--store_dir",
-        ])
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
         .arg(store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -197,18 +170,13 @@ impl Drop for TestDb {
         let (url, name) = (format!("{}/postgres", self.server_url), self.name.clone());
         // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async {
                 if let Ok(mut conn) = PgConnection::connect(&url).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
                 }
             });
         })
@@ -222,17 +190,12 @@ async fn postgres_server_url() -> anyhow::Result<String> {
         return Ok(url.trim_end_matches('/').to_owned());
     }
     let local = "postgres://postgres@127.0.0.1:5432";
-    if PgConnection::connect(&format!("{local}/postgres"))
-        .await
-        .is_ok()
-    {
+    if PgConnection::connect(&format!("{local}/postgres")).await.is_ok() {
         return Ok(local.to_owned());
     }
     static THROWAWAY: OnceLock<Mutex<Option<String>>> = OnceLock::new();
     let slot = THROWAWAY.get_or_init(|| Mutex::new(None));
-    let mut guard = slot
-        .lock()
-        .map_err(|_| anyhow::anyhow!("throwaway postgres lock poisoned"))?;
+    let mut guard = slot.lock().map_err(|_| anyhow::anyhow!("throwaway postgres lock poisoned"))?;
     if let Some(url) = guard.as_ref() {
         return Ok(url.clone());
     }
@@ -246,24 +209,13 @@ async fn postgres_server_url() -> anyhow::Result<String> {
 /// started with the process group and killed on exit by the OS when the test binary ends).
 fn start_throwaway_postgres() -> anyhow::Result<String> {
     let install = "sudo apt-get install -y postgresql (or set LOTS_TEST_DATABASE_URL)";
-    let pg_dirs = [
-        "/usr/lib/postgresql/17/bin",
-        "/usr/lib/postgresql/16/bin",
-        "/usr/lib/postgresql/15/bin",
-    ];
+    let pg_dirs = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"];
     let initdb = find_binary("initdb", &pg_dirs, install)?;
     let postgres = find_binary("postgres", &pg_dirs, install)?;
-    let dir = tempfile::Builder::new()
-        .prefix("lots-pg-")
-        .tempdir()?
-        .keep();
+    let dir = tempfile::Builder::new().prefix("lots-pg-").tempdir()?.keep();
     let data = dir.join("data");
     let as_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
+        || Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     // initdb refuses to run as root; run the cluster as the `postgres` user then.
     let run_as = |bin: &Path| {
         if as_root {
@@ -275,10 +227,7 @@ fn start_throwaway_postgres() -> anyhow::Result<String> {
         }
     };
     if as_root {
-        Command::new("chown")
-            .args(["-R", "postgres"])
-            .arg(&dir)
-            .status()?;
+        Command::new("chown").args(["-R", "postgres"]).arg(&dir).status()?;
     }
     let status = run_as(&initdb)
         .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
@@ -294,15 +243,7 @@ fn start_throwaway_postgres() -> anyhow::Result<String> {
     run_as(&postgres)
         .args(["-D"])
         .arg(&data)
-        .args([
-            "-p",
-            &port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-k",
-        ])
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
