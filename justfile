@@ -10,6 +10,13 @@ run:
 test *args:
     cargo nextest run --workspace --locked --no-tests=pass {{args}}
 
+# Benchmarks against real NATS and Postgres (release build): load, sla scale, then criterion.
+bench:
+    cargo build --release --locked -p lots-bench
+    ./target/release/lots-bench load
+    ./target/release/lots-bench sla-scale
+    cargo bench --locked -p lots-domain
+
 # Formatting check and clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check

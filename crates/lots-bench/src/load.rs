@@ -1,10 +1,593 @@
-//! End-to-end load: placeholder replaced below.
+//! End to end: cases per second through intake, routing and sla on this machine, the
+//! latencies users feel, nothing lost or duplicated, and how close that is to what Postgres and
+//! JetStream themselves allow for the transactions and messages one case needs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use lots_domain::TenantConfig;
+use lots_platform::{Clock, Tenants};
+use lots_proto::v1 as pb;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::env::{self, BenchDb};
+use crate::report::{self, quantile};
 
 /// Options of the load benchmark.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Open-loop rates to run, in cases per second.
+    #[arg(long, value_delimiter = ',', default_values_t = [50u32, 200, 1000])]
+    pub rates: Vec<u32>,
+    /// Seconds per open-loop run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Also run a closed loop with this many concurrent clients to find the sustained maximum.
+    #[arg(long, default_value_t = 64)]
+    pub closed_loop_clients: usize,
+    /// Copies of each example officer, so routing has room by construction.
+    #[arg(long, default_value_t = 40)]
+    pub officer_copies: usize,
+    /// Concurrency of the Postgres and JetStream limit probes.
+    #[arg(long, default_value_t = 64)]
+    pub probe_concurrency: usize,
+}
+
+/// The example municipality with every officer copied `copies` times and room in every calendar:
+/// meetings of 15 minutes without buffers within a month, so routing is never the bottleneck.
+fn load_tenant(example: &TenantConfig, copies: usize) -> TenantConfig {
+    let mut t = example.clone();
+    t.officers = (0..copies)
+        .flat_map(|i| {
+            example.officers.iter().map(move |o| {
+                let mut o = o.clone();
+                if i > 0 {
+                    o.id = format!("{}~{i}", o.id);
+                }
+                o.capacity = 1_000_000;
+                o
+            })
+        })
+        .collect();
+    for ct in &mut t.case_types {
+        ct.meeting_minutes = 15;
+        ct.buffer_minutes = 0;
+        ct.min_notice_hours = 1;
+    }
+    for c in t.commitments.values_mut() {
+        if c.stops_on.iter().any(|e| e == "meeting.booked") {
+            c.target = lots_domain::tenant::Target::WorkingDays(20);
+        }
+    }
+    t
+}
+
+struct Services {
+    token: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    intake: std::net::SocketAddr,
+    routing: std::net::SocketAddr,
+}
+
+async fn start(
+    db: &BenchDb,
+    nats: &str,
+    subjects: &lots_events::Subjects,
+    tenants: &Tenants,
+) -> anyhow::Result<Services> {
+    let token = CancellationToken::new();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+    let intake = lots_intake::App::from_parts(lots_intake::Parts {
+        pool: db.pool(lots_intake::app::SCHEMA, 16).await?,
+        nats: async_nats::connect(nats).await?,
+        subjects: subjects.clone(),
+        tenants: tenants.clone(),
+        grpc_addr: any,
+        clock: Clock::system(),
+    })
+    .await?;
+    let routing = lots_routing::App::from_parts(lots_routing::Parts {
+        pool: db.pool(lots_routing::app::SCHEMA, 16).await?,
+        nats: async_nats::connect(nats).await?,
+        subjects: subjects.clone(),
+        tenants: tenants.clone(),
+        config_dir: std::path::PathBuf::from("deploy/config"),
+        grpc_addr: any,
+        clock: Clock::system(),
+    })
+    .await?;
+    let sla = lots_sla::App::from_parts(lots_sla::Parts {
+        pool: db.pool(lots_sla::app::SCHEMA, 16).await?,
+        nats: async_nats::connect(nats).await?,
+        subjects: subjects.clone(),
+        tenants: tenants.clone(),
+        grpc_addr: any,
+        clock: Clock::system(),
+        tick: Duration::from_secs(1),
+    })
+    .await?;
+    let (intake_addr, routing_addr) = (intake.local_addr()?, routing.local_addr()?);
+    let handles = vec![
+        tokio::spawn(intake.run(token.clone())),
+        tokio::spawn(routing.run(token.clone())),
+        tokio::spawn(sla.run(token.clone())),
+    ];
+    Ok(Services { token, handles, intake: intake_addr, routing: routing_addr })
+}
+
+/// One measured run.
+#[derive(Default)]
+struct Run {
+    label: String,
+    sent: u64,
+    ok: u64,
+    seconds: f64,
+    register_ms: Vec<f64>,
+    task_ms: Vec<f64>,
+    armed_ms: Vec<f64>,
+    max_outbox_backlog: i64,
+    max_consumer_pending: u64,
+    drained_s: f64,
+}
+
+/// When each case's registration was sent, and task updates that arrived before its response.
+#[derive(Default)]
+struct Seen {
+    sent: HashMap<String, Instant>,
+    early: HashMap<String, Instant>,
+}
+
+type Registered = Arc<Mutex<Seen>>;
+
+fn request(tenant: &TenantConfig, i: u64, run: &str) -> pb::RegisterCaseRequest {
+    // Companies recur (continuity); case types rotate through the catalogue.
+    let companies = ["556036-0793", "212000-0142", "556016-0680", "556012-5790", "802002-4280"];
+    let case_type = &tenant.case_types[(i as usize) % tenant.case_types.len()];
+    pb::RegisterCaseRequest {
+        idempotency_key: format!("{run}-{i}"),
+        tenant: tenant.kommunkod.clone(),
+        company: Some(pb::Company {
+            org_nr: companies[(i as usize) % companies.len()].into(),
+            name: format!("Företag {}", i % 97),
+            contact: Some(pb::Contact {
+                name: "Kontakt Person".into(),
+                phone: "070-123 45 67".into(),
+                email: "kontakt@foretag.se".into(),
+            }),
+        }),
+        case_type: case_type.key.clone(),
+        description: "Lastprov".into(),
+        channel: pb::Channel::Phone as i32,
+        actor: "bench".into(),
+    }
+}
+
+async fn watch_officers(
+    routing: std::net::SocketAddr,
+    tenant: &TenantConfig,
+    registered: Registered,
+    task_ms: Arc<Mutex<Vec<f64>>>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(format!("http://{routing}"))?.connect().await?;
+    // Watch the first copy of every officer: a sample of the tasks, each with its latency.
+    for officer in tenant.officers.iter().filter(|o| !o.id.contains('~')).map(|o| o.id.clone()) {
+        let mut client = pb::task_service_client::TaskServiceClient::new(channel.clone());
+        let mut req = tonic::Request::new(pb::WatchTasksRequest::default());
+        req.metadata_mut().insert("x-lots-tenant", tenant.kommunkod.parse()?);
+        req.metadata_mut().insert("x-lots-officer", officer.parse()?);
+        let mut stream = client.watch_tasks(req).await?.into_inner();
+        let (registered, task_ms, token) = (registered.clone(), task_ms.clone(), token.clone());
+        tokio::spawn(async move {
+            loop {
+                let update = tokio::select! {
+                    _ = token.cancelled() => return,
+                    u = stream.next() => u,
+                };
+                let update = match update {
+                    Some(Ok(u)) => u,
+                    Some(Err(e)) => {
+                        eprintln!("watch ended: {e}");
+                        return;
+                    }
+                    None => return,
+                };
+                if std::env::var_os("LOTS_BENCH_DEBUG").is_some() {
+                    eprintln!("update kind {} task {:?}", update.kind, update.task.as_ref().map(|t| &t.case_id));
+                }
+                if update.kind != pb::task_update::Kind::Offered as i32 {
+                    continue;
+                }
+                let Some(task) = update.task else { continue };
+                let Ok(mut seen) = registered.lock() else { return };
+                match seen.sent.get(&task.case_id).copied() {
+                    Some(at) => {
+                        if let Ok(mut ms) = task_ms.lock() {
+                            ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                    // The task was visible before RegisterCase's answer reached the client.
+                    None => {
+                        seen.early.insert(task.case_id, Instant::now());
+                    }
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn backlog(pools: &[PgPool]) -> i64 {
+    let mut total = 0;
+    for p in pools {
+        total += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE status = 'pending'")
+            .fetch_one(p)
+            .await
+            .unwrap_or(0);
+    }
+    total
+}
+
+async fn consumer_pending(js: &async_nats::jetstream::Context, subjects: &lots_events::Subjects) -> u64 {
+    let Ok(stream) = js.get_stream(subjects.stream_name()).await else { return 0 };
+    let mut total = 0;
+    for name in ["intake", "routing", "sla"] {
+        if let Ok(mut c) = stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(name).await
+            && let Ok(info) = c.info().await
+        {
+            total += info.num_pending + info.num_ack_pending as u64;
+        }
+    }
+    total
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_once(
+    label: String,
+    rate: Option<u32>,
+    clients: usize,
+    seconds: u64,
+    svc: &Services,
+    tenant: &TenantConfig,
+    pools: &[PgPool],
+    js: &async_nats::jetstream::Context,
+    subjects: &lots_events::Subjects,
+) -> anyhow::Result<Run> {
+    let channel = Channel::from_shared(format!("http://{}", svc.intake))?.connect().await?;
+    let registered: Registered = Arc::default();
+    let task_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let register_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let watch_token = CancellationToken::new();
+    watch_officers(svc.routing, tenant, registered.clone(), task_ms.clone(), watch_token.clone()).await?;
+    let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut sent = 0u64;
+    let mut max_backlog = 0;
+    let mut max_pending = 0;
+    let mut last_sample = Instant::now();
+    let send = |i: u64| {
+        let (mut client, registered, register_ms, ok, task_ms_for_early) = (
+            pb::intake_service_client::IntakeServiceClient::new(channel.clone()),
+            registered.clone(),
+            register_ms.clone(),
+            ok.clone(),
+            task_ms.clone(),
+        );
+        let req = request(tenant, i, &label);
+        async move {
+            let t = Instant::now();
+            if let Ok(case) = client.register_case(req).await {
+                let case = case.into_inner();
+                if let Ok(mut seen) = registered.lock() {
+                    if let Some(visible) = seen.early.remove(&case.id)
+                        && let Ok(mut ms) = task_ms_for_early.lock()
+                    {
+                        ms.push(visible.saturating_duration_since(t).as_secs_f64() * 1000.0);
+                    }
+                    seen.sent.insert(case.id, t);
+                }
+                if let Ok(mut ms) = register_ms.lock() {
+                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    match rate {
+        Some(rate) => {
+            // Open loop: send on schedule whatever the latency, as real traffic does.
+            let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+            let mut tasks = Vec::new();
+            while Instant::now() < end {
+                let due = start + interval.mul_f64(sent as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+                tasks.push(tokio::spawn(send(sent)));
+                sent += 1;
+                if last_sample.elapsed() > Duration::from_millis(500) {
+                    max_backlog = max_backlog.max(backlog(pools).await);
+                    max_pending = max_pending.max(consumer_pending(js, subjects).await);
+                    last_sample = Instant::now();
+                }
+            }
+            futures::future::join_all(tasks).await;
+        }
+        None => {
+            // Closed loop: `clients` callers each send the next case as soon as one returns.
+            let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let mut workers = Vec::new();
+            for _ in 0..clients {
+                let (next, send) = (next.clone(), &send);
+                workers.push(async move {
+                    while Instant::now() < end {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        send(i).await;
+                    }
+                });
+            }
+            let sampler = async {
+                while Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    max_backlog = max_backlog.max(backlog(pools).await);
+                    max_pending = max_pending.max(consumer_pending(js, subjects).await);
+                }
+            };
+            futures::join!(futures::future::join_all(workers), sampler);
+            sent = next.load(std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    // Drain: wait until every event is published and consumed.
+    let drain = Instant::now();
+    while (backlog(pools).await > 0 || consumer_pending(js, subjects).await > 0)
+        && drain.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained_s = drain.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watch_token.cancel();
+    let armed_ms: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM min(k.armed_at) - c.registered_at)::float8 * 1000
+         FROM intake.cases c JOIN sla.clocks k ON k.case_id = c.id
+         WHERE c.idempotency_key LIKE $1 GROUP BY c.id, c.registered_at",
+    )
+    .bind(format!("{label}-%"))
+    .fetch_all(&pools[0])
+    .await?;
+    let take = |v: &Arc<Mutex<Vec<f64>>>| v.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(Run {
+        label,
+        sent,
+        ok: ok.load(std::sync::atomic::Ordering::Relaxed),
+        seconds: elapsed,
+        register_ms: take(&register_ms),
+        task_ms: take(&task_ms),
+        armed_ms,
+        max_outbox_backlog: max_backlog,
+        max_consumer_pending: max_pending,
+        drained_s,
+    })
+}
+
+/// Small durable write transactions per second at `concurrency` (Postgres's limit for this work).
+async fn probe_postgres(db: &BenchDb, concurrency: usize) -> anyhow::Result<f64> {
+    let pool = db.pool("probe", concurrency as u32).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS probe (id bigserial PRIMARY KEY, payload text NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let end = Instant::now() + Duration::from_secs(5);
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (pool, count) = (pool.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO probe (payload) VALUES ($1)").bind("x".repeat(200)).execute(&mut *tx).await?;
+                tx.commit().await?;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    pool.close().await;
+    Ok(count.load(std::sync::atomic::Ordering::Relaxed) as f64 / 5.0)
+}
+
+/// JetStream publishes per second with acks awaited, `concurrency` in flight.
+async fn probe_jetstream(nats: &async_nats::Client, concurrency: usize) -> anyhow::Result<f64> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let name = format!("PROBE_{}", uuid::Uuid::now_v7().simple());
+    let subject = format!("probe.{}", uuid::Uuid::now_v7().simple());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("create probe stream: {e}"))?;
+    let end = Instant::now() + Duration::from_secs(5);
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (js, subject, count) = (js.clone(), subject.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let ack = js.publish(subject.clone(), bytes::Bytes::from(vec![b'x'; 400])).await;
+                if let Ok(ack) = ack
+                    && ack.await.is_ok()
+                {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let _ = js.delete_stream(&name).await;
+    Ok(count.load(std::sync::atomic::Ordering::Relaxed) as f64 / 5.0)
+}
+
+async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(pool)
+        .await?)
+}
+
+fn ms(v: &[f64]) -> (f64, f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    (quantile(&v, 0.5), quantile(&v, 0.99), quantile(&v, 1.0))
+}
 
 /// Runs the benchmark.
-pub async fn run(_cli: &crate::Cli, _args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
+    let example = Tenants::load(&cli.config)?;
+    let example = example.get("0581").context("the example config must hold Norrköping (0581)")?;
+    let tenant = load_tenant(example, args.officer_copies);
+    let tenants = Tenants::from_configs([tenant.clone()])?;
+    let db = BenchDb::create(&cli.database).await?;
+    let subjects = env::subjects()?;
+    let nats = async_nats::connect(&cli.nats).await.context("connect to nats")?;
+    let js = async_nats::jetstream::new(nats.clone());
+    println!(
+        "load: {} officers ({} copies of the example's {}), case types {:?}",
+        tenant.officers.len(),
+        args.officer_copies,
+        example.officers.len(),
+        tenant.case_types.iter().map(|c| c.key.as_str()).collect::<Vec<_>>()
+    );
+    let svc = start(&db, &cli.nats, &subjects, &tenants).await?;
+    let pools = vec![
+        db.pool(lots_intake::app::SCHEMA, 2).await?,
+        db.pool(lots_routing::app::SCHEMA, 2).await?,
+        db.pool(lots_sla::app::SCHEMA, 2).await?,
+    ];
+    let stream_msgs = |js: async_nats::jetstream::Context, name: String| async move {
+        match js.get_stream(name).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        }
+    };
+
+    let mut runs = Vec::new();
+    let (commits_before, msgs_before) =
+        (commits(&pools[0]).await?, stream_msgs(js.clone(), subjects.stream_name()).await);
+    for &rate in &args.rates {
+        println!("open loop at {rate} cases/s for {} s ...", args.seconds);
+        runs.push(
+            run_once(format!("open{rate}"), Some(rate), 0, args.seconds, &svc, &tenant, &pools, &js, &subjects).await?,
+        );
+    }
+    println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
+    runs.push(
+        run_once("closed".into(), None, args.closed_loop_clients, args.seconds, &svc, &tenant, &pools, &js, &subjects)
+            .await?,
+    );
+    let total_ok: u64 = runs.iter().map(|r| r.ok).sum();
+    let commits_per_case = (commits(&pools[0]).await? - commits_before) as f64 / total_ok.max(1) as f64;
+    let msgs_per_case =
+        (stream_msgs(js.clone(), subjects.stream_name()).await - msgs_before) as f64 / total_ok.max(1) as f64;
+
+    // Lost or duplicated: every accepted registration is one case in each service, once.
+    let counts: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM intake.cases),
+                (SELECT count(*) FROM routing.cases),
+                (SELECT count(*) FROM sla.cases),
+                (SELECT count(*) FROM (SELECT case_id FROM routing.meetings WHERE status <> 'cancelled'
+                                        GROUP BY case_id HAVING count(*) > 1) d),
+                (SELECT count(*) FROM routing.cases WHERE state = 'unroutable')",
+    )
+    .fetch_one(&pools[0])
+    .await?;
+    let lost = (total_ok as i64 - counts.1).max(0) + (total_ok as i64 - counts.2).max(0);
+    let duplicated = (counts.0 - total_ok as i64).max(0) + counts.3;
+
+    println!("probing the machine's limits at concurrency {} ...", args.probe_concurrency);
+    svc.token.cancel();
+    for h in svc.handles {
+        h.await??;
+    }
+    let pg_tps = probe_postgres(&db, args.probe_concurrency).await?;
+    let js_rate = probe_jetstream(&nats, args.probe_concurrency).await?;
+    let limit = (pg_tps / commits_per_case).min(js_rate / msgs_per_case);
+
+    let mut rows = Vec::new();
+    let mut json_runs = Vec::new();
+    for r in &runs {
+        let rate = r.ok as f64 / r.seconds;
+        let (rp50, rp99, rmax) = ms(&r.register_ms);
+        let (tp50, tp99, tmax) = ms(&r.task_ms);
+        let (ap50, ap99, amax) = ms(&r.armed_ms);
+        rows.push(vec![
+            r.label.clone(),
+            format!("{rate:.0}"),
+            format!("{rp50:.1}/{rp99:.1}/{rmax:.0}"),
+            format!("{tp50:.1}/{tp99:.1}/{tmax:.0} (n={})", r.task_ms.len()),
+            format!("{ap50:.1}/{ap99:.1}/{amax:.0}"),
+            format!("{}/{}", r.max_outbox_backlog, r.max_consumer_pending),
+            format!("{:.1}", r.drained_s),
+            format!("{:.0} %", 100.0 * rate / limit),
+        ]);
+        json_runs.push(json!({
+            "run": r.label, "sent": r.sent, "accepted": r.ok, "seconds": r.seconds, "cases_per_s": rate,
+            "register_ms": {"p50": rp50, "p99": rp99, "max": rmax},
+            "register_to_task_visible_ms": {"p50": tp50, "p99": tp99, "max": tmax, "samples": r.task_ms.len()},
+            "register_to_clocks_armed_ms": {"p50": ap50, "p99": ap99, "max": amax},
+            "max_outbox_backlog": r.max_outbox_backlog, "max_consumer_pending": r.max_consumer_pending,
+            "drain_s": r.drained_s, "share_of_limit": rate / limit,
+        }));
+    }
+    report::table(
+        &[
+            "run",
+            "cases/s",
+            "register ms p50/p99/max",
+            "→ task visible ms p50/p99/max",
+            "→ clocks armed ms p50/p99/max",
+            "max backlog outbox/consumers",
+            "drain s",
+            "of limit",
+        ],
+        &rows,
+    );
+    println!(
+        "limits: postgres {pg_tps:.0} durable tx/s, jetstream {js_rate:.0} acked msgs/s; one case = {commits_per_case:.1} \
+         commits + {msgs_per_case:.1} stream messages → limit {limit:.0} cases/s"
+    );
+    println!(
+        "cases: {} accepted, intake {}, routing {}, sla {}, unroutable {}; lost {lost}, duplicated {duplicated}",
+        total_ok, counts.0, counts.1, counts.2, counts.4
+    );
+    report::write_json(
+        &cli.out,
+        "load",
+        &json!({
+            "officers": tenant.officers.len(), "runs": json_runs,
+            "limits": {"postgres_tx_per_s": pg_tps, "jetstream_msgs_per_s": js_rate,
+                       "commits_per_case": commits_per_case, "messages_per_case": msgs_per_case,
+                       "implied_cases_per_s": limit},
+            "lost": lost, "duplicated": duplicated, "unroutable": counts.4,
+        }),
+    )?;
+    for p in pools {
+        p.close().await;
+    }
+    env::drop_stream(&nats, &subjects).await;
+    db.drop_now().await?;
+    Ok(())
 }

@@ -107,7 +107,14 @@ impl App {
             relay: relay.waker(),
             metrics: metrics.clone(),
         };
-        Ok(App { listener, api: RoutingApi { routing, hub: Hub::default() }, relay, nats: parts.nats, metrics, metrics_listener: None })
+        Ok(App {
+            listener,
+            api: RoutingApi { routing, hub: Hub::default() },
+            relay,
+            nats: parts.nats,
+            metrics,
+            metrics_listener: None,
+        })
     }
 
     /// The address gRPC listens on.
@@ -125,7 +132,6 @@ impl App {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
-
 
     /// Serves until `token` is cancelled, then drains like intake.
     pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {

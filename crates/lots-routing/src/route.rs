@@ -35,6 +35,8 @@ pub struct Routing {
 
 /// How many times booking is retried when a concurrent case took the chosen time.
 const BOOKING_ATTEMPTS: usize = 8;
+/// Candidates per seat whose calendars are searched, best first.
+const CANDIDATES_PER_SEAT: usize = 12;
 /// Meetings start on the quarter hour.
 const GRANULARITY_MINUTES: i64 = 15;
 /// Working days searched when a case type promises no dukat bord deadline.
@@ -157,7 +159,10 @@ impl Routing {
         for seat in &case_type.seats {
             let all = store::candidates(&mut *conn, &case.tenant, &seat.competence, &case.org_nr).await?;
             let holders = all.len();
-            let candidates = plan::order(all.into_iter().filter(|c| !exclude.contains(&c.officer_id)).collect());
+            let mut candidates = plan::order(all.into_iter().filter(|c| !exclude.contains(&c.officer_id)).collect());
+            // The best few are enough for the first choice and its alternates; computing free
+            // time for every holder of a common competence would make routing scale with staff.
+            candidates.truncate(CANDIDATES_PER_SEAT);
             seats.push(Seat { competence: seat.competence.clone(), optional: seat.optional, candidates, holders });
         }
         Ok(seats)
