@@ -193,7 +193,9 @@ async fn prometheus_sees_registrations_and_the_outbox() {
     let text = app.scrape().await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(
-        text.contains("lots_cases_registered_total{service=\"intake\",tenant=\"0581\",case_type=\"restaurang_start\"} 1"),
+        text.contains(
+            "lots_cases_registered_total{service=\"intake\",tenant=\"0581\",case_type=\"restaurang_start\"} 1"
+        ),
         "{text}"
     );
     assert!(text.contains("lots_outbox_published_total{service=\"intake\"} 1"), "{text}");

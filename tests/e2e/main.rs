@@ -6,6 +6,7 @@
 mod helpers;
 
 mod consumer;
+mod deploy;
 mod intake_lifecycle;
 mod intake_list;
 mod intake_register;

@@ -62,7 +62,10 @@ async fn a_case_is_one_trace_across_intake_routing_and_sla() {
             break;
         }
         let seen: Vec<_> = traces.values().filter(|n| n.contains(wanted[0])).collect();
-        assert!(tokio::time::Instant::now() < deadline, "no single trace holds {wanted:?}; traces with intake: {seen:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no single trace holds {wanted:?}; traces with intake: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     telemetry.shutdown();
