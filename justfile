@@ -2,9 +2,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Run intake locally against NATS and Postgres on this machine, with the Norrköping example.
-run:
-    cargo run --locked -p lots-intake --bin lots-intake
+# Run all of Lotsen locally (lots dev) with the Norrköping example; `just run --demo` plays a scenario.
+run *args:
+    cargo run --locked -p lots-cli --bin lots -- dev {{args}}
 
 # Run every test (unit, property and end-to-end) against real NATS and PostgreSQL.
 test *args:

@@ -61,13 +61,13 @@ async fn wait_for(pool: &sqlx::PgPool, base: i64, n: i64, due: chrono::DateTime<
     while seen < n {
         let count = alerts(pool).await? - base;
         let late = (Utc::now() - due).num_milliseconds() as f64 / 1000.0;
-        // Every alert committed since the last look gets the current lateness (a 5 ms sampling error).
+        // Every alert committed since the last look gets the current lateness (a 20 ms sampling error).
         for _ in seen..count.min(n) {
             lateness.push(late.max(0.0));
         }
         seen = seen.max(count);
         anyhow::ensure!(Instant::now() < deadline, "only {seen} of {n} alerts fired");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(lateness)
 }

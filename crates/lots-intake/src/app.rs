@@ -5,20 +5,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lots_events::Subjects;
-use lots_platform::consumer::{self, ConsumerSettings};
 use lots_platform::metrics::{self, Metrics};
-use lots_platform::outbox::Relay;
-use lots_platform::{Tenants, db, nats, shutdown};
-use lots_proto::v1::intake_service_server::IntakeServiceServer;
+use lots_platform::service::Service;
+use lots_platform::{Clock, Tenants, db, nats};
+use lots_proto::v1::intake_service_server::{IntakeServiceServer, SERVICE_NAME};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cases::Cases;
 use crate::config::Config;
-use crate::events::{DURABLE, FollowRouting};
+use crate::events::FollowRouting;
 use crate::grpc::IntakeApi;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -34,19 +32,13 @@ pub struct Parts {
     pub subjects: Subjects,
     pub tenants: Tenants,
     pub grpc_addr: SocketAddr,
-    pub clock: lots_platform::Clock,
+    pub clock: Clock,
 }
 
-/// A built intake, bound and ready to run.
+/// A built intake service, bound and ready to run.
 pub struct App {
-    listener: TcpListener,
+    service: Service,
     api: IntakeApi,
-    relay: Relay,
-    parts_pool: PgPool,
-    nats: async_nats::Client,
-    subjects: Subjects,
-    metrics: Metrics,
-    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -85,81 +77,42 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let metrics = Metrics::new("intake");
-        let relay = Relay::new(parts.pool.clone(), js).with_metrics(metrics.clone());
+        let service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener);
         let tenants = Arc::new(parts.tenants);
         let cases = Cases {
-            pool: parts.pool.clone(),
-            subjects: parts.subjects.clone(),
-            relay: relay.waker(),
+            pool: service.pool.clone(),
+            subjects: service.subjects.clone(),
+            relay: service.relay.waker(),
             clock: parts.clock,
             tenants: tenants.clone(),
-            metrics: metrics.clone(),
+            metrics: service.metrics.clone(),
         };
-        let api = IntakeApi { cases, tenants };
-        Ok(App { listener, api, relay, parts_pool: parts.pool, nats: parts.nats, subjects: parts.subjects, metrics, metrics_listener: None })
+        Ok(App { service, api: IntakeApi { cases, tenants } })
     }
 
     /// The address gRPC listens on (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.service.listener.local_addr()
     }
 
     /// Serves Prometheus metrics on `listener` while running.
     pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
-        self.metrics_listener = Some(listener);
+        self.service.metrics_listener = Some(listener);
         self
     }
 
     /// The service's metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.service.metrics
     }
-
 
     /// Serves until `token` is cancelled, then drains: gRPC stops accepting, in-flight events
     /// finish, the outbox is flushed once more, NATS is drained and the pool closed.
-    pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
-        let addr = self.local_addr()?;
+    pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        tasks.spawn(self.relay.clone().run(token.clone()));
-        let js = async_nats::jetstream::new(self.nats.clone());
-        let consumer_metrics = self.metrics.clone();
-        let (pool, subjects, tok) = (self.parts_pool.clone(), self.subjects.clone(), token.clone());
-        let clock = self.api.cases.clock.clone();
-        tasks.spawn(async move {
-            let settings = ConsumerSettings { metrics: Some(consumer_metrics), ..ConsumerSettings::new(DURABLE) };
-            let result = consumer::run(pool, js, subjects, settings, Arc::new(FollowRouting { clock }), tok).await;
-            shutdown::report_exit("intake consumer", result);
-        });
-        if let Some(listener) = self.metrics_listener {
-            tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
-        }
-        tasks.close();
-
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<IntakeServiceServer<IntakeApi>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(lots_proto::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("build reflection service")?;
-        tracing::info!(%addr, "intake listening (gRPC)");
-        let served = tonic::transport::Server::builder()
-            .trace_fn(|req| tracing::info_span!("intake.grpc", path = %req.uri().path()))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(IntakeServiceServer::new(self.api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
-            .await;
-        token.cancel();
-        tasks.wait().await;
-        if let Err(err) = self.nats.drain().await {
-            tracing::warn!(error = %err, "draining nats failed");
-        }
-        self.parts_pool.close().await;
-        served.context("gRPC server")?;
-        tracing::info!("intake stopped");
-        Ok(())
+        let follow = FollowRouting { clock: self.api.cases.clock.clone() };
+        self.service.spawn_background(&tasks, Arc::new(follow), &token);
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api));
+        self.service.serve(routes, &[SERVICE_NAME], &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

@@ -12,9 +12,6 @@ pub struct FollowRouting {
     pub clock: lots_platform::Clock,
 }
 
-/// The durable consumer name of intake.
-pub const DURABLE: &str = "intake";
-
 impl Handler for FollowRouting {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         let target = match event.kind.as_str() {

@@ -3,6 +3,7 @@
 //!
 //! It holds no business logic.
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod consumer;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tenants;

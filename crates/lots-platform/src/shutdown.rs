@@ -60,3 +60,19 @@ pub fn report_exit<E: std::error::Error>(task: &str, result: Result<(), E>) {
         tracing::error!(task, error = %chain, "background task failed");
     }
 }
+
+/// Runs a service until SIGINT/SIGTERM, then gives its drain at most `grace`.
+pub async fn run_until_signal<F>(grace: Duration, run: impl FnOnce(CancellationToken) -> F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let token = on_signal();
+    let handle = tokio::spawn(run(token.clone()));
+    token.cancelled().await;
+    let mut result = Ok(());
+    bounded(grace, async {
+        result = handle.await.map_err(anyhow::Error::from).and_then(|r| r);
+    })
+    .await;
+    result
+}

@@ -6,20 +6,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lots_events::Subjects;
-use lots_platform::consumer::{self, ConsumerSettings};
 use lots_platform::metrics::{self, Metrics};
-use lots_platform::outbox::Relay;
-use lots_platform::{Clock, Tenants, db, nats, shutdown};
-use lots_proto::v1::officer_service_server::OfficerServiceServer;
-use lots_proto::v1::task_service_server::TaskServiceServer;
+use lots_platform::service::Service;
+use lots_platform::{Clock, Tenants, db, nats};
+use lots_proto::v1::officer_service_server::{self, OfficerServiceServer};
+use lots_proto::v1::task_service_server::{self, TaskServiceServer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::events::DURABLE;
 use crate::grpc::RoutingApi;
 use crate::route::Routing;
 use crate::watch::Hub;
@@ -44,12 +41,8 @@ pub struct Parts {
 
 /// A built routing service, bound and ready to run.
 pub struct App {
-    listener: TcpListener,
+    service: Service,
     api: RoutingApi,
-    relay: Relay,
-    nats: async_nats::Client,
-    metrics: Metrics,
-    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -97,87 +90,43 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let metrics = Metrics::new("routing");
-        let relay = Relay::new(parts.pool.clone(), js).with_metrics(metrics.clone());
+        let service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener);
         let routing = Routing {
-            pool: parts.pool,
-            subjects: parts.subjects,
+            pool: service.pool.clone(),
+            subjects: service.subjects.clone(),
             tenants: Arc::new(parts.tenants),
             clock: parts.clock,
-            relay: relay.waker(),
-            metrics: metrics.clone(),
+            relay: service.relay.waker(),
+            metrics: service.metrics.clone(),
         };
-        Ok(App {
-            listener,
-            api: RoutingApi { routing, hub: Hub::default() },
-            relay,
-            nats: parts.nats,
-            metrics,
-            metrics_listener: None,
-        })
+        Ok(App { service, api: RoutingApi { routing, hub: Hub::default() } })
     }
 
-    /// The address gRPC listens on.
+    /// The address gRPC listens on (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.service.listener.local_addr()
     }
 
     /// Serves Prometheus metrics on `listener` while running.
     pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
-        self.metrics_listener = Some(listener);
+        self.service.metrics_listener = Some(listener);
         self
     }
 
     /// The service's metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.service.metrics
     }
 
     /// Serves until `token` is cancelled, then drains like intake.
-    pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
-        let addr = self.local_addr()?;
-        let routing = self.api.routing.clone();
+    pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        tasks.spawn(self.relay.clone().run(token.clone()));
+        let routing = self.api.routing.clone();
         tasks.spawn(self.api.hub.clone().listen(routing.pool.clone(), token.clone()));
-        let js = async_nats::jetstream::new(self.nats.clone());
-        let consumer_metrics = self.metrics.clone();
-        let (handler, tok) = (Arc::new(routing.clone()), token.clone());
-        tasks.spawn(async move {
-            let settings = ConsumerSettings { metrics: Some(consumer_metrics), ..ConsumerSettings::new(DURABLE) };
-            let result =
-                consumer::run(handler.pool.clone(), js, handler.subjects.clone(), settings, handler, tok).await;
-            shutdown::report_exit("routing consumer", result);
-        });
-        if let Some(listener) = self.metrics_listener {
-            tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
-        }
-        tasks.close();
-
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<TaskServiceServer<RoutingApi>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(lots_proto::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("build reflection service")?;
-        tracing::info!(%addr, "routing listening (gRPC)");
-        let served = tonic::transport::Server::builder()
-            .trace_fn(|req| tracing::info_span!("routing.grpc", path = %req.uri().path()))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(TaskServiceServer::new(self.api.clone()))
-            .add_service(OfficerServiceServer::new(self.api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
-            .await;
-        token.cancel();
-        tasks.wait().await;
-        if let Err(err) = self.nats.drain().await {
-            tracing::warn!(error = %err, "draining nats failed");
-        }
-        routing.pool.close().await;
-        served.context("gRPC server")?;
-        tracing::info!("routing stopped");
-        Ok(())
+        self.service.spawn_background(&tasks, Arc::new(routing), &token);
+        let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
+            .add_service(OfficerServiceServer::new(self.api));
+        let names = [task_service_server::SERVICE_NAME, officer_service_server::SERVICE_NAME];
+        self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

@@ -6,9 +6,6 @@ use sqlx::PgConnection;
 
 use crate::route::Routing;
 
-/// The durable consumer name of routing.
-pub const DURABLE: &str = "routing";
-
 impl Handler for Routing {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         match event.kind.as_str() {

@@ -1,4 +1,4 @@
-//! `lots-routing`: parse config, start telemetry, run until SIGINT/SIGTERM.
+//! `lots-routing`: parse config, start telemetry, run until SIGINT/SIGTERM, flush telemetry last.
 
 use clap::Parser;
 use lots_platform::{shutdown, telemetry};
@@ -8,17 +8,8 @@ use lots_routing::{App, Config};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let telemetry = telemetry::init("lots-routing", config.common.log_format)?;
-    let token = shutdown::on_signal();
     let app = App::from_config(&config).await?;
-    let grace = config.common.shutdown_grace();
-    let stopping = token.clone();
-    let run = tokio::spawn(app.run(token));
-    stopping.cancelled().await;
-    let mut result = Ok(());
-    shutdown::bounded(grace, async {
-        result = run.await.map_err(anyhow::Error::from).and_then(|r| r);
-    })
-    .await;
+    let result = shutdown::run_until_signal(config.common.shutdown_grace(), |token| app.run(token)).await;
     telemetry.shutdown();
     result
 }

@@ -9,9 +9,6 @@ use sqlx::PgConnection;
 use crate::clocks::{self, CaseRow};
 use crate::timer::{Fired, Sla};
 
-/// The durable consumer name of sla.
-pub const DURABLE: &str = "sla";
-
 impl Handler for Sla {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         if event.source == Source::Sla {

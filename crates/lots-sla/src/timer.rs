@@ -25,7 +25,9 @@ pub const ALERTS_CHANNEL: &str = "lots_sla_alerts";
 /// An alert fired more than this after its instant is marked late.
 const LATE_AFTER_SECS: i64 = 60;
 /// Stages claimed per transaction.
-const BATCH: i64 = 1000;
+const BATCH: i64 = 500;
+/// Transactions firing due stages at the same time.
+const FIRING_CONCURRENCY: usize = 4;
 
 /// The sla service's shared state.
 #[derive(Clone)]
@@ -162,21 +164,25 @@ impl Sla {
                 }
                 last_report = std::time::Instant::now();
             }
-            let mut fired = 0;
-            loop {
-                match self.fire_due().await {
-                    Ok(n) => {
-                        fired += n;
-                        if (n as i64) < BATCH {
-                            break;
+            // A burst is fired by a few claimers at once; SKIP LOCKED keeps their batches apart.
+            let claimers = (0..FIRING_CONCURRENCY).map(|_| async {
+                let mut fired = 0;
+                loop {
+                    match self.fire_due().await {
+                        Ok(n) => {
+                            fired += n;
+                            if (n as i64) < BATCH {
+                                return fired;
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "firing due alerts failed; retrying");
+                            return fired;
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "firing due alerts failed; retrying");
-                        break;
-                    }
                 }
-            }
+            });
+            let fired: usize = futures::future::join_all(claimers).await.into_iter().sum();
             if fired > 0 {
                 self.relay.notify_one();
             }

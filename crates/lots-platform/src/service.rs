@@ -1,0 +1,104 @@
+//! What every service runs the same way around its own work: the outbox relay, the event
+//! consumer and the metrics endpoint in the background; gRPC with health and reflection in
+//! front; and, on cancellation, the drain: gRPC stops, background work finishes, NATS is
+//! drained and the pool closed.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lots_events::Subjects;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::service::Routes;
+
+use crate::consumer::{self, ConsumerSettings, Handler};
+use crate::metrics::{self, Metrics};
+use crate::outbox::Relay;
+use crate::shutdown;
+
+/// A service's shared wiring, built once its parts are connected.
+pub struct Service {
+    /// Short name, e.g. "intake": the durable consumer, the log lines, the span prefix.
+    pub name: &'static str,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub subjects: Subjects,
+    pub relay: Relay,
+    pub metrics: Metrics,
+    pub listener: TcpListener,
+    pub metrics_listener: Option<TcpListener>,
+}
+
+impl Service {
+    /// Wires a service whose gRPC listener is already bound.
+    pub fn new(
+        name: &'static str,
+        pool: PgPool,
+        nats: async_nats::Client,
+        subjects: Subjects,
+        listener: TcpListener,
+    ) -> Self {
+        let metrics = Metrics::new(name);
+        let js = async_nats::jetstream::new(nats.clone());
+        let relay = Relay::new(pool.clone(), js).with_metrics(metrics.clone());
+        Service { name, pool, nats, subjects, relay, metrics, listener, metrics_listener: None }
+    }
+
+    /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
+    pub fn spawn_background<H: Handler>(&mut self, tasks: &TaskTracker, handler: Arc<H>, token: &CancellationToken) {
+        tasks.spawn(self.relay.clone().run(token.clone()));
+        let js = async_nats::jetstream::new(self.nats.clone());
+        let settings = ConsumerSettings { metrics: Some(self.metrics.clone()), ..ConsumerSettings::new(self.name) };
+        let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);
+        tasks.spawn(async move {
+            let result = consumer::run(pool, js, subjects, settings, handler, tok).await;
+            shutdown::report_exit(name, result);
+        });
+        if let Some(listener) = self.metrics_listener.take() {
+            tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
+        }
+    }
+
+    /// Serves `routes` with health (SERVING for `health_names`) and reflection until `token` is
+    /// cancelled, then drains `tasks`, NATS and the pool.
+    pub async fn serve(
+        self,
+        routes: Routes,
+        health_names: &[&'static str],
+        descriptors: &[&'static [u8]],
+        tasks: TaskTracker,
+        token: CancellationToken,
+    ) -> anyhow::Result<()> {
+        tasks.close();
+        let addr = self.listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in health_names {
+            health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+        }
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for d in descriptors {
+            reflection = reflection.register_encoded_file_descriptor_set(d);
+        }
+        let reflection = reflection.build_v1().context("build reflection service")?;
+        let name = self.name;
+        tracing::info!(%addr, "{name} listening (gRPC)");
+        let served = tonic::transport::Server::builder()
+            .trace_fn(move |req| tracing::info_span!("grpc", service = name, path = %req.uri().path()))
+            .add_routes(routes.add_service(health_service).add_service(reflection))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())
+            .await;
+        token.cancel();
+        tasks.wait().await;
+        if let Err(err) = self.nats.drain().await {
+            tracing::warn!(error = %err, "draining nats failed");
+        }
+        self.pool.close().await;
+        served.context("gRPC server")?;
+        tracing::info!("{name} stopped");
+        Ok(())
+    }
+}
