@@ -394,6 +394,13 @@ async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
     let mut expected = vec![first.id.clone(), second.id.clone()];
     expected.sort();
     assert_eq!(snapshot, expected);
+
+    // An open stream does not hold up shutdown: the service ends it and drains at once.
+    let mut app = app;
+    let started = std::time::Instant::now();
+    app.stop_routing().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown waited {:?}", started.elapsed());
+    assert!(fresh.next().await.is_none_or(|u| u.is_err()), "the stream ended");
 }
 
 #[tokio::test(flavor = "multi_thread")]

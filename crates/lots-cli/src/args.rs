@@ -8,7 +8,8 @@ use lots_proto::v1 as pb;
 /// `lots`: talk to a running Lotsen, or run one on this machine (`lots dev`).
 ///
 /// Exit codes: 0 ok; 2 usage or invalid argument (also when the server says so); 3 not found;
-/// 4 refused (failed precondition, already exists); 5 server unreachable or unavailable; 1 other.
+/// 4 refused (failed precondition, already exists, not allowed); 5 server unreachable or
+/// unavailable; 1 other. `--json` prints one JSON object per line (NDJSON).
 #[derive(Debug, Parser)]
 #[command(name = "lots", version, max_term_width = 100)]
 pub struct Cli {
@@ -20,30 +21,16 @@ pub struct Cli {
 
 /// Flags every client command understands.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Intake's gRPC address (IntakeService).
-    #[arg(
-        long,
-        global = true,
-        env = "LOTS_INTAKE_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, global = true, env = "LOTS_INTAKE_URL", default_value = "http://127.0.0.1:50051")]
     pub intake: String,
     /// Routing's gRPC address (TaskService).
-    #[arg(
-        long,
-        global = true,
-        env = "LOTS_ROUTING_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
+    #[arg(long, global = true, env = "LOTS_ROUTING_URL", default_value = "http://127.0.0.1:50052")]
     pub routing: String,
     /// The sla service's gRPC address (AlertService).
-    #[arg(
-        long,
-        global = true,
-        env = "LOTS_SLA_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
+    #[arg(long, global = true, env = "LOTS_SLA_URL", default_value = "http://127.0.0.1:50053")]
     pub sla: String,
     /// Machine output: one JSON object per line (NDJSON); a list prints one line per item.
     #[arg(long, global = true)]
@@ -119,6 +106,7 @@ pub enum CaseCommand {
     Withdraw {
         /// Case id or reference.
         case: String,
+        /// Why the company withdraws.
         #[arg(long)]
         reason: String,
     },
@@ -146,10 +134,13 @@ pub struct RegisterArgs {
     /// The company's name.
     #[arg(long)]
     pub company: String,
+    /// The contact person at the company.
     #[arg(long)]
     pub contact_name: String,
+    /// The contact's phone number.
     #[arg(long)]
     pub phone: String,
+    /// The contact's e-mail address.
     #[arg(long)]
     pub email: String,
     /// Case type, a key of the municipality's catalogue, e.g. restaurang_start.
@@ -158,6 +149,7 @@ pub struct RegisterArgs {
     /// How the company reached the municipality.
     #[arg(long, value_enum)]
     pub channel: ChannelArg,
+    /// What the company wants, in a sentence or two.
     #[arg(long, default_value = "")]
     pub description: String,
     /// Idempotency key; a retry with the same key returns the first case. Default: a new UUIDv7.
@@ -168,11 +160,13 @@ pub struct RegisterArgs {
 /// `lots case list`
 #[derive(Debug, Clone, Args)]
 pub struct ListCasesArgs {
+    /// Only cases in this state.
     #[arg(long, value_enum)]
     pub status: Option<StatusArg>,
     /// Case type key.
     #[arg(long = "type")]
     pub case_type: Option<String>,
+    /// Only this company's cases.
     #[arg(long)]
     pub org_nr: Option<String>,
     /// Most cases to show.
@@ -201,20 +195,24 @@ pub enum TasksCommand {
     },
     /// Accept a seat at a dukat bord.
     Accept {
+        /// Task id.
         task: String,
         #[command(flatten)]
         officer: OfficerArg,
     },
     /// Decline a seat; it is offered to another officer.
     Decline {
+        /// Task id.
         task: String,
         #[command(flatten)]
         officer: OfficerArg,
+        /// Why, told to the other officers.
         #[arg(long)]
         reason: String,
     },
     /// Mark a task done.
     Complete {
+        /// Task id.
         task: String,
         #[command(flatten)]
         officer: OfficerArg,
@@ -306,10 +304,13 @@ pub struct DevArgs {
     /// Address the three services listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
+    /// Intake's gRPC port.
     #[arg(long, default_value_t = 50051)]
     pub intake_port: u16,
+    /// Routing's gRPC port.
     #[arg(long, default_value_t = 50052)]
     pub routing_port: u16,
+    /// The sla service's gRPC port.
     #[arg(long, default_value_t = 50053)]
     pub sla_port: u16,
     /// Play a short scenario with time sped up (in a database and stream of its own, reset each time).
@@ -456,9 +457,7 @@ mod tests {
             "phone",
         ])
         .unwrap();
-        let Command::Case(CaseCommand::Register(r)) = cli.command else {
-            panic!("not a register command")
-        };
+        let Command::Case(CaseCommand::Register(r)) = cli.command else { panic!("not a register command") };
         assert_eq!(r.org_nr, "556036-0793");
         assert_eq!(r.company, "Knäppingsborgs Krog AB");
         assert_eq!(r.case_type, "restaurang_start");
@@ -489,35 +488,23 @@ mod tests {
                 spelling,
             ])
             .unwrap();
-            let Command::Case(CaseCommand::Register(r)) = cli.command else {
-                panic!("not a register command")
-            };
+            let Command::Case(CaseCommand::Register(r)) = cli.command else { panic!("not a register command") };
             assert_eq!(pb::Channel::from(r.channel), pb::Channel::EService);
         }
     }
 
     #[test]
     fn global_flags_work_after_the_subcommand() {
-        let cli = parse(&[
-            "case",
-            "show",
-            "NKP-2026-000001",
-            "--json",
-            "--intake",
-            "http://10.0.0.1:1",
-        ])
-        .unwrap();
+        let cli = parse(&["case", "show", "NKP-2026-000001", "--json", "--intake", "http://10.0.0.1:1"]).unwrap();
         assert!(cli.global.json);
         assert_eq!(cli.global.intake, "http://10.0.0.1:1");
-        assert_eq!(cli.global.routing, "http://127.0.0.1:50052");
     }
 
     #[test]
     fn a_missing_required_flag_is_a_usage_error_with_exit_code_2() {
         let err = parse(&["case", "close", "NKP-2026-000001", "--outcome", "granted"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        let err = parse(&["case", "close", "x", "--outcome", "maybe", "--decision", "d"])
-            .unwrap_err();
+        let err = parse(&["case", "close", "x", "--outcome", "maybe", "--decision", "d"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
     }
 
@@ -525,9 +512,7 @@ mod tests {
     fn list_limit_must_be_positive() {
         assert!(parse(&["case", "list", "--limit", "0"]).is_err());
         let cli = parse(&["case", "list", "--status", "waiting_for_company"]).unwrap();
-        let Command::Case(CaseCommand::List(l)) = cli.command else {
-            panic!("not a list command")
-        };
+        let Command::Case(CaseCommand::List(l)) = cli.command else { panic!("not a list command") };
         assert_eq!(l.status, Some(StatusArg::WaitingForCompany));
         assert_eq!(l.limit, 50);
     }
@@ -535,8 +520,7 @@ mod tests {
     #[test]
     fn tasks_need_an_officer() {
         assert!(parse(&["tasks", "accept", "t1"]).is_err());
-        let cli = parse(&["tasks", "decline", "t1", "--officer", "erik", "--reason", "semester"])
-            .unwrap();
+        let cli = parse(&["tasks", "decline", "t1", "--officer", "erik", "--reason", "semester"]).unwrap();
         let Command::Tasks(TasksCommand::Decline { task, officer, reason }) = cli.command else {
             panic!("not a decline command")
         };
@@ -569,9 +553,7 @@ mod tests {
     #[test]
     fn dev_has_defaults_that_work_on_one_machine() {
         let cli = parse(&["dev", "--demo"]).unwrap();
-        let Command::Dev(dev) = cli.command else {
-            panic!("not dev")
-        };
+        let Command::Dev(dev) = cli.command else { panic!("not dev") };
         assert!(dev.demo);
         assert_eq!(dev.speed, 600);
         assert_eq!((dev.intake_port, dev.routing_port, dev.sla_port), (50051, 50052, 50053));

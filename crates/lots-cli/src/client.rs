@@ -22,17 +22,14 @@ pub const OFFICER_HEADER: &str = "x-lots-officer";
 
 /// Opens a channel to `url`, failing fast (exit code 5) when nothing answers.
 pub async fn channel(service: &'static str, url: &str) -> anyhow::Result<Channel> {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(UsageError(format!("--{service} {url:?} must be a URL like http://127.0.0.1:50051")).into());
+    }
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| UsageError(format!("--{service} {url:?} is not a URL: {e}")))?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
-    endpoint.connect().await.map_err(|source| {
-        anyhow::Error::new(Unreachable {
-            service,
-            url: url.to_owned(),
-            source,
-        })
-    })
+    endpoint.connect().await.map_err(|source| anyhow::Error::new(Unreachable { service, url: url.to_owned(), source }))
 }
 
 /// A client of intake's `IntakeService`.
@@ -57,10 +54,8 @@ pub fn as_officer<T>(message: T, tenant: &str, officer: &str) -> anyhow::Result<
         MetadataValue::try_from(v.trim())
             .map_err(|_| UsageError(format!("{what} {v:?} cannot be sent as gRPC metadata")))
     };
-    req.metadata_mut()
-        .insert(TENANT_HEADER, value("--tenant", tenant)?);
-    req.metadata_mut()
-        .insert(OFFICER_HEADER, value("--officer", officer)?);
+    req.metadata_mut().insert(TENANT_HEADER, value("--tenant", tenant)?);
+    req.metadata_mut().insert(OFFICER_HEADER, value("--officer", officer)?);
     Ok(req)
 }
 
@@ -82,9 +77,9 @@ impl CaseKey {
         }
         match Reference::parse(&text.to_ascii_uppercase()) {
             Some(r) => Ok(CaseKey::Reference(r.to_string())),
-            None => Err(UsageError(format!(
-                "{text:?} is neither a case id (a UUID) nor a reference like NKP-2026-000123"
-            ))),
+            None => {
+                Err(UsageError(format!("{text:?} is neither a case id (a UUID) nor a reference like NKP-2026-000123")))
+            }
         }
     }
 
@@ -98,13 +93,8 @@ impl CaseKey {
 }
 
 /// Fetches a case by id or reference.
-pub async fn get_case(
-    intake: &mut IntakeServiceClient<Channel>,
-    key: &CaseKey,
-) -> anyhow::Result<pb::Case> {
-    let req = pb::GetCaseRequest {
-        lookup: Some(key.lookup()),
-    };
+pub async fn get_case(intake: &mut IntakeServiceClient<Channel>, key: &CaseKey) -> anyhow::Result<pb::Case> {
+    let req = pb::GetCaseRequest { lookup: Some(key.lookup()) };
     let case = intake.get_case(req).await.context("look up the case")?;
     Ok(case.into_inner())
 }
@@ -130,10 +120,7 @@ mod tests {
             CaseKey::parse(" 0193a9c4-1f1e-7c3a-9d2b-5e6f7a8b9c0d ").unwrap(),
             CaseKey::Id("0193a9c4-1f1e-7c3a-9d2b-5e6f7a8b9c0d".into())
         );
-        assert_eq!(
-            CaseKey::parse("nkp-2026-000123").unwrap(),
-            CaseKey::Reference("NKP-2026-000123".into())
-        );
+        assert_eq!(CaseKey::parse("nkp-2026-000123").unwrap(), CaseKey::Reference("NKP-2026-000123".into()));
         let err = CaseKey::parse("case-1").unwrap_err();
         assert!(err.0.contains("NKP-2026-000123"), "{err}");
     }

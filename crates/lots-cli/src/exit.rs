@@ -1,7 +1,8 @@
 //! Exit codes scripts can trust, and error messages people can act on.
 //!
 //! 0 ok; 2 usage or invalid argument (also the server's INVALID_ARGUMENT); 3 not found;
-//! 4 refused (FAILED_PRECONDITION, ALREADY_EXISTS); 5 unreachable or unavailable; 1 other.
+//! 4 refused (FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED); 5 unreachable or
+//! unavailable (also DEADLINE_EXCEEDED); 1 other.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -59,7 +60,7 @@ pub fn code_for_status(code: Code) -> u8 {
         Code::Ok => OK,
         Code::InvalidArgument | Code::OutOfRange => USAGE,
         Code::NotFound => NOT_FOUND,
-        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => REFUSED,
+        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted | Code::PermissionDenied => REFUSED,
         Code::Unavailable | Code::DeadlineExceeded => UNAVAILABLE,
         _ => OTHER,
     }
@@ -67,10 +68,14 @@ pub fn code_for_status(code: Code) -> u8 {
 
 /// The message printed on stderr for an error, ending with a newline.
 pub fn report(err: &anyhow::Error) -> String {
-    let status = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<tonic::Status>());
+    let status = err.chain().find_map(|c| c.downcast_ref::<tonic::Status>());
     let Some(status) = status else {
+        if let Some(unreachable) = err.chain().find_map(|c| c.downcast_ref::<Unreachable>()) {
+            let root = err.root_cause().to_string();
+            return format!(
+                "error: {unreachable}: {root}\n  (is it running? `lots dev` starts everything on this machine)\n"
+            );
+        }
         return format!("error: {err:#}\n");
     };
     let doing = err.to_string();
@@ -78,10 +83,7 @@ pub fn report(err: &anyhow::Error) -> String {
     let mut out = String::new();
     match status.code() {
         Code::InvalidArgument => {
-            let violations = status
-                .get_details_bad_request()
-                .map(|b| b.field_violations)
-                .unwrap_or_default();
+            let violations = status.get_details_bad_request().map(|b| b.field_violations).unwrap_or_default();
             if violations.is_empty() {
                 let _ = writeln!(out, "error: the server refused the request: {message}");
             } else {
@@ -151,6 +153,8 @@ mod tests {
         assert_eq!(code_for_status(Code::Unavailable), 5);
         assert_eq!(code_for_status(Code::Internal), 1);
         assert_eq!(code_for_status(Code::Unauthenticated), 1);
+        assert_eq!(code_for_status(Code::PermissionDenied), 4);
+        assert_eq!(code_for_status(Code::DeadlineExceeded), 5);
     }
 
     #[test]
@@ -167,8 +171,7 @@ mod tests {
             FieldViolation::new("company.org_nr", "is not a valid organisationsnummer"),
             FieldViolation::new("case_type", "is not in the catalogue of 0581"),
         ]);
-        let status =
-            tonic::Status::with_error_details(Code::InvalidArgument, "summary", details);
+        let status = tonic::Status::with_error_details(Code::InvalidArgument, "summary", details);
         let err = status_err(status);
         assert_eq!(code(&err), 2);
         assert_eq!(
@@ -184,22 +187,14 @@ mod tests {
         let err = status_err(tonic::Status::failed_precondition("the case is closed"));
         assert_eq!(report(&err), "error: refused: the case is closed\n");
         let err = status_err(tonic::Status::invalid_argument("reference: bad"));
-        assert_eq!(
-            report(&err),
-            "error: the server refused the request: reference: bad\n"
-        );
+        assert_eq!(report(&err), "error: the server refused the request: reference: bad\n");
         let err = status_err(tonic::Status::internal("boom"));
-        assert_eq!(
-            report(&err),
-            "error: register the case: the server failed: boom\n"
-        );
+        assert_eq!(report(&err), "error: register the case: the server failed: boom\n");
     }
 
     #[test]
     fn plain_errors_print_their_chain() {
-        let err = Err::<(), _>(anyhow::anyhow!("connection refused"))
-            .context("start nats-server")
-            .unwrap_err();
+        let err = Err::<(), _>(anyhow::anyhow!("connection refused")).context("start nats-server").unwrap_err();
         assert_eq!(report(&err), "error: start nats-server: connection refused\n");
     }
 }

@@ -36,10 +36,7 @@ pub struct Table {
 impl Table {
     /// A table with these column titles.
     pub fn new(header: &[&str]) -> Table {
-        Table {
-            header: header.iter().map(|h| (*h).to_owned()).collect(),
-            rows: Vec::new(),
-        }
+        Table { header: header.iter().map(|h| (*h).to_owned()).collect(), rows: Vec::new() }
     }
 
     /// Adds a row; missing cells are empty.
@@ -110,11 +107,7 @@ pub fn span(minutes: i64, days: bool) -> String {
     let m = minutes.unsigned_abs();
     let (d, h, min) = (m / 1440, m % 1440 / 60, m % 60);
     if days && d > 0 {
-        return if h > 0 {
-            format!("{d}d {h}h")
-        } else {
-            format!("{d}d")
-        };
+        return if h > 0 { format!("{d}d {h}h") } else { format!("{d}d") };
     }
     let h = m / 60;
     match (h, min) {
@@ -127,10 +120,7 @@ pub fn span(minutes: i64, days: bool) -> String {
 /// A prost enum's proto name without its prefix, lowercased: `CASE_STATUS_WAITING_FOR_COMPANY`
 /// with prefix `CASE_STATUS_` gives `waiting_for_company`.
 pub fn enum_word(proto_name: &str, prefix: &str) -> String {
-    proto_name
-        .strip_prefix(prefix)
-        .unwrap_or(proto_name)
-        .to_ascii_lowercase()
+    proto_name.strip_prefix(prefix).unwrap_or(proto_name).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -140,11 +130,7 @@ mod tests {
     #[test]
     fn tables_align_columns_by_characters() {
         let mut t = Table::new(&["REFERENCE", "COMPANY", "STATUS"]);
-        t.row(vec![
-            "NKP-2026-000001".into(),
-            "Knäppingsborgs Krog AB".into(),
-            "registered".into(),
-        ]);
+        t.row(vec!["NKP-2026-000001".into(), "Knäppingsborgs Krog AB".into(), "registered".into()]);
         t.row(vec!["NKP-2026-000002".into(), "Åby Bygg".into(), "routed".into()]);
         assert_eq!(
             t.render(),
@@ -190,10 +176,7 @@ mod tests {
 
     #[test]
     fn enum_words_drop_the_prefix() {
-        assert_eq!(
-            enum_word("CASE_STATUS_WAITING_FOR_COMPANY", "CASE_STATUS_"),
-            "waiting_for_company"
-        );
+        assert_eq!(enum_word("CASE_STATUS_WAITING_FOR_COMPANY", "CASE_STATUS_"), "waiting_for_company");
         assert_eq!(enum_word("OTHER", "CASE_STATUS_"), "other");
     }
 }

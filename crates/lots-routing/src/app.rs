@@ -99,7 +99,7 @@ impl App {
             relay: service.relay.waker(),
             metrics: service.metrics.clone(),
         };
-        Ok(App { service, api: RoutingApi { routing, hub: Hub::default() } })
+        Ok(App { service, api: RoutingApi { routing, hub: Hub::default(), stopping: CancellationToken::new() } })
     }
 
     /// The address gRPC listens on (useful with port 0).
@@ -121,6 +121,7 @@ impl App {
     /// Serves until `token` is cancelled, then drains like intake.
     pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
+        self.api.stopping = token.child_token();
         let routing = self.api.routing.clone();
         tasks.spawn(self.api.hub.clone().listen(routing.pool.clone(), token.clone()));
         self.service.spawn_background(&tasks, Arc::new(routing), &token);

@@ -27,6 +27,8 @@ pub const OFFICER_HEADER: &str = "x-lots-officer";
 pub struct RoutingApi {
     pub(crate) routing: Routing,
     pub(crate) hub: Hub,
+    /// Ends open `WatchTasks` streams when the service shuts down, so draining does not wait.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -149,6 +151,7 @@ impl TaskService for RoutingApi {
             })?)
         };
         let pool = self.routing.pool.clone();
+        let stopping = self.stopping.clone();
         let mut wake = self.hub.subscribe(&format!("{tenant}/{officer}"));
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
@@ -191,6 +194,7 @@ impl TaskService for RoutingApi {
                     // NOTIFY wakes us at once; the timer covers a missed notification.
                     tokio::select! {
                         _ = tx.closed() => return Ok(()),
+                        _ = stopping.cancelled() => return Ok(()),
                         _ = wake.changed() => {}
                         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }

@@ -115,7 +115,10 @@ impl App {
         let tasks = TaskTracker::new();
         tasks.spawn(self.sla.clone().run_timer(token.clone()));
         self.service.spawn_background(&tasks, Arc::new(self.sla.clone()), &token);
-        let routes = tonic::service::Routes::new(AlertServiceServer::new(AlertApi { sla: self.sla }));
+        let routes = tonic::service::Routes::new(AlertServiceServer::new(AlertApi {
+            sla: self.sla,
+            stopping: token.child_token(),
+        }));
         self.service.serve(routes, &[SERVICE_NAME], &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

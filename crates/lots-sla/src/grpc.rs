@@ -24,6 +24,8 @@ use crate::timer::{ALERTS_CHANNEL, Sla};
 #[derive(Clone)]
 pub struct AlertApi {
     pub(crate) sla: Sla,
+    /// Ends open `WatchAlerts` streams when the service shuts down, so draining does not wait.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -129,6 +131,7 @@ impl AlertService for AlertApi {
         let open = filter(&req.tenant, &req.units, req.min_severity, true, None);
         let new = filter(&req.tenant, &req.units, req.min_severity, false, None);
         let api = self.clone();
+        let stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             let result: Result<()> = async {
@@ -154,6 +157,7 @@ impl AlertService for AlertApi {
                     }
                     tokio::select! {
                         _ = tx.closed() => return Ok(()),
+                        _ = stopping.cancelled() => return Ok(()),
                         n = listener.recv() => { n?; }
                         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }

@@ -13,12 +13,7 @@ use crate::output::{Out, Table, enum_word, local, rfc3339};
 pub async fn run(global: &Global, command: AlertsCommand) -> anyhow::Result<()> {
     let out = Out { json: global.json };
     match command {
-        AlertsCommand::List {
-            filter,
-            open,
-            case,
-            limit,
-        } => {
+        AlertsCommand::List { filter, open, case, limit } => {
             let case_id = match case {
                 Some(c) => client::case_id(&global.intake, &c).await?,
                 None => String::new(),
@@ -51,11 +46,7 @@ pub async fn run(global: &Global, command: AlertsCommand) -> anyhow::Result<()> 
                 units: filter.units.clone(),
                 min_severity: min_severity(&filter),
             };
-            let mut stream = sla
-                .watch_alerts(req)
-                .await
-                .context("watch alerts")?
-                .into_inner();
+            let mut stream = sla.watch_alerts(req).await.context("watch alerts")?.into_inner();
             loop {
                 let next = tokio::select! {
                     _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -76,9 +67,7 @@ pub async fn run(global: &Global, command: AlertsCommand) -> anyhow::Result<()> 
 }
 
 fn min_severity(filter: &AlertFilter) -> i32 {
-    filter
-        .min_severity
-        .map_or(0, |s| pb::Severity::from(s) as i32)
+    filter.min_severity.map_or(0, |s| pb::Severity::from(s) as i32)
 }
 
 /// The severity as a word, e.g. "breach".
@@ -107,16 +96,13 @@ pub fn kind_text(a: &pb::Alert) -> String {
 
 /// The message without the leading "REFERENCE: " the server puts there.
 fn message_text(a: &pb::Alert) -> &str {
-    a.message
-        .strip_prefix(&format!("{}: ", a.case_reference))
-        .unwrap_or(&a.message)
+    a.message.strip_prefix(&format!("{}: ", a.case_reference)).unwrap_or(&a.message)
 }
 
 /// One line per alert: when, how bad, who must act, what about.
 pub fn alert_line(a: &pb::Alert) -> String {
-    let late = if a.late { " (late)" } else { "" };
     format!(
-        "{}  {:<10}  {}  {} → {} [{}]: {}{late} (due {})\n",
+        "{}  {:<10}  {}  {} → {} [{}]: {} (due {})\n",
         local(a.fired_at.as_ref()),
         severity_word(a.severity),
         kind_text(a),
@@ -130,9 +116,7 @@ pub fn alert_line(a: &pb::Alert) -> String {
 
 /// Alerts as a table.
 pub fn alert_table(alerts: &[pb::Alert]) -> String {
-    let mut table = Table::new(&[
-        "FIRED", "SEVERITY", "KIND", "CASE", "UNIT", "TO", "DUE", "OPEN", "MESSAGE",
-    ]);
+    let mut table = Table::new(&["FIRED", "SEVERITY", "KIND", "CASE", "UNIT", "TO", "DUE", "OPEN", "MESSAGE"]);
     for a in alerts {
         table.row(vec![
             local(a.fired_at.as_ref()),
@@ -209,17 +193,10 @@ mod tests {
             commitment_name: "Första kontakt inom 1 arbetsdag".into(),
             recipient: "johan.nystrom".into(),
             level: 50,
-            due_at: Some(prost_types::Timestamp {
-                seconds: 1_795_500_000,
-                nanos: 0,
-            }),
-            fired_at: Some(prost_types::Timestamp {
-                seconds: 1_795_484_700,
-                nanos: 0,
-            }),
+            due_at: Some(prost_types::Timestamp { seconds: 1_795_500_000, nanos: 0 }),
+            fired_at: Some(prost_types::Timestamp { seconds: 1_795_484_700, nanos: 0 }),
             open: true,
-            message: "NKP-2026-000003: Första kontakt inom 1 arbetsdag: 50 % of the time used"
-                .into(),
+            message: "NKP-2026-000003: Första kontakt inom 1 arbetsdag: 50 % of the time used".into(),
             ..Default::default()
         }
     }

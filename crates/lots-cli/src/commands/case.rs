@@ -32,66 +32,46 @@ pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
         CaseCommand::List(args) => list(&mut intake, global, args, out).await,
         CaseCommand::Await { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::AwaitCompanyRequest {
-                case_id,
-                reason,
-                actor,
-            };
+            let req = pb::AwaitCompanyRequest { case_id, reason, actor };
             let case = intake.await_company(req).await.context("wait for the company")?;
-            print_change(out, &case.into_inner())
+            print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Resume { case } => {
             let case_id = resolve(&mut intake, &case).await?;
             let req = pb::ResumeCaseRequest { case_id, actor };
             let case = intake.resume_case(req).await.context("resume the case")?;
-            print_change(out, &case.into_inner())
+            print_change(out, &case.into_inner(), None)
         }
-        CaseCommand::Close {
-            case,
-            outcome,
-            decision,
-        } => {
+        CaseCommand::Close { case, outcome, decision } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::CloseCaseRequest {
-                case_id,
-                outcome: pb::Outcome::from(outcome) as i32,
-                decision,
-                actor,
-            };
+            let req = pb::CloseCaseRequest { case_id, outcome: pb::Outcome::from(outcome) as i32, decision, actor };
             let case = intake.close_case(req).await.context("close the case")?;
-            print_change(out, &case.into_inner())
+            print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Withdraw { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::WithdrawCaseRequest {
-                case_id,
-                reason,
-                actor,
-            };
+            let req = pb::WithdrawCaseRequest { case_id, reason, actor };
             let case = intake.withdraw_case(req).await.context("withdraw the case")?;
-            print_change(out, &case.into_inner())
+            print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Complete { case } => {
             let case_id = resolve(&mut intake, &case).await?;
             let req = pb::MarkApplicationCompleteRequest { case_id, actor };
-            let case = intake
-                .mark_application_complete(req)
-                .await
-                .context("mark the application complete")?;
-            print_change(out, &case.into_inner())
+            let case = intake.mark_application_complete(req).await.context("mark the application complete")?;
+            let case = case.into_inner();
+            let note = format!(
+                "application complete {}: legal deadlines count from then",
+                local(case.application_complete_at.as_ref())
+            );
+            print_change(out, &case, Some(&note))
         }
         CaseCommand::Extend { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::ExtendDeadlineRequest {
-                case_id,
-                reason,
-                actor,
-            };
-            let case = intake
-                .extend_deadline(req)
-                .await
-                .context("extend the deadline")?;
-            print_change(out, &case.into_inner())
+            let req = pb::ExtendDeadlineRequest { case_id, reason, actor };
+            let case = intake.extend_deadline(req).await.context("extend the deadline")?;
+            let case = case.into_inner();
+            let note = format!("legal deadline extended {}", local(case.deadline_extended_at.as_ref()));
+            print_change(out, &case, Some(&note))
         }
     }
 }
@@ -124,48 +104,30 @@ async fn register(
     actor: String,
     out: Out,
 ) -> anyhow::Result<()> {
-    let key = args
-        .key
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let key = args.key.unwrap_or_else(|| Uuid::now_v7().to_string());
     let req = pb::RegisterCaseRequest {
         idempotency_key: key.clone(),
         tenant: global.tenant.clone(),
         company: Some(pb::Company {
             org_nr: args.org_nr,
             name: args.company,
-            contact: Some(pb::Contact {
-                name: args.contact_name,
-                phone: args.phone,
-                email: args.email,
-            }),
+            contact: Some(pb::Contact { name: args.contact_name, phone: args.phone, email: args.email }),
         }),
         case_type: args.case_type,
         description: args.description,
         channel: pb::Channel::from(args.channel) as i32,
         actor,
     };
-    let case = intake
-        .register_case(req)
-        .await
-        .context("register the case")?
-        .into_inner();
+    let case = intake.register_case(req).await.context("register the case")?.into_inner();
     if out.json {
         return out.json_line(&CaseView::new(&case, Some(key)));
     }
-    out.text(&format!(
-        "registered {} (idempotency key {key}; repeat it to retry safely)\n",
-        case.reference
-    ));
+    out.text(&format!("registered {} (idempotency key {key}; repeat it to retry safely)\n", case.reference));
     out.text(&case_details(&case));
     Ok(())
 }
 
-async fn list(
-    intake: &mut Intake,
-    global: &Global,
-    args: ListCasesArgs,
-    out: Out,
-) -> anyhow::Result<()> {
+async fn list(intake: &mut Intake, global: &Global, args: ListCasesArgs, out: Out) -> anyhow::Result<()> {
     let limit = args.limit as usize;
     let mut cases = Vec::new();
     let mut page_token = String::new();
@@ -179,11 +141,7 @@ async fn list(
             page_size: want,
             page_token,
         };
-        let page = intake
-            .list_cases(req)
-            .await
-            .context("list cases")?
-            .into_inner();
+        let page = intake.list_cases(req).await.context("list cases")?.into_inner();
         cases.extend(page.cases);
         if page.next_page_token.is_empty() || cases.len() >= limit {
             break;
@@ -213,11 +171,14 @@ fn print_case(out: Out, case: &pb::Case, key: Option<String>) -> anyhow::Result<
     Ok(())
 }
 
-fn print_change(out: Out, case: &pb::Case) -> anyhow::Result<()> {
+fn print_change(out: Out, case: &pb::Case, note: Option<&str>) -> anyhow::Result<()> {
     if out.json {
         return out.json_line(&CaseView::new(case, None));
     }
     out.text(&change_line(case));
+    if let Some(note) = note {
+        out.text(&format!("  {note}\n"));
+    }
     Ok(())
 }
 
@@ -257,39 +218,24 @@ pub fn change_line(case: &pb::Case) -> String {
 
 /// Every field of a case, one per line.
 pub fn case_details(case: &pb::Case) -> String {
-    let mut rows: Vec<(&str, String)> = Vec::new();
-    rows.push(("reference", case.reference.clone()));
-    rows.push(("id", case.id.clone()));
-    rows.push(("status", status_word(case.status)));
-    rows.push(("type", case.case_type.clone()));
+    let mut rows: Vec<(&str, String)> = vec![
+        ("reference", case.reference.clone()),
+        ("id", case.id.clone()),
+        ("status", status_word(case.status)),
+        ("type", case.case_type.clone()),
+    ];
     if let Some(company) = &case.company {
-        let form = if case.legal_form.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", case.legal_form)
-        };
-        rows.push((
-            "company",
-            format!("{} ({}{form})", company.name, company.org_nr),
-        ));
+        let form = if case.legal_form.is_empty() { String::new() } else { format!(", {}", case.legal_form) };
+        rows.push(("company", format!("{} ({}{form})", company.name, company.org_nr)));
         if let Some(c) = &company.contact {
-            let parts: Vec<&str> = [c.name.as_str(), c.phone.as_str(), c.email.as_str()]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect();
+            let parts: Vec<&str> =
+                [c.name.as_str(), c.phone.as_str(), c.email.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
             rows.push(("contact", parts.join(", ")));
         }
     }
     rows.push(("channel", channel_word(case.channel)));
-    let by = if case.registered_by.is_empty() {
-        String::new()
-    } else {
-        format!(" by {}", case.registered_by)
-    };
-    rows.push((
-        "registered",
-        format!("{}{by}", local(case.registered_at.as_ref())),
-    ));
+    let by = if case.registered_by.is_empty() { String::new() } else { format!(" by {}", case.registered_by) };
+    rows.push(("registered", format!("{}{by}", local(case.registered_at.as_ref()))));
     rows.push(("updated", local(case.updated_at.as_ref())));
     if !case.waiting_reason.is_empty() {
         rows.push(("waiting for", case.waiting_reason.clone()));
@@ -320,11 +266,7 @@ pub fn case_details(case: &pb::Case) -> String {
 pub fn case_table(cases: &[pb::Case]) -> String {
     let mut table = Table::new(&["REFERENCE", "STATUS", "TYPE", "COMPANY", "ORG NR", "REGISTERED"]);
     for c in cases {
-        let (name, org_nr) = c
-            .company
-            .as_ref()
-            .map(|co| (co.name.clone(), co.org_nr.clone()))
-            .unwrap_or_default();
+        let (name, org_nr) = c.company.as_ref().map(|co| (co.name.clone(), co.org_nr.clone())).unwrap_or_default();
         table.row(vec![
             c.reference.clone(),
             status_word(c.status),
@@ -433,10 +375,7 @@ mod tests {
             case_type: "restaurang_start".into(),
             channel: pb::Channel::Phone as i32,
             status: pb::CaseStatus::WaitingForCompany as i32,
-            registered_at: Some(prost_types::Timestamp {
-                seconds: 1_795_500_000,
-                nanos: 0,
-            }),
+            registered_at: Some(prost_types::Timestamp { seconds: 1_795_500_000, nanos: 0 }),
             legal_form: "aktiebolag".into(),
             waiting_reason: "ritningar".into(),
             registered_by: "reception".into(),
@@ -447,10 +386,7 @@ mod tests {
 
     #[test]
     fn a_change_says_where_the_case_is_now() {
-        assert_eq!(
-            change_line(&sample_case()),
-            "NKP-2026-000042 is now waiting_for_company: waiting for ritningar\n"
-        );
+        assert_eq!(change_line(&sample_case()), "NKP-2026-000042 is now waiting_for_company: waiting for ritningar\n");
     }
 
     #[test]

@@ -18,14 +18,8 @@ pub async fn run(global: &Global, case: &str) -> anyhow::Result<()> {
         CaseKey::Reference(r) => pb::get_case_clocks_request::Lookup::Reference(r),
     };
     let mut sla = client::alerts(&global.sla).await?;
-    let req = pb::GetCaseClocksRequest {
-        lookup: Some(lookup),
-    };
-    let clocks = sla
-        .get_case_clocks(req)
-        .await
-        .context("get the case's clocks")?
-        .into_inner();
+    let req = pb::GetCaseClocksRequest { lookup: Some(lookup) };
+    let clocks = sla.get_case_clocks(req).await.context("get the case's clocks")?.into_inner();
     if out.json {
         return out.json_line(&ClocksView::new(&clocks));
     }
@@ -50,11 +44,7 @@ pub fn time_left(c: &pb::Clock) -> String {
     if !counting || c.due_at.is_none() {
         return String::new();
     }
-    let basis = if c.time_basis.is_empty() {
-        "working"
-    } else {
-        c.time_basis.as_str()
-    };
+    let basis = if c.time_basis.is_empty() { "working" } else { c.time_basis.as_str() };
     let days = basis == "calendar";
     if c.minutes_left < 0 {
         format!("overdue {} {basis}", span(c.minutes_left, days))
@@ -66,11 +56,7 @@ pub fn time_left(c: &pb::Clock) -> String {
 /// A case's clocks for people.
 pub fn clocks_text(cc: &pb::CaseClocks) -> String {
     let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "{} ({}), case {}",
-        cc.case_reference, cc.case_type, cc.case_id
-    );
+    let _ = writeln!(text, "{} ({}), case {}", cc.case_reference, cc.case_type, cc.case_id);
     if cc.clocks.is_empty() {
         text.push_str("no servicegaranti commitments apply\n");
         return text;
@@ -87,24 +73,10 @@ pub fn clocks_text(cc: &pb::CaseClocks) -> String {
         if c.stopped_at.is_some() {
             notes.push(format!("stopped {}", local(c.stopped_at.as_ref())));
         }
-        let paused = if c.paused_minutes > 0 {
-            span(c.paused_minutes, c.time_basis == "calendar")
-        } else {
-            String::new()
-        };
-        let name = if c.name.is_empty() {
-            c.commitment.clone()
-        } else {
-            c.name.clone()
-        };
-        table.row(vec![
-            name,
-            state_word(c.state),
-            local(c.due_at.as_ref()),
-            time_left(c),
-            paused,
-            notes.join(", "),
-        ]);
+        let paused =
+            if c.paused_minutes > 0 { span(c.paused_minutes, c.time_basis == "calendar") } else { String::new() };
+        let name = if c.name.is_empty() { c.commitment.clone() } else { c.name.clone() };
+        table.row(vec![name, state_word(c.state), local(c.due_at.as_ref()), time_left(c), paused, notes.join(", ")]);
     }
     text.push_str(&table.render());
     text
@@ -174,10 +146,7 @@ mod tests {
             commitment: "first_contact".into(),
             name: "Första kontakt inom 1 arbetsdag".into(),
             state: state as i32,
-            due_at: Some(prost_types::Timestamp {
-                seconds: 1_795_500_000,
-                nanos: 0,
-            }),
+            due_at: Some(prost_types::Timestamp { seconds: 1_795_500_000, nanos: 0 }),
             minutes_left,
             time_basis: basis.into(),
             ..Default::default()
@@ -186,18 +155,9 @@ mod tests {
 
     #[test]
     fn time_left_names_its_basis() {
-        assert_eq!(
-            time_left(&clock(pb::ClockState::Running, 200, "working")),
-            "3h 20m working"
-        );
-        assert_eq!(
-            time_left(&clock(pb::ClockState::Breached, -65, "working")),
-            "overdue 1h 5m working"
-        );
-        assert_eq!(
-            time_left(&clock(pb::ClockState::Running, 69 * 1440 + 120, "calendar")),
-            "69d 2h calendar"
-        );
+        assert_eq!(time_left(&clock(pb::ClockState::Running, 200, "working")), "3h 20m working");
+        assert_eq!(time_left(&clock(pb::ClockState::Breached, -65, "working")), "overdue 1h 5m working");
+        assert_eq!(time_left(&clock(pb::ClockState::Running, 69 * 1440 + 120, "calendar")), "69d 2h calendar");
         assert_eq!(time_left(&clock(pb::ClockState::Met, 30, "working")), "");
     }
 

@@ -23,14 +23,10 @@ pub async fn run(global: &Global, command: MeetingCommand) -> anyhow::Result<()>
             get(global, pb::get_meeting_request::Lookup::CaseId(case_id)).await?
         }
         // A UUID names a meeting or a case; try the meeting first.
-        CaseKey::Id(id) => {
-            match get(global, pb::get_meeting_request::Lookup::MeetingId(id.clone())).await {
-                Err(e) if is_not_found(&e) => {
-                    get(global, pb::get_meeting_request::Lookup::CaseId(id)).await?
-                }
-                other => other?,
-            }
-        }
+        CaseKey::Id(id) => match get(global, pb::get_meeting_request::Lookup::MeetingId(id.clone())).await {
+            Err(e) if is_not_found(&e) => get(global, pb::get_meeting_request::Lookup::CaseId(id)).await?,
+            other => other?,
+        },
     };
     if ics {
         out.text(&meeting.ics);
@@ -46,22 +42,15 @@ pub async fn run(global: &Global, command: MeetingCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn get(
-    global: &Global,
-    lookup: pb::get_meeting_request::Lookup,
-) -> anyhow::Result<pb::Meeting> {
+async fn get(global: &Global, lookup: pb::get_meeting_request::Lookup) -> anyhow::Result<pb::Meeting> {
     let mut tasks = client::tasks(&global.routing).await?;
-    let req = pb::GetMeetingRequest {
-        lookup: Some(lookup),
-    };
+    let req = pb::GetMeetingRequest { lookup: Some(lookup) };
     let meeting = tasks.get_meeting(req).await.context("get the meeting")?;
     Ok(meeting.into_inner())
 }
 
 fn is_not_found(err: &anyhow::Error) -> bool {
-    err.chain()
-        .filter_map(|c| c.downcast_ref::<tonic::Status>())
-        .any(|s| s.code() == Code::NotFound)
+    err.chain().filter_map(|c| c.downcast_ref::<tonic::Status>()).any(|s| s.code() == Code::NotFound)
 }
 
 /// The meeting status as a word, e.g. "booked".
@@ -83,11 +72,7 @@ pub fn meeting_details(m: &pb::Meeting) -> String {
     );
     let end = local(m.ends_at.as_ref());
     let end_time = end.rsplit(' ').next().unwrap_or("");
-    let _ = writeln!(
-        text,
-        "  when     {}–{end_time} (Europe/Stockholm)",
-        local(m.starts_at.as_ref())
-    );
+    let _ = writeln!(text, "  when     {}–{end_time} (Europe/Stockholm)", local(m.starts_at.as_ref()));
     if !m.location.is_empty() {
         let _ = writeln!(text, "  where    {}", m.location);
     }
@@ -95,18 +80,8 @@ pub fn meeting_details(m: &pb::Meeting) -> String {
     let _ = writeln!(text, "  case     {}", m.case_id);
     let mut table = Table::new(&["ATTENDEE", "OFFICER", "SEAT", "TASK", "EMAIL"]);
     for a in &m.attendees {
-        let task = if a.officer_id.is_empty() {
-            "company".to_owned()
-        } else {
-            tasks::status_word(a.task_status)
-        };
-        table.row(vec![
-            a.name.clone(),
-            a.officer_id.clone(),
-            a.competence.clone(),
-            task,
-            a.email.clone(),
-        ]);
+        let task = if a.officer_id.is_empty() { "company".to_owned() } else { tasks::status_word(a.task_status) };
+        table.row(vec![a.name.clone(), a.officer_id.clone(), a.competence.clone(), task, a.email.clone()]);
     }
     if !table.is_empty() {
         text.push('\n');
@@ -183,14 +158,8 @@ mod tests {
             case_id: "c-1".into(),
             case_reference: "NKP-2026-000042".into(),
             status: pb::MeetingStatus::Booked as i32,
-            starts_at: Some(prost_types::Timestamp {
-                seconds: 1_795_500_000,
-                nanos: 0,
-            }),
-            ends_at: Some(prost_types::Timestamp {
-                seconds: 1_795_505_400,
-                nanos: 0,
-            }),
+            starts_at: Some(prost_types::Timestamp { seconds: 1_795_500_000, nanos: 0 }),
+            ends_at: Some(prost_types::Timestamp { seconds: 1_795_505_400, nanos: 0 }),
             location: "Rådhuset".into(),
             attendees: vec![
                 pb::Attendee {
@@ -200,11 +169,7 @@ mod tests {
                     competence: "livsmedel".into(),
                     task_status: pb::TaskStatus::Accepted as i32,
                 },
-                pb::Attendee {
-                    name: "Sara Holm".into(),
-                    email: "sara@example.se".into(),
-                    ..Default::default()
-                },
+                pb::Attendee { name: "Sara Holm".into(), email: "sara@example.se".into(), ..Default::default() },
             ],
             ..Default::default()
         }

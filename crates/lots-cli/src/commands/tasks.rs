@@ -41,15 +41,9 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TasksCommand::Watch { officer, cursor } => {
-            let req = pb::WatchTasksRequest {
-                cursor: cursor.unwrap_or_default(),
-            };
+            let req = pb::WatchTasksRequest { cursor: cursor.unwrap_or_default() };
             let req = client::as_officer(req, tenant, &officer.officer)?;
-            let mut stream = tasks
-                .watch_tasks(req)
-                .await
-                .context("watch tasks")?
-                .into_inner();
+            let mut stream = tasks.watch_tasks(req).await.context("watch tasks")?.into_inner();
             loop {
                 let update = tokio::select! {
                     _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -72,28 +66,14 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
             let task = tasks.accept_task(req).await.context("accept the task")?;
             print_task(out, "accepted", &task.into_inner())
         }
-        TasksCommand::Decline {
-            task,
-            officer,
-            reason,
-        } => {
-            let req = pb::DeclineTaskRequest {
-                task_id: task,
-                reason,
-            };
+        TasksCommand::Decline { task, officer, reason } => {
+            let req = pb::DeclineTaskRequest { task_id: task, reason };
             let req = client::as_officer(req, tenant, &officer.officer)?;
             let task = tasks.decline_task(req).await.context("decline the task")?;
             print_task(out, "declined", &task.into_inner())
         }
-        TasksCommand::Complete {
-            task,
-            officer,
-            note,
-        } => {
-            let req = pb::CompleteTaskRequest {
-                task_id: task,
-                note,
-            };
+        TasksCommand::Complete { task, officer, note } => {
+            let req = pb::CompleteTaskRequest { task_id: task, note };
             let req = client::as_officer(req, tenant, &officer.officer)?;
             let task = tasks.complete_task(req).await.context("complete the task")?;
             print_task(out, "completed", &task.into_inner())
@@ -145,20 +125,13 @@ pub fn task_summary(t: &pb::Task) -> String {
 pub fn update_line(u: &pb::TaskUpdate) -> String {
     match &u.task {
         None => format!("-- live (cursor {}) --\n", u.cursor),
-        Some(t) => format!(
-            "{:<9} {}  (cursor {})\n",
-            kind_word(u.kind),
-            task_summary(t),
-            u.cursor
-        ),
+        Some(t) => format!("{:<9} {}  (cursor {})\n", kind_word(u.kind), task_summary(t), u.cursor),
     }
 }
 
 /// Tasks as a table.
 pub fn task_table(tasks: &[pb::Task]) -> String {
-    let mut table = Table::new(&[
-        "TASK", "STATUS", "CASE", "TYPE", "COMPANY", "SEAT", "MEETING",
-    ]);
+    let mut table = Table::new(&["TASK", "STATUS", "CASE", "TYPE", "COMPANY", "SEAT", "MEETING"]);
     for t in tasks {
         table.row(vec![
             t.id.clone(),
@@ -227,11 +200,7 @@ pub struct UpdateView {
 impl UpdateView {
     /// The JSON form of an update.
     pub fn new(u: &pb::TaskUpdate) -> UpdateView {
-        UpdateView {
-            kind: kind_word(u.kind),
-            cursor: u.cursor.clone(),
-            task: u.task.as_ref().map(TaskView::new),
-        }
+        UpdateView { kind: kind_word(u.kind), cursor: u.cursor.clone(), task: u.task.as_ref().map(TaskView::new) }
     }
 }
 
@@ -247,41 +216,28 @@ mod tests {
             company_name: "Knäppingsborgs Krog AB".into(),
             competence: "livsmedel".into(),
             status: pb::TaskStatus::Offered as i32,
-            meeting_starts_at: Some(prost_types::Timestamp {
-                seconds: 1_795_500_000,
-                nanos: 0,
-            }),
+            meeting_starts_at: Some(prost_types::Timestamp { seconds: 1_795_500_000, nanos: 0 }),
             ..Default::default()
         }
     }
 
     #[test]
     fn watch_lines_name_the_kind_and_the_cursor() {
-        let update = pb::TaskUpdate {
-            kind: pb::task_update::Kind::Offered as i32,
-            task: Some(task()),
-            cursor: "7".into(),
-        };
+        let update =
+            pb::TaskUpdate { kind: pb::task_update::Kind::Offered as i32, task: Some(task()), cursor: "7".into() };
         assert_eq!(
             update_line(&update),
             "offered   NKP-2026-000042 restaurang_start \"Knäppingsborgs Krog AB\" seat livsmedel \
              (offered), meeting 2026-11-24 07:00 [task t-1]  (cursor 7)\n"
         );
-        let live = pb::TaskUpdate {
-            kind: pb::task_update::Kind::Live as i32,
-            task: None,
-            cursor: "7".into(),
-        };
+        let live = pb::TaskUpdate { kind: pb::task_update::Kind::Live as i32, task: None, cursor: "7".into() };
         assert_eq!(update_line(&live), "-- live (cursor 7) --\n");
     }
 
     #[test]
     fn json_updates_carry_kind_and_task() {
-        let update = pb::TaskUpdate {
-            kind: pb::task_update::Kind::Snapshot as i32,
-            task: Some(task()),
-            cursor: "3".into(),
-        };
+        let update =
+            pb::TaskUpdate { kind: pb::task_update::Kind::Snapshot as i32, task: Some(task()), cursor: "3".into() };
         let v = serde_json::to_value(UpdateView::new(&update)).unwrap();
         assert_eq!(v["kind"], "snapshot");
         assert_eq!(v["task"]["status"], "offered");

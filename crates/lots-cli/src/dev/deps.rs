@@ -1,0 +1,252 @@
+//! NATS and PostgreSQL for `lots dev`: use the ones that answer, else start them locally.
+//!
+//! A started `nats-server -js` keeps its store under `<state>/nats`; a started PostgreSQL
+//! keeps its cluster under `<state>/pg/data`, which the next `lots dev` reuses, so data
+//! survives restarts. A started server listens on the configured port when that is free on
+//! 127.0.0.1, else on any free port.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+
+use crate::dev::process::{self, Children, Owned};
+
+/// A dependency's URL and whether `lots dev` started it.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub url: String,
+    /// Started by this `lots dev`, with data and log under this folder.
+    pub started_in: Option<PathBuf>,
+}
+
+/// NATS with JetStream at `url`, or a `nats-server -js` started under `state/nats`.
+pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::Result<Dependency> {
+    match probe_nats(url).await {
+        Ok(()) => {
+            return Ok(Dependency { url: url.to_owned(), started_in: None });
+        }
+        Err(why) => println!("nats:     {why} at {url}; starting nats-server under {}", state.join("nats").display()),
+    }
+    let bin = process::find_binary("nats-server", &[PathBuf::from("/usr/sbin")])
+        .context("nats-server is not installed; install it with: apt-get install nats-server")?;
+    let dir = state.join("nats");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let port = process::free_port(local_port(url))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["-js", "-n", "lots-dev", "-a", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .arg("--store_dir")
+        .arg(dir.join("jetstream"));
+    let owned = Owned::spawn("nats-server", cmd, &dir.join("nats-server.log"), "TERM", None)?;
+    children.push(owned);
+    if let Some(server) = children.last_mut() {
+        server.wait_ready(port, Duration::from_secs(15)).await?;
+    }
+    let url = format!("nats://127.0.0.1:{port}");
+    probe_nats(&url).await.map_err(|why| anyhow::anyhow!("the nats-server just started: {why}"))?;
+    Ok(Dependency { url, started_in: Some(dir) })
+}
+
+/// Whether a NATS server with JetStream answers at `url`; the reason when not.
+async fn probe_nats(url: &str) -> Result<(), String> {
+    let connect = async_nats::ConnectOptions::new()
+        .name("lots-dev-probe")
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url);
+    let client = match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(_)) | Err(_) => return Err("no NATS server answers".to_owned()),
+    };
+    if client.server_info().jetstream { Ok(()) } else { Err("the NATS server runs without JetStream (-js)".to_owned()) }
+}
+
+/// What a Postgres URL answered.
+enum PgProbe {
+    Ready,
+    Unreachable,
+}
+
+/// PostgreSQL at `url`, or a cluster started under `state/pg` (reused when it exists).
+pub async fn postgres(url: &str, state: &Path, children: &mut Children) -> anyhow::Result<Dependency> {
+    if let PgProbe::Ready = probe_postgres(url).await? {
+        return Ok(Dependency { url: url.to_owned(), started_in: None });
+    }
+    let dir = state.join("pg");
+    println!("postgres: nothing answers at {}; starting PostgreSQL under {}", redact(url), dir.display());
+    let opts: PgConnectOptions = url.parse().context("LOTS_DATABASE_URL")?;
+    let database = opts.get_database().unwrap_or("lots").to_owned();
+    let (initdb, postgres) = pg_binaries()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
+    let data = dir.join("data");
+    let as_root = process::is_root();
+    if as_root {
+        chown_to_postgres(&dir)?;
+    }
+    if !data.join("PG_VERSION").is_file() {
+        init_cluster(&initdb, &dir, &data, as_root)?;
+    }
+    let pid_file = data.join("postmaster.pid");
+    if let Some(pid) = process::read_pid_file(&pid_file).filter(|p| process::is_running(*p)) {
+        bail!(
+            "a PostgreSQL is still running on {} (pid {pid}), perhaps from another `lots dev`; \
+             stop it with `kill -INT {pid}`, or give this one another --state-dir",
+            data.display()
+        );
+    }
+    let port = process::free_port(opts.get_port().into())?;
+    let mut cmd = as_postgres_user(&postgres, as_root);
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "unix_socket_directories="])
+        .args(["-c", "max_connections=200"]);
+    let owned = Owned::spawn("postgres", cmd, &dir.join("postgres.log"), "INT", Some(pid_file))?;
+    children.push(owned);
+    if let Some(server) = children.last_mut() {
+        server.wait_ready(port, Duration::from_secs(60)).await?;
+    }
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{database}");
+    // It listens before it accepts sessions ("the database system is starting up").
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(probe_postgres(&url).await, Ok(PgProbe::Ready)) {
+        if std::time::Instant::now() > deadline {
+            bail!("the PostgreSQL just started does not accept sessions; see {}", dir.join("postgres.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Dependency { url, started_in: Some(state.join("pg")) })
+}
+
+async fn probe_postgres(url: &str) -> anyhow::Result<PgProbe> {
+    let opts: PgConnectOptions = url.parse().context("LOTS_DATABASE_URL is not a PostgreSQL URL")?;
+    let opts = opts.log_statements(tracing::log::LevelFilter::Off);
+    match tokio::time::timeout(Duration::from_secs(3), PgConnection::connect_with(&opts)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(PgProbe::Ready)
+        }
+        // The database does not exist yet: the services create it.
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => Ok(PgProbe::Ready),
+        Ok(Err(sqlx::Error::Database(e))) => {
+            bail!("PostgreSQL at {} refused the connection: {}", redact(url), e.message())
+        }
+        Ok(Err(_)) | Err(_) => Ok(PgProbe::Unreachable),
+    }
+}
+
+/// `initdb` and the `postgres` of the same installation: PATH first, then the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn pg_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .collect();
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+    let extra: Vec<PathBuf> = versions.into_iter().map(|(_, p)| p).collect();
+    let initdb = process::find_binary("initdb", &extra)
+        .context("PostgreSQL is not installed (no initdb); install it with: apt-get install postgresql")?;
+    let resolved = initdb.canonicalize().unwrap_or_else(|_| initdb.clone());
+    let beside = resolved.with_file_name("postgres");
+    let postgres = if beside.is_file() {
+        beside
+    } else {
+        process::find_binary("postgres", &extra).context("no `postgres` binary beside initdb")?
+    };
+    Ok((initdb, postgres))
+}
+
+/// A command that runs `bin` as the `postgres` user when we are root (initdb refuses root).
+fn as_postgres_user(bin: &Path, as_root: bool) -> Command {
+    if as_root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(bin);
+        cmd
+    } else {
+        Command::new(bin)
+    }
+}
+
+fn chown_to_postgres(dir: &Path) -> anyhow::Result<()> {
+    let status =
+        Command::new("chown").args(["-R", "postgres:"]).arg(dir).stdout(Stdio::null()).status().context("run chown")?;
+    if !status.success() {
+        bail!("cannot give {} to the postgres user (is there a `postgres` user?)", dir.display());
+    }
+    Ok(())
+}
+
+fn init_cluster(initdb: &Path, dir: &Path, data: &Path, as_root: bool) -> anyhow::Result<()> {
+    if data.exists() {
+        // A cluster without PG_VERSION is an interrupted initdb; start over.
+        std::fs::remove_dir_all(data).with_context(|| format!("remove {}", data.display()))?;
+    }
+    println!("postgres: creating a new cluster in {}", data.display());
+    let log_path = dir.join("initdb.log");
+    let log = std::fs::File::create(&log_path).context("create initdb.log")?;
+    let status = as_postgres_user(initdb, as_root)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "-D"])
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .context("run initdb")?;
+    if !status.success() {
+        bail!("initdb failed ({status}); the end of {}:\n{}", log_path.display(), process::log_tail(&log_path));
+    }
+    Ok(())
+}
+
+/// The port of a URL on this machine, to reuse for a server started in its place.
+fn local_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split(['/', '?']).next()?;
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
+    let (host, port) = host_port.rsplit_once(':')?;
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]").then(|| port.parse().ok()).flatten()
+}
+
+/// A URL without its password, for printing.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_ports_are_read_from_urls() {
+        assert_eq!(local_port("nats://127.0.0.1:4222"), Some(4222));
+        assert_eq!(local_port("nats://localhost:14222"), Some(14222));
+        assert_eq!(local_port("postgres://postgres@127.0.0.1:5433/lots?sslmode=disable"), Some(5433));
+        assert_eq!(local_port("nats://nats.example.se:4222"), None);
+        assert_eq!(local_port("nats://127.0.0.1"), None);
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://lots:hemligt@db:5432/lots"), "postgres://lots:***@db:5432/lots");
+        assert_eq!(redact("postgres://postgres@127.0.0.1:5432/lots"), "postgres://postgres@127.0.0.1:5432/lots");
+    }
+}
