@@ -189,8 +189,14 @@ async fn health_and_reflection_are_served() {
 async fn prometheus_sees_registrations_and_the_outbox() {
     let app = TestApp::spawn().await;
     app.register(app.restaurant("k-1")).await.unwrap();
-    app.events("case.registered", 1).await;
-    let text = app.scrape().await;
+    // The relay counts an event once JetStream has acknowledged it; wait for that.
+    let published = "lots_outbox_published_total{service=\"intake\"} 1";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut text = app.scrape().await;
+    while !text.contains(published) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        text = app.scrape().await;
+    }
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(
         text.contains(

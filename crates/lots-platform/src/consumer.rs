@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt;
 use lots_events::{Envelope, Subjects};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,12 +47,15 @@ pub struct ConsumerSettings {
     pub max_deliveries: i64,
     /// Where to count handled events, redeliveries and dead letters.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Most events a lane applies in one transaction. Many amortise the commit; a handler whose
+    /// effects contend on shared rows (routing's officers and bookings) is better off with 1.
+    pub batch: usize,
 }
 
 impl ConsumerSettings {
     /// Defaults for a service named `durable`.
     pub fn new(durable: &str) -> Self {
-        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10, metrics: None }
+        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10, metrics: None, batch: 32 }
     }
 }
 
@@ -87,8 +90,16 @@ pub async fn run<H: Handler>(
         let (tx, mut rx) = mpsc::channel::<Message>(64);
         let (pool, handler, settings) = (pool.clone(), handler.clone(), settings.clone());
         tracker.spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                process(&pool, handler.as_ref(), &settings, msg).await;
+            while let Some(first) = rx.recv().await {
+                // Whatever else is already queued joins the same transaction.
+                let mut batch = vec![first];
+                while batch.len() < settings.batch.max(1) {
+                    match rx.try_recv() {
+                        Ok(msg) => batch.push(msg),
+                        Err(_) => break,
+                    }
+                }
+                process_batch(&pool, handler.as_ref(), &settings, batch).await;
             }
         });
         lanes.push(tx);
@@ -130,80 +141,125 @@ fn lane_of(msg: &Message, lanes: usize) -> usize {
     (h.finish() % lanes as u64) as usize
 }
 
-async fn process<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, msg: Message) {
-    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+/// What became of one message of a batch.
+enum Verdict {
+    Applied(Envelope),
+    Skipped,
+    Retry(Option<Envelope>, String),
+}
+
+/// Applies a batch of messages from one lane in one transaction, one savepoint per event, so a
+/// commit (the expensive fsync) serves many events; then acknowledges each as it deserves.
+async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, batch: Vec<Message>) {
     let metrics = settings.metrics.as_ref();
-    if delivered > 1
-        && let Some(m) = metrics
-    {
-        m.count("lots_consumer_redeliveries_total", "Events delivered more than once.", &[], 1.0);
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(err) => {
+            // Nothing was applied; every message comes back after its ack wait.
+            tracing::warn!(error = %err, "cannot start a consumer transaction; events will be redelivered");
+            return;
+        }
+    };
+    let mut verdicts = Vec::with_capacity(batch.len());
+    for msg in &batch {
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        if delivered > 1
+            && let Some(m) = metrics
+        {
+            m.count("lots_consumer_redeliveries_total", "Events delivered more than once.", &[], 1.0);
+        }
+        let span = tracing::info_span!(
+            "platform.consume",
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.destination.name = %msg.subject,
+            event_id = tracing::field::Empty,
+            case_id = tracing::field::Empty,
+            delivered,
+        );
+        set_parent_from_headers(&span, msg.headers.as_ref());
+        let verdict = async {
+            let event: Envelope = match serde_json::from_slice(&msg.payload) {
+                Ok(e) => e,
+                // Unparseable now means unparseable forever: dead-letter at once.
+                Err(err) => return Verdict::Retry(None, format!("not a Lotsen event: {err}")),
+            };
+            let span = tracing::Span::current();
+            span.record("event_id", tracing::field::display(event.id));
+            span.record("case_id", tracing::field::display(event.case_id));
+            let mut sp = match tx.begin().await {
+                Ok(sp) => sp,
+                Err(err) => return Verdict::Retry(Some(event), err.to_string()),
+            };
+            match apply(&mut sp, handler, &event).await {
+                Ok(Applied::Done) => match sp.commit().await {
+                    Ok(()) => Verdict::Applied(event),
+                    Err(err) => Verdict::Retry(Some(event), err.to_string()),
+                },
+                Ok(Applied::Duplicate) => {
+                    let _ = sp.rollback().await;
+                    tracing::debug!("duplicate event skipped");
+                    Verdict::Skipped
+                }
+                Ok(Applied::Gap { expected }) => {
+                    let _ = sp.rollback().await;
+                    let why = format!(
+                        "waiting for version {expected} of this case from {} (got {})",
+                        event.source.as_str(),
+                        event.version
+                    );
+                    Verdict::Retry(Some(event), why)
+                }
+                Err(err) => {
+                    let _ = sp.rollback().await;
+                    Verdict::Retry(Some(event), error_chain(err.as_ref()))
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        verdicts.push(verdict);
     }
-    let span = tracing::info_span!(
-        "platform.consume",
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.destination.name = %msg.subject,
-        event_id = tracing::field::Empty,
-        case_id = tracing::field::Empty,
-        delivered,
-    );
-    set_parent_from_headers(&span, msg.headers.as_ref());
-    async {
-        let event: Envelope = match serde_json::from_slice(&msg.payload) {
-            Ok(e) => e,
-            Err(err) => {
-                // Unparseable now means unparseable forever: keep it, stop redelivery.
-                dead_letter(pool, &msg, None, &format!("not a Lotsen event: {err}"), delivered).await;
-                return;
-            }
-        };
-        let span = tracing::Span::current();
-        span.record("event_id", tracing::field::display(event.id));
-        span.record("case_id", tracing::field::display(event.case_id));
-        let outcome = apply(pool, handler, &event).await;
-        let retry = match outcome {
-            Ok(Applied::Done) => {
-                handler.committed(&event);
-                None
-            }
-            Ok(Applied::Duplicate) => {
-                tracing::debug!("duplicate event skipped");
-                None
-            }
-            Ok(Applied::Gap { expected }) => Some(format!(
-                "waiting for version {expected} of this case from {} (got {})",
-                event.source.as_str(),
-                event.version
-            )),
-            Err(err) => Some(error_chain(err.as_ref())),
-        };
+    if let Err(err) = tx.commit().await {
+        tracing::warn!(error = %err, "consumer commit failed; the batch is retried");
+        verdicts = verdicts
+            .into_iter()
+            .map(|v| match v {
+                Verdict::Applied(e) => Verdict::Retry(Some(e), err.to_string()),
+                other => other,
+            })
+            .collect();
+    }
+    for (msg, verdict) in batch.iter().zip(verdicts) {
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
         if let Some(m) = metrics {
-            let outcome = if retry.is_none() { "applied" } else { "retried" };
+            let outcome = if matches!(verdict, Verdict::Retry(..)) { "retried" } else { "applied" };
             m.count("lots_consumer_events_total", "Events consumed, by outcome.", &[("outcome", outcome)], 1.0);
         }
-        match retry {
-            None => ack(&msg, AckKind::Ack).await,
-            Some(error) if delivered >= settings.max_deliveries => {
-                tracing::error!(error, "event failed too often; dead-lettered");
+        match verdict {
+            Verdict::Applied(event) => {
+                handler.committed(&event);
+                ack(msg, AckKind::Ack).await;
+            }
+            Verdict::Skipped => ack(msg, AckKind::Ack).await,
+            Verdict::Retry(event, error) if event.is_none() || delivered >= settings.max_deliveries => {
+                tracing::error!(error, "event failed too often or cannot be read; dead-lettered");
                 if let Some(m) = metrics {
                     m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
                 }
-                dead_letter(pool, &msg, Some(&event), &error, delivered).await;
+                dead_letter(pool, msg, event.as_ref(), &error, delivered).await;
             }
-            Some(error) => {
+            Verdict::Retry(_, error) => {
                 let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
                 tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
-                ack(&msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
+                ack(msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
             }
         }
     }
-    .instrument(span)
-    .await
 }
 
 #[instrument(name = "platform.consume.apply", skip_all)]
-async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
-    let mut tx = pool.begin().await?;
+async fn apply<H: Handler>(tx: &mut PgConnection, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
     let fresh = sqlx::query("INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(event.id)
         .bind(&event.kind)
@@ -216,8 +272,7 @@ async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Resu
     }
     // Version 0 marks events derived from time (sla alerts): unordered, deduplicated by id alone.
     if event.version == 0 {
-        handler.handle(&mut tx, event).await?;
-        tx.commit().await?;
+        handler.handle(tx, event).await?;
         return Ok(Applied::Done);
     }
     let current: Option<i64> =
@@ -233,7 +288,7 @@ async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Resu
     if event.version > current + 1 {
         return Ok(Applied::Gap { expected: current + 1 });
     }
-    handler.handle(&mut tx, event).await?;
+    handler.handle(tx, event).await?;
     sqlx::query(
         "INSERT INTO case_cursor (case_id, source, version) VALUES ($1, $2, $3)
          ON CONFLICT (case_id, source) DO UPDATE SET version = EXCLUDED.version",
@@ -243,7 +298,6 @@ async fn apply<H: Handler>(pool: &PgPool, handler: &H, event: &Envelope) -> Resu
     .bind(event.version as i64)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(Applied::Done)
 }
 

@@ -30,6 +30,8 @@ pub struct Service {
     pub metrics: Metrics,
     pub listener: TcpListener,
     pub metrics_listener: Option<TcpListener>,
+    /// Events per consumer transaction (see [`ConsumerSettings::batch`]).
+    pub consumer_batch: usize,
 }
 
 impl Service {
@@ -44,14 +46,19 @@ impl Service {
         let metrics = Metrics::new(name);
         let js = async_nats::jetstream::new(nats.clone());
         let relay = Relay::new(pool.clone(), js).with_metrics(metrics.clone());
-        Service { name, pool, nats, subjects, relay, metrics, listener, metrics_listener: None }
+        let consumer_batch = ConsumerSettings::new(name).batch;
+        Service { name, pool, nats, subjects, relay, metrics, listener, metrics_listener: None, consumer_batch }
     }
 
     /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
     pub fn spawn_background<H: Handler>(&mut self, tasks: &TaskTracker, handler: Arc<H>, token: &CancellationToken) {
         tasks.spawn(self.relay.clone().run(token.clone()));
         let js = async_nats::jetstream::new(self.nats.clone());
-        let settings = ConsumerSettings { metrics: Some(self.metrics.clone()), ..ConsumerSettings::new(self.name) };
+        let settings = ConsumerSettings {
+            metrics: Some(self.metrics.clone()),
+            batch: self.consumer_batch,
+            ..ConsumerSettings::new(self.name)
+        };
         let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);
         tasks.spawn(async move {
             let result = consumer::run(pool, js, subjects, settings, handler, tok).await;

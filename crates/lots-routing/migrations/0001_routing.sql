@@ -99,6 +99,17 @@ CREATE INDEX tasks_by_meeting ON tasks (meeting_id);
 CREATE UNIQUE INDEX tasks_one_open_per_officer ON tasks (meeting_id, officer_id)
     WHERE status IN ('offered', 'accepted');
 
+-- Who has served a company in a competence: continuity (the company keeps its kommunkontakt)
+-- is one index lookup, however many cases the company has had.
+CREATE TABLE company_officers (
+    tenant      text        NOT NULL,
+    org_nr      text        NOT NULL,
+    competence  text        NOT NULL,
+    officer_id  text        NOT NULL,
+    last_at     timestamptz NOT NULL,
+    PRIMARY KEY (tenant, org_nr, competence, officer_id)
+);
+
 -- Every change to an officer's tasks, numbered per officer in commit order (the officer row
 -- is locked while numbering): what WatchTasks replays after a cursor.
 CREATE TABLE task_changes (

@@ -293,6 +293,17 @@ impl Routing {
         .bind(now)
         .execute(&mut *conn)
         .await?;
+        sqlx::query(
+            "INSERT INTO company_officers (tenant, org_nr, competence, officer_id, last_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, org_nr, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
+        )
+        .bind(&case.tenant)
+        .bind(&case.org_nr)
+        .bind(competence)
+        .bind(officer)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query("UPDATE officers SET last_assigned_at = $3 WHERE tenant = $1 AND id = $2")
             .bind(&case.tenant)
             .bind(officer)
@@ -442,6 +453,16 @@ impl Routing {
             .execute(&mut *tx)
             .await?;
         self.emit(&mut tx, &case, TaskDeclined { task: task_ref(&task), reason: reason.to_owned() }).await?;
+        // Whoever declined is not this company's contact for the competence.
+        sqlx::query(
+            "DELETE FROM company_officers WHERE tenant = $1 AND org_nr = $2 AND competence = $3 AND officer_id = $4",
+        )
+        .bind(&case.tenant)
+        .bind(&case.org_nr)
+        .bind(&task.competence)
+        .bind(officer)
+        .execute(&mut *tx)
+        .await?;
         self.reseat(&mut tx, &case, &task).await?;
         let declined = store::task(&mut *tx, task_id).await?.ok_or_else(|| Error::NotFound("task".into()))?;
         tx.commit().await?;

@@ -85,9 +85,8 @@ pub async fn candidates(
         "SELECT o.id, o.unit, o.capacity, o.last_assigned_at,
             (SELECT count(*) FROM tasks t WHERE t.tenant = o.tenant AND t.officer_id = o.id
                 AND t.status IN ('offered', 'accepted')) AS open_tasks,
-            EXISTS (SELECT 1 FROM tasks t JOIN cases c ON c.id = t.case_id
-                WHERE t.tenant = o.tenant AND t.officer_id = o.id AND t.competence = $2 AND c.org_nr = $3
-                  AND t.status IN ('offered', 'accepted', 'completed')) AS served
+            EXISTS (SELECT 1 FROM company_officers s
+                WHERE s.tenant = o.tenant AND s.org_nr = $3 AND s.competence = $2 AND s.officer_id = o.id) AS served
          FROM officers o WHERE o.tenant = $1 AND o.active AND $2 = ANY (o.competences)",
     )
     .bind(tenant)
