@@ -106,5 +106,25 @@ fn slot_search(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, identifiers, slot_search);
+/// Working-time arithmetic on the Swedish calendar: a 5-working-day deadline, a 10-week legal
+/// deadline, and the working time in a 10-week span (with holidays and a DST change inside).
+fn working_time(c: &mut Criterion) {
+    use lots_domain::calendar::WorkCalendar;
+    use lots_domain::tenant::WorkingHours;
+    let hours = WorkingHours {
+        days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+        start: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        end: chrono::NaiveTime::from_hms_opt(16, 30, 0).unwrap(),
+    };
+    let calendar = WorkCalendar::new(&hours, &[NaiveDate::from_ymd_opt(2026, 5, 15).unwrap()]);
+    let start = DateTime::parse_from_rfc3339("2026-09-07T07:00:00Z").unwrap().with_timezone(&Utc);
+    let end = start + Duration::weeks(10);
+    let mut group = c.benchmark_group("working_time");
+    group.bench_function("add_5_working_days", |b| b.iter(|| calendar.add_working_days(black_box(start), 5)));
+    group.bench_function("legal_deadline_10_weeks", |b| b.iter(|| calendar.legal_deadline(black_box(start), 10)));
+    group.bench_function("between_10_weeks", |b| b.iter(|| calendar.working_time_between(black_box(start), end)));
+    group.finish();
+}
+
+criterion_group!(benches, identifiers, slot_search, working_time);
 criterion_main!(benches);
