@@ -452,3 +452,30 @@ async fn a_case_registered_while_routing_is_down_is_routed_when_it_returns() {
     app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
     assert_eq!(tasks_of(&app, &case.id, 1).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calendar_files_named_in_the_configuration_become_busy_time() {
+    let app = spawn("2026-09-07 08:00").await;
+    let busy: Vec<(String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT source, lower(during), upper(during) FROM busy WHERE officer_id = 'karin.ekstrom' ORDER BY lower(during)",
+    )
+    .fetch_all(app.routing_pool())
+    .await
+    .unwrap();
+    assert!(busy.iter().all(|b| b.0 == "ical:calendars/karin.ekstrom.ics"));
+    // The weekly Friday meeting, 13:00–15:00 local, also after the October DST change.
+    assert!(busy.iter().any(|b| b.1 == local("2026-09-11 13:00") && b.2 == local("2026-09-11 15:00")));
+    assert!(busy.iter().any(|b| b.1 == local("2026-10-30 13:00") && b.2 == local("2026-10-30 15:00")));
+    // The vacation, as whole days.
+    assert!(busy.iter().any(|b| b.1 == local("2026-07-06 00:00") && b.2 == local("2026-08-01 00:00")));
+
+    // Loading the same configuration again (a restart) changes nothing.
+    let mut app = app;
+    app.stop_routing().await;
+    app.start_routing().await;
+    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM busy WHERE officer_id = 'karin.ekstrom'")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(again as usize, busy.len());
+}
