@@ -32,6 +32,8 @@ pub struct Service {
     pub metrics_listener: Option<TcpListener>,
     /// Events per consumer transaction (see [`ConsumerSettings::batch`]).
     pub consumer_batch: usize,
+    /// Parallel consumer lanes (see [`ConsumerSettings::lanes`]).
+    pub consumer_lanes: usize,
 }
 
 impl Service {
@@ -46,8 +48,20 @@ impl Service {
         let metrics = Metrics::new(name);
         let js = async_nats::jetstream::new(nats.clone());
         let relay = Relay::new(pool.clone(), js).with_metrics(metrics.clone());
-        let consumer_batch = ConsumerSettings::new(name).batch;
-        Service { name, pool, nats, subjects, relay, metrics, listener, metrics_listener: None, consumer_batch }
+        let defaults = ConsumerSettings::new(name);
+        let (consumer_batch, consumer_lanes) = (defaults.batch, defaults.lanes);
+        Service {
+            name,
+            pool,
+            nats,
+            subjects,
+            relay,
+            metrics,
+            listener,
+            metrics_listener: None,
+            consumer_batch,
+            consumer_lanes,
+        }
     }
 
     /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
@@ -57,6 +71,7 @@ impl Service {
         let settings = ConsumerSettings {
             metrics: Some(self.metrics.clone()),
             batch: self.consumer_batch,
+            lanes: self.consumer_lanes,
             ..ConsumerSettings::new(self.name)
         };
         let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);

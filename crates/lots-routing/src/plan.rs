@@ -65,6 +65,7 @@ pub fn choose(
     free: &HashMap<String, Vec<Interval>>,
     query: &SlotQuery,
     window_text: &str,
+    alternates: bool,
 ) -> Result<Choice, String> {
     let fits_alone =
         |id: &str| free.get(id).is_some_and(|f| slots::earliest_common_slot(std::slice::from_ref(f), query).is_some());
@@ -92,6 +93,9 @@ pub fn choose(
     };
     let (set, slot) = match try_set(&first) {
         Ok(slot) => (first, slot),
+        Err(first_miss) if !alternates => {
+            return Err(no_slot_reason(&first, &required, first_miss, window_text, query.length));
+        }
         Err(first_miss) => {
             // Alternates seat by seat: replace one officer at a time, keep the earliest result.
             let mut best: Option<(Vec<&Candidate>, Interval)> = None;

@@ -35,6 +35,8 @@ pub struct Routing {
 
 /// How many times booking is retried when a concurrent case took the chosen time.
 const BOOKING_ATTEMPTS: usize = 8;
+/// Working days searched first, with the first choice of officers only.
+const NEAR_WORKING_DAYS: u32 = 3;
 /// Candidates per seat whose calendars are searched, best first.
 const CANDIDATES_PER_SEAT: usize = 12;
 /// Meetings start on the quarter hour.
@@ -80,10 +82,7 @@ impl Routing {
         let mut last_error = None;
         for _ in 0..BOOKING_ATTEMPTS {
             let seats = self.seats(&mut *conn, &case, case_type, &[]).await?;
-            let officers: Vec<String> =
-                seats.iter().flat_map(|s| s.candidates.iter().map(|c| c.officer_id.clone())).collect();
-            let free = self.free_time(&mut *conn, &tenant, &officers, &query, case_type).await?;
-            let choice = match plan::choose(&seats, &free, &query, &window_text(&query)) {
+            let choice = match self.search(&mut *conn, &tenant, &seats, &query, case_type).await? {
                 Ok(choice) => choice,
                 Err(reason) => {
                     self.outcome("unroutable", event.occurred_at);
@@ -166,6 +165,38 @@ impl Routing {
             seats.push(Seat { competence: seat.competence.clone(), optional: seat.optional, candidates, holders });
         }
         Ok(seats)
+    }
+
+    /// Chooses officers and a slot: first the best officers within the next few working days
+    /// (little calendar to read), then the whole window with alternates. The first step only
+    /// accepts the first choice of officers, so it finds exactly what the whole search would.
+    async fn search(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &TenantConfig,
+        seats: &[Seat],
+        query: &SlotQuery,
+        case_type: &CaseType,
+    ) -> Result<Result<Choice, String>> {
+        let officers: Vec<String> =
+            seats.iter().flat_map(|s| s.candidates.iter().map(|c| c.officer_id.clone())).collect();
+        let near = WorkCalendar::for_tenant(tenant).add_working_days(query.not_before, NEAR_WORKING_DAYS);
+        if near < query.not_after {
+            // The first choice for each required seat; every candidate of an optional seat, which
+            // joins if anyone is free at the chosen time.
+            let first: Vec<String> = seats
+                .iter()
+                .flat_map(|s| s.candidates.iter().take(if s.optional { usize::MAX } else { 1 }))
+                .map(|c| c.officer_id.clone())
+                .collect();
+            let short = SlotQuery { not_after: near, ..*query };
+            let free = self.free_time(&mut *conn, tenant, &first, &short, case_type).await?;
+            if let Ok(choice) = plan::choose(seats, &free, &short, "", false) {
+                return Ok(Ok(choice));
+            }
+        }
+        let free = self.free_time(&mut *conn, tenant, &officers, query, case_type).await?;
+        Ok(plan::choose(seats, &free, query, &window_text(query), true))
     }
 
     async fn free_time(
@@ -555,10 +586,7 @@ impl Routing {
             .execute(&mut *conn)
             .await?;
         let query = self.window(&tenant, case_type, case.registered_at, now);
-        let officers: Vec<String> =
-            seats.iter().flat_map(|s| s.candidates.iter().map(|c| c.officer_id.clone())).collect();
-        let free = self.free_time(&mut *conn, &tenant, &officers, &query, case_type).await?;
-        match plan::choose(&seats, &free, &query, &window_text(&query)) {
+        match self.search(&mut *conn, &tenant, &seats, &query, case_type).await? {
             Ok(choice) => self.move_meeting(conn, case, &meeting, &keep, &seats, &choice).await,
             Err(reason) => {
                 let reason = format!("after {} declined: {reason}", declined.officer_id);
