@@ -198,9 +198,6 @@ async fn watch_officers(
                     }
                     None => return,
                 };
-                if std::env::var_os("LOTS_BENCH_DEBUG").is_some() {
-                    eprintln!("update kind {} task {:?}", update.kind, update.task.as_ref().map(|t| &t.case_id));
-                }
                 if update.kind != pb::task_update::Kind::Offered as i32 {
                     continue;
                 }
