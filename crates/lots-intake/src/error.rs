@@ -61,7 +61,7 @@ impl From<Error> for tonic::Status {
                 tonic::Status::unavailable("the case register is temporarily unavailable; try again")
             }
             other => {
-                tracing::error!(error = %error_chain(&other), "internal error");
+                tracing::error!(error = %lots_platform::error::chain(&other), "internal error");
                 tonic::Status::internal("internal error; it has been logged")
             }
         }
@@ -70,15 +70,4 @@ impl From<Error> for tonic::Status {
 
 fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

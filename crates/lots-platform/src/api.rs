@@ -44,14 +44,7 @@ impl From<ApiError> for tonic::Status {
                 tonic::Status::unavailable("the service is temporarily unavailable; try again")
             }
             other => {
-                let mut chain = other.to_string();
-                let mut source = std::error::Error::source(&other);
-                while let Some(s) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&s.to_string());
-                    source = s.source();
-                }
-                tracing::error!(error = %chain, "internal error");
+                tracing::error!(error = %crate::error::chain(&other), "internal error");
                 tonic::Status::internal("internal error; it has been logged")
             }
         }

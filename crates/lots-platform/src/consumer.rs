@@ -212,7 +212,7 @@ async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &Consum
                 }
                 Err(err) => {
                     let _ = sp.rollback().await;
-                    Verdict::Retry(Some(event), error_chain(err.as_ref()))
+                    Verdict::Retry(Some(event), crate::error::chain(err.as_ref()))
                 }
             }
         }
@@ -327,15 +327,4 @@ async fn ack(msg: &Message, kind: AckKind) {
     if let Err(err) = msg.ack_with(kind).await {
         tracing::warn!(error = %err, "acknowledgement failed; the event will be redelivered");
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -50,14 +50,7 @@ pub async fn bounded(grace: Duration, drain: impl Future<Output = ()>) {
 /// Logs a finished background task's error with its cause chain.
 pub fn report_exit<E: std::error::Error>(task: &str, result: Result<(), E>) {
     if let Err(err) = result {
-        let mut chain = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(task, error = %chain, "background task failed");
+        tracing::error!(task, error = %crate::error::chain(&err), "background task failed");
     }
 }
 
