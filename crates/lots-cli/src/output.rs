@@ -82,10 +82,7 @@ fn width(s: &str) -> usize {
 }
 
 /// A protobuf timestamp as UTC.
-pub fn utc(ts: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let ts = ts?;
-    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
-}
+pub use lots_proto::time::utc;
 
 /// Europe/Stockholm local time, e.g. "2026-11-24 09:30"; empty when unset.
 pub fn local(ts: Option<&prost_types::Timestamp>) -> String {

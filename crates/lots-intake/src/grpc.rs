@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_platform::Tenants;
+use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
 use pb::intake_service_server::IntakeService;
 use tonic::{Request, Response, Status};
@@ -201,10 +202,6 @@ fn id_and_actor(case_id: &str, actor: &str) -> Result<(Uuid, String)> {
         (Some(id), Some(actor)) => Ok((id, actor)),
         _ => Err(Error::Invalid(bad)),
     }
-}
-
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 /// The proto form of a stored case.

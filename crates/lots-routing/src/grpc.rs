@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lots_domain::ical::{Attendee, Invite, render_invite};
+use lots_proto::time::{timestamp, utc};
 use lots_proto::v1 as pb;
 use pb::officer_service_server::OfficerService;
 use pb::task_service_server::TaskService;
@@ -49,13 +50,8 @@ fn task_id(value: &str) -> Result<Uuid> {
         .map_err(|_| Error::Invalid { field: "task_id", message: "must be a task id (a UUID)".into() })
 }
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
-
 fn from_ts(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .ok_or_else(|| Error::Invalid { field, message: "is required".into() })
+    utc(t).ok_or_else(|| Error::Invalid { field, message: "is required".into() })
 }
 
 fn status_to_pb(s: &str) -> pb::TaskStatus {
@@ -94,10 +90,10 @@ pub fn task_to_pb(t: TaskRow) -> pb::Task {
         competence: t.competence,
         status: status_to_pb(&t.status) as i32,
         reason: t.reason.unwrap_or_default(),
-        meeting_starts_at: Some(ts(t.starts_at)),
-        meeting_ends_at: Some(ts(t.ends_at)),
-        created_at: Some(ts(t.created_at)),
-        updated_at: Some(ts(t.updated_at)),
+        meeting_starts_at: Some(timestamp(t.starts_at)),
+        meeting_ends_at: Some(timestamp(t.ends_at)),
+        created_at: Some(timestamp(t.created_at)),
+        updated_at: Some(timestamp(t.updated_at)),
     }
 }
 
@@ -319,8 +315,8 @@ impl TaskService for RoutingApi {
             case_reference: case.reference.clone(),
             tenant: meeting.tenant.clone(),
             status: status as i32,
-            starts_at: Some(ts(meeting.starts_at)),
-            ends_at: Some(ts(meeting.ends_at)),
+            starts_at: Some(timestamp(meeting.starts_at)),
+            ends_at: Some(timestamp(meeting.ends_at)),
             location: meeting.location.clone(),
             attendees,
             ics: render_invite(&invite),

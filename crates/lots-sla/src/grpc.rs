@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use lots_domain::calendar::WorkCalendar;
 use lots_domain::guarantee::{self, State};
 use lots_domain::tenant::Target;
+use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
 use pb::alert_service_server::AlertService;
 use sqlx::FromRow;
@@ -51,10 +52,6 @@ struct AlertRow {
     message: String,
 }
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
-
 fn to_pb(a: AlertRow) -> pb::Alert {
     let kind = match a.kind.as_str() {
         "warning" => pb::AlertKind::Warning,
@@ -76,8 +73,8 @@ fn to_pb(a: AlertRow) -> pb::Alert {
         commitment_name: a.commitment_name,
         recipient: a.recipient,
         level: a.level.max(0) as u32,
-        due_at: Some(ts(a.due_at)),
-        fired_at: Some(ts(a.fired_at)),
+        due_at: Some(timestamp(a.due_at)),
+        fired_at: Some(timestamp(a.fired_at)),
         late: a.late,
         open: a.open,
         message: a.message,
@@ -242,9 +239,9 @@ impl AlertService for AlertApi {
                     commitment: key.clone(),
                     name: c.name.clone(),
                     state: state as i32,
-                    started_at: clock.started_at.map(ts),
-                    due_at: clock.due_at.map(ts),
-                    stopped_at: clock.stopped_at.map(ts),
+                    started_at: clock.started_at.map(timestamp),
+                    due_at: clock.due_at.map(timestamp),
+                    stopped_at: clock.stopped_at.map(timestamp),
                     paused_minutes: clock.paused.num_minutes(),
                     minutes_left: clock.left.num_minutes(),
                     time_basis: match c.target {
