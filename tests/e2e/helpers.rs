@@ -317,6 +317,11 @@ impl TestApp {
         event.id
     }
 
+    /// Publishes a ready event on its subject, with its id as `Nats-Msg-Id`.
+    pub async fn publish_event(&self, event: &Envelope) {
+        self.publish_raw_for(&event.tenant, &event.kind, event.id, serde_json::to_vec(event).unwrap()).await;
+    }
+
     /// Publishes raw bytes on `lots.0581.<kind>` under this test's prefix.
     pub async fn publish_raw(&self, kind: &str, id: Uuid, payload: Vec<u8>) {
         self.publish_raw_for(NKP, kind, id, payload).await;
@@ -445,4 +450,16 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 /// The envelope of a JetStream message.
 pub fn envelope(msg: &async_nats::jetstream::Message) -> serde_json::Value {
     serde_json::from_slice(&msg.payload).unwrap()
+}
+
+/// A `case.routed` with no seats, for tests that only need the case to move on.
+pub fn routed_stub(meeting_id: Uuid, at: chrono::DateTime<chrono::Utc>) -> lots_events::CaseRouted {
+    lots_events::CaseRouted {
+        meeting_id,
+        starts_at: at,
+        ends_at: at,
+        location: "Rådhuset".into(),
+        seats: vec![],
+        owner: lots_events::CaseOwner { officer_id: "eva".into(), unit: "bygglov".into() },
+    }
 }

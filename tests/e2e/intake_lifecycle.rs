@@ -7,7 +7,7 @@ use tonic::Code;
 use crate::helpers::*;
 
 fn routed() -> CaseRouted {
-    CaseRouted { meeting_id: uuid::Uuid::now_v7(), officers: vec!["eva".into()], starts_at: chrono::Utc::now() }
+    routed_stub(uuid::Uuid::now_v7(), chrono::Utc::now())
 }
 
 fn booked() -> MeetingBooked {

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod consumer;
+mod consumer_filter;
 mod deploy;
 mod intake_lifecycle;
 mod intake_list;

@@ -93,6 +93,20 @@ pub struct CaseType {
     /// Keys of the servicegaranti commitments that apply.
     #[serde(default)]
     pub commitments: Vec<String>,
+    /// The competence of the coordinating seat: its officer owns the case for the company
+    /// (the företagslots / kommunkontakt) and gets its warnings. Default: the first required seat.
+    #[serde(default)]
+    pub coordinator: Option<String>,
+}
+
+impl CaseType {
+    /// The competence whose seat coordinates the case.
+    pub fn coordinating_competence(&self) -> Option<&str> {
+        self.coordinator
+            .as_deref()
+            .or_else(|| self.seats.iter().find(|s| !s.optional).map(|s| s.competence.as_str()))
+            .or_else(|| self.seats.first().map(|s| s.competence.as_str()))
+    }
 }
 
 /// One seat at a dukat bord.
@@ -283,6 +297,11 @@ impl TenantConfig {
             }
             if !keys.insert(t.key.as_str()) {
                 p.add(format!("{at}.key"), format!("{:?} is used twice", t.key));
+            }
+            if let Some(c) = &t.coordinator
+                && !t.seats.iter().any(|s| &s.competence == c)
+            {
+                p.add(format!("{at}.coordinator"), format!("{c:?} is not one of the case type's seats"));
             }
             if !(15..=480).contains(&t.meeting_minutes) {
                 p.add(format!("{at}.meeting_minutes"), "must be between 15 and 480");

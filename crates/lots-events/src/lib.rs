@@ -4,6 +4,9 @@
 
 pub mod payload;
 pub mod subject;
+pub mod views;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -12,6 +15,7 @@ use uuid::Uuid;
 
 pub use payload::*;
 pub use subject::Subjects;
+pub use views::{View, Views};
 
 /// Header carrying the event id, used by JetStream's duplicate window.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -56,6 +60,10 @@ pub struct Envelope<T = serde_json::Value> {
     pub version: u64,
     pub occurred_at: DateTime<Utc>,
     pub actor: String,
+    /// Per consuming service, the version of this case's previous event from this source in
+    /// that service's view (see [`views`]); empty in events from before filtered consumers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prev: BTreeMap<String, u64>,
     pub data: T,
 }
 
@@ -86,6 +94,7 @@ impl<T: Payload> Envelope<T> {
             version,
             occurred_at,
             actor: actor.into(),
+            prev: BTreeMap::new(),
             data,
         }
     }
@@ -93,6 +102,12 @@ impl<T: Payload> Envelope<T> {
     /// The same event under `id`, for events whose id is derived from what they are about.
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = id;
+        self
+    }
+
+    /// The same event with `prev` stamped from the producer's `views` of the case.
+    pub fn stamped(mut self, views: &mut Views) -> Self {
+        views.stamp(&mut self);
         self
     }
 
@@ -107,6 +122,7 @@ impl<T: Payload> Envelope<T> {
             version: self.version,
             occurred_at: self.occurred_at,
             actor: self.actor,
+            prev: self.prev,
             data: serde_json::to_value(self.data)?,
         })
     }

@@ -70,14 +70,50 @@ pub struct CaseWithdrawn {
 }
 payload!(CaseWithdrawn, "case.withdrawn", Intake);
 
-/// `case.routed`: routing found officers and a slot for the dukat bord.
+/// One seat at the dukat bord as routing offered it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeatOffer {
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// An optional seat; the meeting is booked without it.
+    pub optional: bool,
+}
+
+/// The officer who coordinates the case for the company (företagslots / kommunkontakt).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseOwner {
+    pub officer_id: String,
+    pub unit: String,
+}
+
+/// `case.routed`: routing's whole decision for a case in one event: the proposed dukat bord,
+/// every seat's offer and the case owner. Later changes are `task.*` and `meeting.*`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CaseRouted {
     pub meeting_id: uuid::Uuid,
-    pub officers: Vec<String>,
     pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    pub location: String,
+    pub seats: Vec<SeatOffer>,
+    pub owner: CaseOwner,
+}
+
+impl CaseRouted {
+    /// The officers offered a seat, in seat order.
+    pub fn officers(&self) -> Vec<&str> {
+        self.seats.iter().map(|s| s.task.officer_id.as_str()).collect()
+    }
 }
 payload!(CaseRouted, "case.routed", Routing);
+
+/// `case.owner_changed`: the case has a new coordinating officer (a decline, a re-seat or an
+/// enhetschef's reassignment).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseOwnerChanged {
+    pub owner: CaseOwner,
+    pub reason: String,
+}
+payload!(CaseOwnerChanged, "case.owner_changed", Routing);
 
 /// `case.unroutable`: no dukat bord could be set; the reason is for a person to act on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -61,20 +61,40 @@ impl Subjects {
         }
     }
 
-    /// A service's durable pull consumer over every event.
+    /// A service's durable pull consumer over the event types `kinds` of every tenant, or over
+    /// every event when `kinds` is empty. Several filters need nats-server 2.10.
     ///
     /// Deliveries are unlimited here: the consumer loop counts them and dead-letters.
-    pub fn consumer_config(&self, durable: &str) -> consumer::pull::Config {
+    pub fn consumer_config(&self, durable: &str, kinds: &[&str]) -> consumer::pull::Config {
+        let (filter_subject, filter_subjects) = if kinds.is_empty() {
+            (self.all(), Vec::new())
+        } else {
+            let mut subjects: Vec<String> = Vec::with_capacity(kinds.len());
+            for subject in kinds.iter().map(|kind| self.event("*", kind)) {
+                // The server refuses overlapping filters, and a repeated kind would be one.
+                if !subjects.contains(&subject) {
+                    subjects.push(subject);
+                }
+            }
+            (String::new(), subjects)
+        };
         consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             description: Some(format!("lotsen {durable}")),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             deliver_policy: consumer::DeliverPolicy::All,
-            filter_subject: self.all(),
+            filter_subject,
+            filter_subjects,
             max_ack_pending: 4096,
             ..Default::default()
         }
+    }
+
+    /// A service's control subject for one tenant, outside the stream: `lotsctl.<service>.<tenant>`.
+    /// Routing forwards commands to the tenant's writer on it (NATS request/reply).
+    pub fn control(&self, service: &str, tenant: &str) -> String {
+        self.with_prefix(&format!("lotsctl.{service}.{tenant}"))
     }
 
     fn with_prefix(&self, subject: &str) -> String {
@@ -117,5 +137,21 @@ mod tests {
         assert_eq!(s.stream_name(), "LOTS_t_1a2b");
         assert!(Subjects::new("a.b").is_err());
         assert!(Subjects::new("a>").is_err());
+    }
+
+    #[test]
+    fn a_consumer_filters_on_the_kinds_it_applies() {
+        let s = Subjects::new("t-1").unwrap();
+        let config = s.consumer_config("routing", &["case.registered", "case.closed", "case.registered"]);
+        assert_eq!(config.durable_name.as_deref(), Some("routing"));
+        assert_eq!(config.filter_subjects, ["t-1.lots.*.case.registered", "t-1.lots.*.case.closed"]);
+        assert_eq!(config.filter_subject, "");
+    }
+
+    #[test]
+    fn a_consumer_without_kinds_takes_every_event() {
+        let config = Subjects::new("").unwrap().consumer_config("audit", &[]);
+        assert_eq!(config.filter_subject, "lots.>");
+        assert!(config.filter_subjects.is_empty());
     }
 }

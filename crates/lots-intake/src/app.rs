@@ -77,7 +77,9 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener);
+        let mut service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener);
+        // The consumer receives exactly the event types intake applies.
+        service.consumer_kinds = lots_events::views::INTAKE.applies.iter().map(|k| k.to_string()).collect();
         let tenants = Arc::new(parts.tenants);
         let cases = Cases {
             pool: service.pool.clone(),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Utc};
 use lots_domain::{CaseStatus, Outcome, Reference};
 use lots_events::{
     CaseApplicationComplete, CaseClosed, CaseDeadlineExtended, CaseRegistered, CaseResumed, CaseWaitingForCompany,
-    CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects,
+    CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects, Views,
 };
 use lots_platform::outbox;
 use sqlx::{PgConnection, PgPool};
@@ -257,9 +257,20 @@ impl Cases {
     }
 
     async fn emit_as<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, actor: &str, data: T) -> Result<()> {
+        // The insert already stored the record after case.registered (version 1).
+        let mut views: Views = if row.version == 1 {
+            Views::default()
+        } else {
+            serde_json::from_str(&row.views).map_err(lots_platform::Error::from)?
+        };
         let event = Envelope::new(&row.tenant, row.id, row.version as u64, actor, row.updated_at, data)
+            .stamped(&mut views)
             .into_raw()
             .map_err(lots_platform::Error::from)?;
+        if row.version > 1 {
+            let views = serde_json::to_string(&views).map_err(lots_platform::Error::from)?;
+            sqlx::query("UPDATE cases SET views = $2 WHERE id = $1").bind(row.id).bind(views).execute(&mut *tx).await?;
+        }
         outbox::enqueue(tx, &self.subjects, &event).await?;
         Ok(())
     }

@@ -35,6 +35,8 @@ pub struct CaseRow {
     pub updated_at: DateTime<Utc>,
     pub application_complete_at: Option<DateTime<Utc>>,
     pub deadline_extended_at: Option<DateTime<Utc>>,
+    /// JSON of `lots_events::Views`: the last version emitted into each consumer's view.
+    pub views: String,
 }
 
 impl CaseRow {
@@ -97,15 +99,17 @@ pub async fn next_reference_number(conn: &mut PgConnection, tenant: &str, year: 
     .await?)
 }
 
+static REGISTERED_VIEWS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Inserts a new case with version 1 (its `case.registered` event).
 #[instrument(name = "intake.store.insert", skip_all, fields(case_id = %c.id))]
 pub async fn insert(conn: &mut PgConnection, c: &Insert<'_>) -> Result<CaseRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO cases (id, tenant, reference, ref_year, ref_number, org_nr, legal_form, company_name,
             contact_name, contact_phone, contact_email, case_type, description, channel, status, version,
-            idempotency_key, request_fingerprint, registered_by, registered_at, updated_at)
+            idempotency_key, request_fingerprint, registered_by, registered_at, updated_at, views)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'registered', 1,
-            $15, $16, $17, $18, $18)
+            $15, $16, $17, $18, $18, $19)
          RETURNING *",
     )
     .bind(c.id)
@@ -126,6 +130,10 @@ pub async fn insert(conn: &mut PgConnection, c: &Insert<'_>) -> Result<CaseRow, 
     .bind(c.request_fingerprint)
     .bind(c.registered_by)
     .bind(c.at)
+    .bind(REGISTERED_VIEWS.get_or_init(|| {
+        serde_json::to_string(&lots_events::Views::first(<lots_events::CaseRegistered as lots_events::Payload>::TYPE))
+            .unwrap_or_default()
+    }))
     .fetch_one(conn)
     .await
 }

@@ -39,6 +39,10 @@ impl From<ApiError> for tonic::Status {
             ApiError::Precondition(m) => tonic::Status::failed_precondition(m),
             ApiError::PermissionDenied(m) => tonic::Status::permission_denied(m),
             ApiError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
+            ApiError::Platform(crate::Error::Nats(m)) => {
+                tracing::warn!(error = %m, "messaging unavailable");
+                tonic::Status::unavailable(m)
+            }
             ApiError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::error!(error = %e, "database unavailable");
                 tonic::Status::unavailable("the service is temporarily unavailable; try again")

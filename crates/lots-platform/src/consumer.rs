@@ -50,12 +50,28 @@ pub struct ConsumerSettings {
     /// Most events a lane applies in one transaction. Many amortise the commit; a handler whose
     /// effects contend on shared rows (routing's officers and bookings) is better off with 1.
     pub batch: usize,
+    /// The event types the service applies, e.g. "case.registered"; the durable consumer is
+    /// filtered to these. Empty means every event.
+    pub kinds: Vec<String>,
 }
 
 impl ConsumerSettings {
     /// Defaults for a service named `durable`.
     pub fn new(durable: &str) -> Self {
-        ConsumerSettings { durable: durable.to_owned(), lanes: 8, max_deliveries: 10, metrics: None, batch: 32 }
+        ConsumerSettings {
+            durable: durable.to_owned(),
+            lanes: 8,
+            max_deliveries: 10,
+            metrics: None,
+            batch: 32,
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Consumes only the event types `kinds` (see [`ConsumerSettings::kinds`]).
+    pub fn with_kinds<S: Into<String>>(mut self, kinds: impl IntoIterator<Item = S>) -> Self {
+        self.kinds = kinds.into_iter().map(Into::into).collect();
+        self
     }
 }
 
@@ -78,8 +94,11 @@ pub async fn run<H: Handler>(
         .get_stream(subjects.stream_name())
         .await
         .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
+    let kinds: Vec<&str> = settings.kinds.iter().map(String::as_str).collect();
+    // Create-or-update: a durable that exists with other filters (say `lots.>` from before) is
+    // changed in place and keeps its position, so nothing is replayed or skipped.
     let consumer: jetstream::consumer::PullConsumer = stream
-        .get_or_create_consumer(&settings.durable, subjects.consumer_config(&settings.durable))
+        .create_consumer(subjects.consumer_config(&settings.durable, &kinds))
         .await
         .map_err(|e| Error::Nats(format!("consumer {}: {e}", settings.durable)))?;
     let mut messages = consumer.messages().await.map_err(Error::nats)?;
@@ -128,6 +147,11 @@ pub async fn run<H: Handler>(
     drop(lanes);
     tracker.wait().await;
     Ok(())
+}
+
+/// The service a durable consumer belongs to: `routing-0581` is routing's.
+pub fn view_of(durable: &str) -> &str {
+    durable.split('-').next().unwrap_or(durable)
 }
 
 fn lane_of(msg: &Message, lanes: usize) -> usize {
@@ -191,7 +215,7 @@ async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &Consum
                 Ok(sp) => sp,
                 Err(err) => return Verdict::Retry(Some(event), err.to_string()),
             };
-            match apply(&mut sp, handler, &event).await {
+            match apply(&mut sp, handler, view_of(&settings.durable), &event).await {
                 Ok(Applied::Done) => match sp.commit().await {
                     Ok(()) => Verdict::Applied(event),
                     Err(err) => Verdict::Retry(Some(event), err.to_string()),
@@ -231,35 +255,95 @@ async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &Consum
             .collect();
     }
     for (msg, verdict) in batch.iter().zip(verdicts) {
-        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        if let Some(m) = metrics {
-            let outcome = if matches!(verdict, Verdict::Retry(..)) { "retried" } else { "applied" };
-            m.count("lots_consumer_events_total", "Events consumed, by outcome.", &[("outcome", outcome)], 1.0);
-        }
-        match verdict {
+        let outcome = match verdict {
             Verdict::Applied(event) => {
                 handler.committed(&event);
-                ack(msg, AckKind::Ack).await;
+                Outcome::Applied
             }
-            Verdict::Skipped => ack(msg, AckKind::Ack).await,
-            Verdict::Retry(event, error) if event.is_none() || delivered >= settings.max_deliveries => {
-                tracing::error!(error, "event failed too often or cannot be read; dead-lettered");
-                if let Some(m) = metrics {
-                    m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
-                }
-                dead_letter(pool, msg, event.as_ref(), &error, delivered).await;
+            Verdict::Skipped => Outcome::Skipped,
+            Verdict::Retry(event, error) => Outcome::Retry { readable: event.is_some(), error },
+        };
+        settle(pool, metrics, settings.max_deliveries, msg, outcome).await;
+    }
+}
+
+/// What became of one event, for [`settle`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Its effect committed.
+    Applied,
+    /// A duplicate: nothing to do.
+    Skipped,
+    /// Not applied; `readable` is false when the payload is not a Lotsen event at all.
+    Retry { readable: bool, error: String },
+}
+
+/// Acknowledges a message as its outcome deserves, after the transaction ended: applied and
+/// skipped events are acked; a failed one is nak'ed with backoff, or dead-lettered once it has
+/// been delivered `max_deliveries` times (or cannot be read).
+pub async fn settle(
+    pool: &PgPool,
+    metrics: Option<&crate::metrics::Metrics>,
+    max_deliveries: i64,
+    msg: &Message,
+    outcome: Outcome,
+) {
+    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    if let Some(m) = metrics {
+        let label = if matches!(outcome, Outcome::Retry { .. }) { "retried" } else { "applied" };
+        m.count("lots_consumer_events_total", "Events consumed, by outcome.", &[("outcome", label)], 1.0);
+    }
+    match outcome {
+        Outcome::Applied | Outcome::Skipped => ack(msg, AckKind::Ack).await,
+        Outcome::Retry { readable, error } if !readable || delivered >= max_deliveries => {
+            tracing::error!(error, "event failed too often or cannot be read; dead-lettered");
+            if let Some(m) = metrics {
+                m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
             }
-            Verdict::Retry(_, error) => {
-                let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
-                tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
-                ack(msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
-            }
+            let event: Option<Envelope> = serde_json::from_slice(&msg.payload).ok();
+            dead_letter(pool, msg, event.as_ref(), &error, delivered).await;
+        }
+        Outcome::Retry { error, .. } => {
+            let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
+            tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
+            ack(msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
         }
     }
 }
 
 #[instrument(name = "platform.consume.apply", skip_all)]
-async fn apply<H: Handler>(tx: &mut PgConnection, handler: &H, event: &Envelope) -> Result<Applied, HandlerError> {
+async fn apply<H: Handler>(
+    tx: &mut PgConnection,
+    handler: &H,
+    view: &str,
+    event: &Envelope,
+) -> Result<Applied, HandlerError> {
+    match admit(&mut *tx, view, event).await? {
+        Admit::Fresh => {}
+        Admit::Duplicate => return Ok(Applied::Duplicate),
+        Admit::Gap { expected } => return Ok(Applied::Gap { expected }),
+    }
+    handler.handle(tx, event).await?;
+    advance(tx, event).await?;
+    Ok(Applied::Done)
+}
+
+/// Whether an event may be applied now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Not seen before and next in its case's order: apply it, then [`advance`].
+    Fresh,
+    /// Already applied (by id or by version): acknowledge and skip.
+    Duplicate,
+    /// An earlier event of this case in this service's view is missing: try again later.
+    /// The inbox row is not kept.
+    Gap { expected: u64 },
+}
+
+/// Records `event` in the inbox and checks its per-case order in `view` (the consuming
+/// service's name). Call inside the transaction that applies the event; on [`Admit::Gap`]
+/// roll back (a savepoint) so the inbox row goes too.
+pub async fn admit(tx: &mut PgConnection, view: &str, event: &Envelope) -> sqlx::Result<Admit> {
     let fresh = sqlx::query("INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(event.id)
         .bind(&event.kind)
@@ -268,12 +352,11 @@ async fn apply<H: Handler>(tx: &mut PgConnection, handler: &H, event: &Envelope)
         .rows_affected()
         == 1;
     if !fresh {
-        return Ok(Applied::Duplicate);
+        return Ok(Admit::Duplicate);
     }
     // Version 0 marks events derived from time (sla alerts): unordered, deduplicated by id alone.
     if event.version == 0 {
-        handler.handle(tx, event).await?;
-        return Ok(Applied::Done);
+        return Ok(Admit::Fresh);
     }
     let current: Option<i64> =
         sqlx::query_scalar("SELECT version FROM case_cursor WHERE case_id = $1 AND source = $2 FOR UPDATE")
@@ -281,24 +364,37 @@ async fn apply<H: Handler>(tx: &mut PgConnection, handler: &H, event: &Envelope)
             .bind(event.source.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-    let current = current.unwrap_or(0) as u64;
+    Ok(order(current.unwrap_or(0) as u64, view, event))
+}
+
+/// The ordering rule: an event follows the previous one in this service's view (`prev`), or,
+/// for events from before filtered consumers, the version before it.
+fn order(current: u64, view: &str, event: &Envelope) -> Admit {
     if event.version <= current {
-        return Ok(Applied::Duplicate);
+        return Admit::Duplicate;
     }
-    if event.version > current + 1 {
-        return Ok(Applied::Gap { expected: current + 1 });
+    let expected = event.prev.get(view).copied().unwrap_or(event.version - 1);
+    if current < expected {
+        return Admit::Gap { expected: expected.max(current + 1) };
     }
-    handler.handle(tx, event).await?;
+    Admit::Fresh
+}
+
+/// Moves the case's cursor to `event` after its effect, in the same transaction.
+pub async fn advance(tx: &mut PgConnection, event: &Envelope) -> sqlx::Result<()> {
+    if event.version == 0 {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO case_cursor (case_id, source, version) VALUES ($1, $2, $3)
-         ON CONFLICT (case_id, source) DO UPDATE SET version = EXCLUDED.version",
+         ON CONFLICT (case_id, source) DO UPDATE SET version = GREATEST(case_cursor.version, EXCLUDED.version)",
     )
     .bind(event.case_id)
     .bind(event.source.as_str())
     .bind(event.version as i64)
     .execute(&mut *tx)
     .await?;
-    Ok(Applied::Done)
+    Ok(())
 }
 
 async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, error: &str, delivered: i64) {

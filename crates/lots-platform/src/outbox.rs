@@ -34,27 +34,40 @@ pub async fn enqueue(conn: &mut PgConnection, subjects: &Subjects, event: &Envel
 /// Writes several events to the outbox in one statement, inside the caller's transaction.
 #[instrument(name = "platform.outbox.enqueue_many", skip_all, fields(events = events.len()))]
 pub async fn enqueue_many(conn: &mut PgConnection, subjects: &Subjects, events: &[Envelope]) -> Result<()> {
+    let traceparent = current_traceparent();
+    let traced: Vec<(&Envelope, Option<String>)> = events.iter().map(|e| (e, traceparent.clone())).collect();
+    enqueue_traced(conn, subjects, &traced).await
+}
+
+/// Writes several events, each with the trace it belongs to, in one statement.
+pub async fn enqueue_traced(
+    conn: &mut PgConnection,
+    subjects: &Subjects,
+    events: &[(&Envelope, Option<String>)],
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let traceparent = current_traceparent();
     let mut ids = Vec::with_capacity(events.len());
     let mut subjects_ = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
-    for e in events {
+    let mut traces = Vec::with_capacity(events.len());
+    for (e, trace) in events {
         ids.push(e.id);
         subjects_.push(subjects.event(&e.tenant, &e.kind));
         payloads.push(serde_json::to_vec(e)?);
+        traces.push(trace.clone());
     }
     sqlx::query(
         "INSERT INTO outbox (id, subject, payload, traceparent)
-         SELECT id, subject, payload, $4 FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS e(id, subject, payload)
+         SELECT id, subject, payload, trace
+         FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[]) AS e(id, subject, payload, trace)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&ids)
     .bind(&subjects_)
     .bind(&payloads)
-    .bind(traceparent)
+    .bind(&traces)
     .execute(conn)
     .await?;
     Ok(())

@@ -34,6 +34,8 @@ pub struct Service {
     pub consumer_batch: usize,
     /// Parallel consumer lanes (see [`ConsumerSettings::lanes`]).
     pub consumer_lanes: usize,
+    /// Event types the consumer applies; empty takes every event (see [`ConsumerSettings::kinds`]).
+    pub consumer_kinds: Vec<String>,
 }
 
 impl Service {
@@ -61,17 +63,19 @@ impl Service {
             metrics_listener: None,
             consumer_batch,
             consumer_lanes,
+            consumer_kinds: defaults.kinds,
         }
     }
 
     /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
     pub fn spawn_background<H: Handler>(&mut self, tasks: &TaskTracker, handler: Arc<H>, token: &CancellationToken) {
-        tasks.spawn(self.relay.clone().run(token.clone()));
+        self.spawn_support(tasks, token);
         let js = async_nats::jetstream::new(self.nats.clone());
         let settings = ConsumerSettings {
             metrics: Some(self.metrics.clone()),
             batch: self.consumer_batch,
             lanes: self.consumer_lanes,
+            kinds: self.consumer_kinds.clone(),
             ..ConsumerSettings::new(self.name)
         };
         let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);
@@ -79,6 +83,12 @@ impl Service {
             let result = consumer::run(pool, js, subjects, settings, handler, tok).await;
             shutdown::report_exit(name, result);
         });
+    }
+
+    /// Starts the outbox relay and the metrics endpoint, for a service that consumes events
+    /// its own way (routing's per-tenant writers).
+    pub fn spawn_support(&mut self, tasks: &TaskTracker, token: &CancellationToken) {
+        tasks.spawn(self.relay.clone().run(token.clone()));
         if let Some(listener) = self.metrics_listener.take() {
             tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
         }

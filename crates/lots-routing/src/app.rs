@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::grpc::RoutingApi;
 use crate::route::Routing;
 use crate::watch::Hub;
+use crate::writer::Writers;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -90,19 +91,19 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let mut service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener);
-        // Routing's effects lock officers and bookings; long batch transactions would make
-        // concurrent lanes wait on each other (measured: routing fell from 138 to 5 cases/s).
-        service.consumer_batch = 1;
+        let service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener);
         let routing = Routing {
             pool: service.pool.clone(),
+            nats: service.nats.clone(),
             subjects: service.subjects.clone(),
             tenants: Arc::new(parts.tenants),
             clock: parts.clock,
             relay: service.relay.waker(),
             metrics: service.metrics.clone(),
         };
-        Ok(App { service, api: RoutingApi { routing, hub: Hub::default(), stopping: CancellationToken::new() } })
+        let writers = Writers::new(service.nats.clone(), service.subjects.clone());
+        let api = RoutingApi { routing, hub: Hub::default(), writers, stopping: CancellationToken::new() };
+        Ok(App { service, api })
     }
 
     /// The address gRPC listens on (useful with port 0).
@@ -127,7 +128,9 @@ impl App {
         self.api.stopping = token.child_token();
         let routing = self.api.routing.clone();
         tasks.spawn(self.api.hub.clone().listen(routing.pool.clone(), token.clone()));
-        self.service.spawn_background(&tasks, Arc::new(routing), &token);
+        self.service.spawn_support(&tasks, &token);
+        // Routing consumes per tenant: one writer per tenant, each with its own consumer.
+        tasks.spawn(crate::writer::supervise(routing, self.api.writers.clone(), token.clone()));
         let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
             .add_service(OfficerServiceServer::new(self.api));
         let names = [task_service_server::SERVICE_NAME, officer_service_server::SERVICE_NAME];

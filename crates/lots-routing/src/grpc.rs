@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::route::Routing;
 use crate::store::{self, TaskRow};
 use crate::watch::Hub;
+use crate::writer::{Request as Command, Writers};
 
 /// Metadata naming the asking officer's tenant (kommunkod).
 pub const TENANT_HEADER: &str = "x-lots-tenant";
@@ -28,6 +29,7 @@ pub const OFFICER_HEADER: &str = "x-lots-officer";
 pub struct RoutingApi {
     pub(crate) routing: Routing,
     pub(crate) hub: Hub,
+    pub(crate) writers: Writers,
     /// Ends open `WatchTasks` streams when the service shuts down, so draining does not wait.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
 }
@@ -107,6 +109,30 @@ fn kind_to_pb(kind: &str) -> pb::task_update::Kind {
         "cancelled" => Kind::Cancelled,
         "moved" => Kind::Moved,
         _ => Kind::Unspecified,
+    }
+}
+
+impl RoutingApi {
+    /// Applies a task command through the tenant's writer.
+    async fn task_command(&self, tenant: &str, command: Command) -> Reply<pb::Task> {
+        if self.routing.tenants.get(tenant).is_none() {
+            return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
+        }
+        match self.writers.call(tenant, command).await? {
+            crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(task))),
+            crate::writer::Reply::Stored(_) => Err(Status::internal("unexpected reply from the routing writer")),
+        }
+    }
+
+    /// Applies a calendar command through the tenant's writer.
+    async fn stored_command(&self, tenant: &str, command: Command) -> Reply<pb::SetBusyTimesResponse> {
+        if self.routing.tenants.get(tenant).is_none() {
+            return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
+        }
+        match self.writers.call(tenant, command).await? {
+            crate::writer::Reply::Stored(stored) => Ok(Response::new(pb::SetBusyTimesResponse { stored })),
+            crate::writer::Reply::Task(_) => Err(Status::internal("unexpected reply from the routing writer")),
+        }
     }
 }
 
@@ -208,7 +234,7 @@ impl TaskService for RoutingApi {
     async fn accept_task(&self, req: Request<pb::AcceptTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = officer(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        Ok(Response::new(task_to_pb(self.routing.accept(&tenant, &officer, id).await?)))
+        self.task_command(&tenant, Command::Accept { officer, task_id: id }).await
     }
 
     #[instrument(name = "routing.grpc.decline_task", skip_all)]
@@ -221,14 +247,15 @@ impl TaskService for RoutingApi {
                 Error::Invalid { field: "reason", message: "is required (at most 2000 characters)".into() }.into()
             );
         }
-        Ok(Response::new(task_to_pb(self.routing.decline(&tenant, &officer, id, reason).await?)))
+        let reason = reason.to_owned();
+        self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }).await
     }
 
     #[instrument(name = "routing.grpc.complete_task", skip_all)]
     async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = officer(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        Ok(Response::new(task_to_pb(self.routing.complete(&tenant, &officer, id).await?)))
+        self.task_command(&tenant, Command::Complete { officer, task_id: id }).await
     }
 
     #[instrument(name = "routing.grpc.get_meeting", skip_all)]
@@ -346,10 +373,8 @@ impl OfficerService for RoutingApi {
             }
             ranges.push((s, e));
         }
-        let stored =
-            crate::officers::replace_busy(&self.routing.pool, &req.tenant, &req.officer_id, source, &ranges, None)
-                .await?;
-        Ok(Response::new(pb::SetBusyTimesResponse { stored }))
+        let command = Command::SetBusy { officer: req.officer_id.clone(), source: source.to_owned(), ranges };
+        self.stored_command(&req.tenant, command).await
     }
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
@@ -362,8 +387,8 @@ impl OfficerService for RoutingApi {
             return Err(Error::Invalid { field: "period.end", message: "must be after start".into() }.into());
         }
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
-        let stored =
-            crate::officers::add_absence(&self.routing.pool, &req.tenant, &req.officer_id, (s, e), note).await?;
-        Ok(Response::new(pb::SetBusyTimesResponse { stored }))
+        let command =
+            Command::AddAbsence { officer: req.officer_id.clone(), period: (s, e), note: note.map(String::from) };
+        self.stored_command(&req.tenant, command).await
     }
 }

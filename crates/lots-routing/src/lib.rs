@@ -4,13 +4,15 @@
 pub mod app;
 pub mod config;
 pub mod error;
-pub mod events;
 pub mod grpc;
+pub mod lease;
 pub mod officers;
 pub mod plan;
 pub mod route;
+pub mod state;
 pub mod store;
 pub mod watch;
+pub mod writer;
 
 pub use app::{App, Parts};
 pub use config::Config;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use lots_platform::Tenants;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::instrument;
 
 use crate::error::{Error, Result};
@@ -55,17 +55,19 @@ pub async fn sync(pool: &PgPool, tenants: &Tenants, config_dir: &Path, now: Date
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             let ranges: Vec<_> = busy.iter().map(|b| (b.start, b.end)).collect();
             let source = format!("ical:{file}");
-            replace_busy(pool, &tenant.kommunkod, &o.id, &source, &ranges, None).await?;
+            let mut tx = pool.begin().await?;
+            replace_busy(&mut tx, &tenant.kommunkod, &o.id, &source, &ranges, None).await?;
+            tx.commit().await?;
         }
     }
     Ok(())
 }
 
-async fn ensure_officer(pool: &PgPool, tenant: &str, officer: &str) -> Result<()> {
+async fn ensure_officer(conn: &mut PgConnection, tenant: &str, officer: &str) -> Result<()> {
     let known: Option<bool> = sqlx::query_scalar("SELECT active FROM officers WHERE tenant = $1 AND id = $2")
         .bind(tenant)
         .bind(officer)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     match known {
         Some(true) => Ok(()),
@@ -74,17 +76,16 @@ async fn ensure_officer(pool: &PgPool, tenant: &str, officer: &str) -> Result<()
     }
 }
 
-/// Replaces the officer's busy times from `source` with `ranges`.
+/// Replaces the officer's busy times from `source` with `ranges`, in the caller's transaction.
 pub async fn replace_busy(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     tenant: &str,
     officer: &str,
     source: &str,
     ranges: &[(DateTime<Utc>, DateTime<Utc>)],
     note: Option<&str>,
 ) -> Result<u32> {
-    ensure_officer(pool, tenant, officer).await?;
-    let mut tx = pool.begin().await?;
+    ensure_officer(&mut *tx, tenant, officer).await?;
     sqlx::query("DELETE FROM busy WHERE tenant = $1 AND officer_id = $2 AND source = $3")
         .bind(tenant)
         .bind(officer)
@@ -105,19 +106,18 @@ pub async fn replace_busy(
     .bind(note)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(ranges.len() as u32)
 }
 
 /// Adds an absence (vacation, sick leave) to the officer's busy time.
 pub async fn add_absence(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &str,
     officer: &str,
     period: (DateTime<Utc>, DateTime<Utc>),
     note: Option<&str>,
 ) -> Result<u32> {
-    ensure_officer(pool, tenant, officer).await?;
+    ensure_officer(&mut *conn, tenant, officer).await?;
     sqlx::query(
         "INSERT INTO busy (tenant, officer_id, source, during, note) VALUES ($1, $2, 'absence', tstzrange($3, $4), $5)",
     )
@@ -126,7 +126,7 @@ pub async fn add_absence(
     .bind(period.0)
     .bind(period.1)
     .bind(note)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(1)
 }

@@ -1,10 +1,162 @@
-//! Choosing officers for the seats of a dukat bord and a time they share. Pure: the caller
-//! loads candidates and free time; this decides.
+//! Choosing officers for the seats of a dukat bord and a time they share. Pure: it decides
+//! over the writer's in-memory state (or candidates and free time the caller loaded) and
+//! touches no database.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use lots_domain::calendar::WorkCalendar;
 use lots_domain::slots::{self, Interval, NoSlot, SlotQuery};
+use lots_domain::tenant::{CaseType, Target, TenantConfig};
+use lots_events::{MeetingBooked, Payload};
+
+use crate::state::TenantState;
+
+/// Working days searched first, with the first choice of officers only.
+const NEAR_WORKING_DAYS: u32 = 3;
+/// Candidates per seat whose calendars are searched, best first.
+pub const CANDIDATES_PER_SEAT: usize = 12;
+/// Meetings start on the quarter hour.
+const GRANULARITY_MINUTES: i64 = 15;
+/// Working days searched when a case type promises no dukat bord deadline.
+const DEFAULT_HORIZON_DAYS: u32 = 20;
+
+/// What the planner needs to know about a newly registered case.
+#[derive(Clone)]
+pub struct NewCase {
+    pub case_type: String,
+    pub org_nr: String,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A seat with the officer chosen for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seated {
+    pub competence: String,
+    pub optional: bool,
+    pub officer_id: String,
+    pub unit: String,
+}
+
+/// The planner's decision for one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A dukat bord at `slot` with these seats; `owner` indexes the coordinating seat.
+    Routed { slot: Interval, seats: Vec<Seated>, owner: usize },
+    /// No table could be set; the reason is for a person to act on.
+    Unroutable { reason: String },
+}
+
+/// Decides a new case over the tenant's state: seats, officers (continuity, spare capacity,
+/// fairness), the earliest common slot in the window, alternates; or why it is unroutable.
+pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decision {
+    let tenant = &state.config;
+    let Some(case_type) = tenant.case_type(&case.case_type) else {
+        return Decision::Unroutable {
+            reason: format!("the case type \"{}\" is not in the catalogue", case.case_type),
+        };
+    };
+    let query = window(tenant, case_type, case.registered_at, now);
+    let seats: Vec<Seat> = case_type
+        .seats
+        .iter()
+        .map(|seat| {
+            let all = state.candidates(&seat.competence, &case.org_nr);
+            let holders = all.len();
+            let mut candidates = order(all);
+            // The best few are enough for the first choice and its alternates; reading every
+            // holder's calendar would make routing scale with staff.
+            candidates.truncate(CANDIDATES_PER_SEAT);
+            Seat { competence: seat.competence.clone(), optional: seat.optional, candidates, holders }
+        })
+        .collect();
+    let buffer = Duration::minutes(i64::from(case_type.buffer_minutes));
+    match search(state, &seats, &query, buffer) {
+        Ok(choice) => seated(&seats, &choice, case_type),
+        Err(reason) => Decision::Unroutable { reason },
+    }
+}
+
+/// First the best officers within the next few working days (little calendar to read), then
+/// the whole window with alternates. The first step only accepts the first choice of
+/// officers, so it finds exactly what the whole search would.
+pub fn search(state: &TenantState, seats: &[Seat], query: &SlotQuery, buffer: Duration) -> Result<Choice, String> {
+    let near = state.calendar().add_working_days(query.not_before, NEAR_WORKING_DAYS);
+    if near < query.not_after {
+        let first: Vec<String> = seats
+            .iter()
+            .flat_map(|s| s.candidates.iter().take(if s.optional { usize::MAX } else { 1 }))
+            .map(|c| c.officer_id.clone())
+            .collect();
+        let short = SlotQuery { not_after: near, ..*query };
+        let free = state.free(&first, &short, buffer);
+        if let Ok(choice) = choose(seats, &free, &short, "", false) {
+            return Ok(choice);
+        }
+    }
+    let officers: Vec<String> = seats.iter().flat_map(|s| s.candidates.iter().map(|c| c.officer_id.clone())).collect();
+    let free = state.free(&officers, query, buffer);
+    choose(seats, &free, query, &window_text(query), true)
+}
+
+fn seated(seats: &[Seat], choice: &Choice, case_type: &CaseType) -> Decision {
+    let mut out = Vec::new();
+    for (seat, officer) in seats.iter().zip(&choice.officers) {
+        let Some(officer) = officer else { continue };
+        let unit =
+            seat.candidates.iter().find(|c| &c.officer_id == officer).map(|c| c.unit.clone()).unwrap_or_default();
+        out.push(Seated {
+            competence: seat.competence.clone(),
+            optional: seat.optional,
+            officer_id: officer.clone(),
+            unit,
+        });
+    }
+    let owner = owner_seat(&out, case_type.coordinating_competence());
+    Decision::Routed { slot: choice.slot, seats: out, owner }
+}
+
+/// The seat whose officer owns the case: the coordinating competence's, else the first
+/// required seat's.
+pub fn owner_seat(seats: &[Seated], coordinating: Option<&str>) -> usize {
+    coordinating
+        .and_then(|c| seats.iter().position(|s| s.competence == c))
+        .or_else(|| seats.iter().position(|s| !s.optional))
+        .unwrap_or(0)
+}
+
+/// The search window: after the minimum notice, before the dukat bord promise.
+pub fn window(tenant: &TenantConfig, case_type: &CaseType, registered: DateTime<Utc>, now: DateTime<Utc>) -> SlotQuery {
+    let calendar = WorkCalendar::for_tenant(tenant);
+    let not_before = now.max(registered) + Duration::hours(i64::from(case_type.min_notice_hours));
+    let promise = case_type
+        .commitments
+        .iter()
+        .filter_map(|k| tenant.commitments.get(k))
+        .find(|c| c.stops_on.iter().any(|e| e == MeetingBooked::TYPE));
+    let mut not_after = match promise.map(|c| c.target) {
+        Some(Target::WorkingDays(n)) => calendar.add_working_days(registered, n),
+        Some(Target::WorkingHours(n)) => calendar.add_working_hours(registered, n),
+        Some(Target::CalendarWeeks(w)) => calendar.legal_deadline(registered, w),
+        None => calendar.add_working_days(registered, DEFAULT_HORIZON_DAYS),
+    };
+    if not_after <= not_before {
+        // The promise can no longer be kept; still find the earliest time rather than none.
+        not_after = calendar.add_working_days(not_before, DEFAULT_HORIZON_DAYS);
+    }
+    SlotQuery {
+        length: Duration::minutes(i64::from(case_type.meeting_minutes)),
+        not_before,
+        not_after,
+        granularity: Duration::minutes(GRANULARITY_MINUTES),
+    }
+}
+
+/// "between 2026-11-25 08:00 and 2026-12-01 16:30", in Swedish local time.
+pub fn window_text(q: &SlotQuery) -> String {
+    let local = |t: DateTime<Utc>| t.with_timezone(&lots_domain::calendar::TZ).format("%Y-%m-%d %H:%M");
+    format!("between {} and {}", local(q.not_before), local(q.not_after))
+}
 
 /// An officer who could take a seat, with what ordering needs.
 #[derive(Debug, Clone)]

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use lots_domain::slots::Interval;
 use sqlx::{FromRow, PgConnection, PgExecutor};
+use tracing::instrument;
 use uuid::Uuid;
 
 use crate::plan::Candidate;
 
 /// Routing's view of a case.
-#[derive(Debug, Clone, FromRow)]
+///
+/// `Debug` is written by hand: `org_nr` may be a personnummer and the contact is personal data.
+#[derive(Clone, FromRow)]
 pub struct CaseRow {
     pub id: Uuid,
     pub tenant: String,
@@ -23,6 +26,21 @@ pub struct CaseRow {
     pub registered_at: DateTime<Utc>,
     pub state: String,
     pub version: i64,
+    /// JSON of `lots_events::Views`.
+    pub views: String,
+    pub owner_officer: Option<String>,
+}
+
+impl std::fmt::Debug for CaseRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaseRow")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("reference", &self.reference)
+            .field("case_type", &self.case_type)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A meeting row.
@@ -39,7 +57,7 @@ pub struct MeetingRow {
 }
 
 /// A task row joined with what officers see about its case and meeting.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, serde::Deserialize)]
 pub struct TaskRow {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -249,6 +267,240 @@ pub async fn record_change(
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(crate::watch::CHANNEL)
         .bind(format!("{tenant}/{officer}"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A routed or unroutable new case, as the writer's batch stores it.
+pub struct NewCaseRow {
+    pub id: Uuid,
+    pub tenant: String,
+    pub reference: String,
+    pub case_type: String,
+    pub org_nr: String,
+    pub company_name: String,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub registered_at: DateTime<Utc>,
+    pub unroutable_reason: Option<String>,
+    pub views: lots_events::Views,
+    pub owner: Option<String>,
+}
+
+/// A new task with its booking.
+pub struct NewTask {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub meeting_id: Uuid,
+    pub officer_id: String,
+    pub unit: String,
+    pub competence: String,
+    pub optional: bool,
+    pub slot: Interval,
+    pub org_nr: String,
+}
+
+/// Everything one writer batch creates for new cases, written with one statement per table.
+#[derive(Default)]
+pub struct BatchWrite {
+    pub cases: Vec<NewCaseRow>,
+    /// (id, case id, start, end, location)
+    pub meetings: Vec<(Uuid, Uuid, Interval, String)>,
+    pub tasks: Vec<NewTask>,
+    /// Events with the trace context of the event that caused them.
+    pub events: Vec<(lots_events::Envelope, Option<String>)>,
+}
+
+impl BatchWrite {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty() && self.events.is_empty()
+    }
+
+    /// Writes the batch in the caller's transaction and empties it.
+    #[instrument(name = "routing.store.flush", skip_all, fields(cases = self.cases.len(), tasks = self.tasks.len()))]
+    pub async fn flush(
+        &mut self,
+        conn: &mut PgConnection,
+        tenant: &str,
+        subjects: &lots_events::Subjects,
+        now: DateTime<Utc>,
+    ) -> lots_platform::Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let cases = std::mem::take(&mut self.cases);
+        let views: Vec<String> = cases.iter().map(|c| serde_json::to_string(&c.views)).collect::<Result<_, _>>()?;
+        sqlx::query(
+            "INSERT INTO cases (id, tenant, reference, case_type, org_nr, company_name, contact_name, contact_email,
+                registered_at, state, unroutable_reason, version, views, owner_officer)
+             SELECT c.id, $1, c.reference, c.case_type, c.org_nr, c.company_name, c.contact_name, c.contact_email,
+                c.registered_at, CASE WHEN c.reason IS NULL THEN 'open' ELSE 'unroutable' END, c.reason, 1,
+                c.views, c.owner
+             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+                AS c(id, reference, case_type, org_nr, company_name, contact_name, contact_email, registered_at,
+                     reason, views, owner)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(cases.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.reference.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.case_type.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.org_nr.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.company_name.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.contact_name.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.contact_email.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.registered_at).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.unroutable_reason.clone()).collect::<Vec<_>>())
+        .bind(views)
+        .bind(cases.iter().map(|c| c.owner.clone()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+
+        let meetings = std::mem::take(&mut self.meetings);
+        if !meetings.is_empty() {
+            sqlx::query(
+                "INSERT INTO meetings (id, case_id, tenant, status, starts_at, ends_at, location)
+                 SELECT m.id, m.case_id, $1, 'proposed', m.s, m.e, m.location
+                 FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::text[])
+                    AS m(id, case_id, s, e, location)",
+            )
+            .bind(tenant)
+            .bind(meetings.iter().map(|m| m.0).collect::<Vec<_>>())
+            .bind(meetings.iter().map(|m| m.1).collect::<Vec<_>>())
+            .bind(meetings.iter().map(|m| m.2.start).collect::<Vec<_>>())
+            .bind(meetings.iter().map(|m| m.2.end).collect::<Vec<_>>())
+            .bind(meetings.iter().map(|m| m.3.clone()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        let mut tasks = std::mem::take(&mut self.tasks);
+        if !tasks.is_empty() {
+            // Officer rows are touched in one order, whoever else writes them.
+            tasks.sort_by(|a, b| a.officer_id.cmp(&b.officer_id).then(a.id.cmp(&b.id)));
+            let officer: Vec<String> = tasks.iter().map(|t| t.officer_id.clone()).collect();
+            let meeting: Vec<Uuid> = tasks.iter().map(|t| t.meeting_id).collect();
+            let starts: Vec<DateTime<Utc>> = tasks.iter().map(|t| t.slot.start).collect();
+            let ends: Vec<DateTime<Utc>> = tasks.iter().map(|t| t.slot.end).collect();
+            sqlx::query(
+                "INSERT INTO bookings (meeting_id, tenant, officer_id, during)
+                 SELECT b.m, $1, b.o, tstzrange(b.s, b.e)
+                 FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS b(m, o, s, e)",
+            )
+            .bind(tenant)
+            .bind(&meeting)
+            .bind(&officer)
+            .bind(&starts)
+            .bind(&ends)
+            .execute(&mut *conn)
+            .await?;
+            let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+            sqlx::query(
+                "INSERT INTO tasks (id, case_id, meeting_id, tenant, officer_id, unit, competence, optional, status,
+                    created_at, updated_at)
+                 SELECT t.id, t.case_id, t.m, $1, t.o, t.unit, t.competence, t.optional, 'offered', $9, $9
+                 FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::bool[])
+                    AS t(id, case_id, m, o, unit, competence, optional)",
+            )
+            .bind(tenant)
+            .bind(&ids)
+            .bind(tasks.iter().map(|t| t.case_id).collect::<Vec<_>>())
+            .bind(&meeting)
+            .bind(&officer)
+            .bind(tasks.iter().map(|t| t.unit.clone()).collect::<Vec<_>>())
+            .bind(tasks.iter().map(|t| t.competence.clone()).collect::<Vec<_>>())
+            .bind(tasks.iter().map(|t| t.optional).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO company_officers (tenant, org_nr, competence, officer_id, last_at)
+                 SELECT DISTINCT ON (s.org, s.competence, s.o) $1, s.org, s.competence, s.o, $5
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS s(org, competence, o)
+                 ON CONFLICT (tenant, org_nr, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
+            )
+            .bind(tenant)
+            .bind(tasks.iter().map(|t| t.org_nr.clone()).collect::<Vec<_>>())
+            .bind(tasks.iter().map(|t| t.competence.clone()).collect::<Vec<_>>())
+            .bind(&officer)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            record_changes(conn, tenant, &officer, &ids, "offered", Some(now)).await?;
+        }
+        let events = std::mem::take(&mut self.events);
+        let traced: Vec<_> = events.iter().map(|(e, t)| (e, t.clone())).collect();
+        lots_platform::outbox::enqueue_traced(conn, subjects, &traced).await?;
+        Ok(())
+    }
+}
+
+/// Records one change per (officer, task) in one go: numbers them per officer in order,
+/// bumps `last_assigned_at` when `assigned` is given, and wakes watchers on commit.
+/// `officers` must be sorted, so officer rows are locked in one order.
+pub async fn record_changes(
+    conn: &mut PgConnection,
+    tenant: &str,
+    officers: &[String],
+    tasks: &[Uuid],
+    kind: &str,
+    assigned: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    for o in officers {
+        match counts.last_mut() {
+            Some((last, n)) if last == o => *n += 1,
+            _ => counts.push((o.clone(), 1)),
+        }
+    }
+    let ids: Vec<String> = counts.iter().map(|c| c.0.clone()).collect();
+    let ns: Vec<i64> = counts.iter().map(|c| c.1).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "UPDATE officers o SET change_seq = o.change_seq + d.n,
+            last_assigned_at = COALESCE($4, o.last_assigned_at)
+         FROM unnest($2::text[], $3::bigint[]) AS d(id, n)
+         WHERE o.tenant = $1 AND o.id = d.id
+         RETURNING o.id, o.change_seq",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(&ns)
+    .bind(assigned)
+    .fetch_all(&mut *conn)
+    .await?;
+    let last: HashMap<String, i64> = rows.into_iter().collect();
+    let mut next: HashMap<&str, i64> = HashMap::new();
+    for (o, n) in &counts {
+        if let Some(l) = last.get(o) {
+            next.insert(o.as_str(), l - n + 1);
+        }
+    }
+    let mut seqs = Vec::with_capacity(officers.len());
+    for o in officers {
+        let seq = next.get_mut(o.as_str()).map(|s| {
+            *s += 1;
+            *s - 1
+        });
+        seqs.push(seq.unwrap_or(0));
+    }
+    sqlx::query(
+        "INSERT INTO task_changes (tenant, officer_id, seq, task_id, kind)
+         SELECT $1, c.o, c.seq, c.t, $5 FROM unnest($2::text[], $3::bigint[], $4::uuid[]) AS c(o, seq, t)",
+    )
+    .bind(tenant)
+    .bind(officers)
+    .bind(&seqs)
+    .bind(tasks)
+    .bind(kind)
+    .execute(&mut *conn)
+    .await?;
+    let keys: Vec<String> = ids.iter().map(|o| format!("{tenant}/{o}")).collect();
+    sqlx::query("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k")
+        .bind(crate::watch::CHANNEL)
+        .bind(&keys)
         .execute(&mut *conn)
         .await?;
     Ok(())

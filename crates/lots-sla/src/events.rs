@@ -2,7 +2,7 @@
 //! clock, records it, and recomputes the case's clocks in the same transaction.
 
 use lots_domain::guarantee::{CASE_ENDED, DEADLINE_EXTENDED, State};
-use lots_events::{CaseRegistered, Envelope, Payload, Source, TaskAccepted, TaskOffered};
+use lots_events::{CaseOwnerChanged, CaseRegistered, CaseRouted, Envelope, Payload, Source};
 use lots_platform::consumer::{Handler, HandlerError};
 use sqlx::PgConnection;
 
@@ -27,17 +27,17 @@ impl Handler for Sla {
             .execute(&mut *tx)
             .await?;
         }
-        let seat = match event.kind.as_str() {
-            TaskOffered::TYPE => event.decode::<TaskOffered>().transpose()?.map(|t| t.task),
-            TaskAccepted::TYPE => event.decode::<TaskAccepted>().transpose()?.map(|t| t.task),
+        // The case owner (the coordinating seat's officer) gets the warnings.
+        let owner = match event.kind.as_str() {
+            CaseRouted::TYPE => event.decode::<CaseRouted>().transpose()?.map(|r| r.owner),
+            CaseOwnerChanged::TYPE => event.decode::<CaseOwnerChanged>().transpose()?.map(|c| c.owner),
             _ => None,
         };
-        if let Some(task) = seat {
-            // The officer of the first seat is the case's handläggare for alerts.
-            sqlx::query("UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1 AND officer_id IS NULL")
+        if let Some(owner) = owner.filter(|o| !o.officer_id.is_empty()) {
+            sqlx::query("UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1")
                 .bind(event.case_id)
-                .bind(&task.officer_id)
-                .bind(&task.unit)
+                .bind(&owner.officer_id)
+                .bind(&owner.unit)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -45,7 +45,13 @@ impl Handler for Sla {
             .bind(event.case_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(case) = case else { return Ok(()) };
+        let Some(case) = case else {
+            // An event about a case sla has not seen registered yet (its case.registered is
+            // still to come or failed): retry it later, like a version gap, never skip it.
+            return Err(
+                format!("case {} is not registered here yet; waiting for case.registered", event.case_id).into()
+            );
+        };
         let Some(tenant) = self.tenants.get(&case.tenant).cloned() else {
             return Ok(());
         };

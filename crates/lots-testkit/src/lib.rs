@@ -1,6 +1,7 @@
 //! Test support: real NATS and real PostgreSQL for Lotsen's tests, never mocks.
 //!
-//! - NATS: `LOTS_TEST_NATS_URL`, else a `nats-server -js` of the test's own on a free port.
+//! - NATS: `LOTS_TEST_NATS_URL`, else a `nats-server -js` (2.10 or newer) of the test's own on
+//!   a free port.
 //! - Postgres: `LOTS_TEST_DATABASE_URL`, else 127.0.0.1:5432 as `postgres`, else a throwaway
 //!   cluster (`initdb` + `postgres`) in a temporary folder. Each test gets a fresh database.
 //!
@@ -63,6 +64,42 @@ fn find_binary(name: &str, extra_dirs: &[&str], install: &str) -> anyhow::Result
     bail!("`{name}` is not installed; Lotsen's tests need a real server. Install it with: {install}")
 }
 
+/// The first `nats-server` in PATH, then /usr/sbin, that is new enough for Lotsen; looked up once.
+fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let (mut seen, mut too_old) = (Vec::new(), Vec::new());
+        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]) {
+            let candidate = dir.join("nats-server");
+            let real = candidate.canonicalize().unwrap_or_else(|_| candidate.clone());
+            if !candidate.is_file() || seen.contains(&real) {
+                continue;
+            }
+            seen.push(real);
+            let version = Command::new(&candidate)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            if lots_platform::nats::server_version_supported(&version) {
+                return Ok(candidate);
+            }
+            too_old.push(format!("{} ({version})", candidate.display()));
+        }
+        let (major, minor) = lots_platform::nats::MIN_SERVER_VERSION;
+        let found = if too_old.is_empty() { "none found".to_owned() } else { format!("found {}", too_old.join(", ")) };
+        Err(format!(
+            "Lotsen's tests need nats-server {major}.{minor} or newer ({found}; Debian's 2.9 is too old). \
+             Install the official binary with: {}",
+            lots_platform::nats::install_hint()
+        ))
+    });
+    found.clone().map_err(|why| anyhow::anyhow!(why))
+}
+
 /// A NATS server with JetStream for one test.
 pub struct TestNats {
     url: String,
@@ -116,7 +153,7 @@ impl TestNats {
 }
 
 fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {
-    let bin = find_binary("nats-server", &["/usr/sbin"], "sudo apt-get install -y nats-server")?;
+    let bin = nats_server_binary()?;
     let child = Command::new(bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
         .arg(store)

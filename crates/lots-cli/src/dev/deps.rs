@@ -1,5 +1,7 @@
 //! NATS and PostgreSQL for `lots dev`: use the ones that answer, else start them locally.
 //!
+//! A NATS server older than 2.10 is not used: Lotsen's consumers need `filter_subjects`.
+//!
 //! A started `nats-server -js` keeps its store under `<state>/nats`; a started PostgreSQL
 //! keeps its cluster under `<state>/pg/data`, which the next `lots dev` reuses, so data
 //! survives restarts. A started server listens on the configured port when that is free on
@@ -31,8 +33,7 @@ pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::R
         }
         Err(why) => println!("nats:     {why} at {url}; starting nats-server under {}", state.join("nats").display()),
     }
-    let bin = process::find_binary("nats-server", &[PathBuf::from("/usr/sbin")])
-        .context("nats-server is not installed; install it with: apt-get install nats-server")?;
+    let bin = nats_server_binary()?;
     let dir = state.join("nats");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let port = process::free_port(local_port(url))?;
@@ -61,7 +62,41 @@ async fn probe_nats(url: &str) -> Result<(), String> {
         Ok(Ok(client)) => client,
         Ok(Err(_)) | Err(_) => return Err("no NATS server answers".to_owned()),
     };
-    if client.server_info().jetstream { Ok(()) } else { Err("the NATS server runs without JetStream (-js)".to_owned()) }
+    let info = client.server_info();
+    if !lots_platform::nats::server_version_supported(&info.version) {
+        let (major, minor) = lots_platform::nats::MIN_SERVER_VERSION;
+        return Err(format!("nats-server {} (too old: Lotsen needs {major}.{minor} or newer)", info.version));
+    }
+    if info.jetstream { Ok(()) } else { Err("the NATS server runs without JetStream (-js)".to_owned()) }
+}
+
+/// The first `nats-server` in PATH, then /usr/sbin, whose `--version` is new enough for Lotsen.
+fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut too_old = Vec::new();
+    for candidate in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]).map(|d| d.join("nats-server")) {
+        if !candidate.is_file() {
+            continue;
+        }
+        let version = Command::new(&candidate)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        if lots_platform::nats::server_version_supported(&version) {
+            return Ok(candidate);
+        }
+        too_old.push(version);
+    }
+    let (major, minor) = lots_platform::nats::MIN_SERVER_VERSION;
+    let found = if too_old.is_empty() { String::new() } else { format!(" (found only {})", too_old.join(", ")) };
+    bail!(
+        "lots dev needs nats-server {major}.{minor} or newer{found}; Debian's 2.9 is too old. \
+         Install the official binary with: {}",
+        lots_platform::nats::install_hint()
+    )
 }
 
 /// What a Postgres URL answered.

@@ -1,0 +1,672 @@
+//! One writer per tenant. A tenant's routing decisions are made by one task that holds the
+//! tenant's lease (see `lease`): it alone owns the tenant's state in memory, consumes the
+//! tenant's events from its own filtered durable consumer, and applies every command that
+//! changes the tenant's officers, bookings or tasks — including accept, decline, complete,
+//! busy time and absence, which reach it from any replica (in process, or over a NATS request
+//! on the tenant's control subject).
+//!
+//! Who writes what at the same time: per tenant, only its writer writes `cases`, `meetings`,
+//! `bookings`, `tasks`, `company_officers`, `task_changes` and officers' counters; different
+//! tenants' writers touch disjoint rows. Each batch is one transaction that also renews the
+//! lease, so a writer that lost its lease cannot commit. The exclusion constraint on bookings
+//! stays as the last guard: a conflict fails the batch, which is retried (bounded, with
+//! jitter) on freshly loaded state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, Message, consumer::pull};
+use chrono::{DateTime, Utc};
+use futures::{FutureExt, StreamExt};
+use lots_domain::tenant::TenantConfig;
+use lots_events::{
+    CaseClosed, CaseOwner, CaseRegistered, CaseRouted, CaseUnroutable, CaseWithdrawn, Envelope, Payload, SeatOffer,
+    TaskRef, Views,
+};
+use lots_platform::consumer::{self, Admit, Outcome};
+use serde::{Deserialize, Serialize};
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::lease;
+use crate::plan::{self, Decision, NewCase};
+use crate::route::Routing;
+use crate::state::TenantState;
+use crate::store::{BatchWrite, NewCaseRow, NewTask, TaskRow};
+
+/// Most events and commands one batch transaction takes.
+const MAX_BATCH: usize = 512;
+/// Attempts at one batch before its events are handed back for redelivery.
+const BATCH_ATTEMPTS: u32 = 5;
+/// Deliveries before an event is dead-lettered.
+const MAX_DELIVERIES: i64 = 10;
+/// How long a forwarded command waits for the tenant's writer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A change to a tenant's tasks or calendars, applied by the tenant's writer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Accept { officer: String, task_id: Uuid },
+    Decline { officer: String, task_id: Uuid, reason: String },
+    Complete { officer: String, task_id: Uuid },
+    SetBusy { officer: String, source: String, ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> },
+    AddAbsence { officer: String, period: (DateTime<Utc>, DateTime<Utc>), note: Option<String> },
+}
+
+/// What a request returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    Task(TaskRow),
+    Stored(u32),
+}
+
+/// An error as it travels back from a writer on another replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<Error> for WireError {
+    fn from(err: Error) -> Self {
+        let (code, message) = match &err {
+            Error::NotFound(m) => ("not_found", m.clone()),
+            Error::Precondition(m) => ("precondition", m.clone()),
+            Error::PermissionDenied(m) => ("permission_denied", m.clone()),
+            Error::Invalid { field, message } => ("precondition", format!("{field}: {message}")),
+            other => {
+                tracing::error!(error = %lots_platform::error::chain(other), "routing writer command failed");
+                ("unavailable", "routing could not apply the change; try again".to_owned())
+            }
+        };
+        WireError { code: code.to_owned(), message }
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(w: WireError) -> Self {
+        match w.code.as_str() {
+            "not_found" => Error::NotFound(w.message),
+            "precondition" => Error::Precondition(w.message),
+            "permission_denied" => Error::PermissionDenied(w.message),
+            _ => Error::Platform(lots_platform::Error::Nats(w.message)),
+        }
+    }
+}
+
+type ReplyTx = oneshot::Sender<std::result::Result<Reply, WireError>>;
+
+/// The writers running in this replica, and the way to any tenant's writer.
+#[derive(Clone)]
+pub struct Writers {
+    holder: Uuid,
+    local: Arc<Mutex<HashMap<String, mpsc::Sender<(Request, ReplyTx)>>>>,
+    nats: async_nats::Client,
+    subjects: lots_events::Subjects,
+}
+
+impl Writers {
+    /// No writers yet; `holder` names this replica in leases.
+    pub fn new(nats: async_nats::Client, subjects: lots_events::Subjects) -> Self {
+        Writers { holder: Uuid::now_v7(), local: Arc::default(), nats, subjects }
+    }
+
+    fn local(&self, tenant: &str) -> Option<mpsc::Sender<(Request, ReplyTx)>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
+    }
+
+    /// Whether this replica writes `tenant` now.
+    pub fn writes(&self, tenant: &str) -> bool {
+        self.local(tenant).is_some()
+    }
+
+    /// Applies `request` through `tenant`'s writer, wherever it runs. While no writer answers
+    /// (one is starting, or taking over after a replica died) it keeps trying for a while.
+    pub async fn call(&self, tenant: &str, request: Request) -> Result<Reply> {
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        let payload = serde_json::to_vec(&request).map_err(lots_platform::Error::from)?;
+        let subject = self.subjects.control("routing", tenant);
+        loop {
+            if let Some(tx) = self.local(tenant) {
+                let (reply, rx) = oneshot::channel();
+                if tx.send((request.clone(), reply)).await.is_ok()
+                    && let Ok(answer) = rx.await
+                {
+                    return answer.map_err(Error::from);
+                }
+            } else {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if let Ok(Ok(answer)) =
+                    tokio::time::timeout(left, self.nats.request(subject.clone(), payload.clone().into())).await
+                {
+                    let answer: std::result::Result<Reply, WireError> =
+                        serde_json::from_slice(&answer.payload).map_err(lots_platform::Error::from)?;
+                    return answer.map_err(Error::from);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(tenant));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn unavailable(tenant: &str) -> Error {
+    Error::Platform(lots_platform::Error::Nats(format!(
+        "no routing writer answered for tenant {tenant} (one takes over within seconds); try again"
+    )))
+}
+
+/// Keeps one writer running per configured tenant whose lease this replica can take, until
+/// `token` is cancelled.
+pub async fn supervise(routing: Routing, writers: Writers, token: CancellationToken) {
+    let tracker = TaskTracker::new();
+    loop {
+        for tenant in routing.tenants.iter() {
+            let code = tenant.kommunkod.clone();
+            if writers.writes(&code) {
+                continue;
+            }
+            match lease::acquire(&routing.pool, &code, writers.holder).await {
+                Ok(Some(epoch)) => {
+                    let (tx, rx) = mpsc::channel(256);
+                    writers.local.lock().unwrap_or_else(|p| p.into_inner()).insert(code.clone(), tx);
+                    let (routing, writers, token, tenant) =
+                        (routing.clone(), writers.clone(), token.clone(), tenant.clone());
+                    tracker.spawn(async move {
+                        tracing::info!(tenant = %code, epoch, "routing writer starts");
+                        let result = run_writer(&routing, &writers, tenant, epoch, rx, &token).await;
+                        writers.local.lock().unwrap_or_else(|p| p.into_inner()).remove(&code);
+                        if let Err(err) = lease::release(&routing.pool, &code, writers.holder, epoch).await {
+                            tracing::warn!(error = %err, tenant = %code, "cannot release the writer lease");
+                        }
+                        match result {
+                            Ok(()) => tracing::info!(tenant = %code, "routing writer stopped"),
+                            Err(err) => tracing::warn!(
+                                tenant = %code,
+                                error = %lots_platform::error::chain(&err),
+                                "routing writer ended; it restarts"
+                            ),
+                        }
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, tenant = %code, "cannot take the writer lease"),
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(lease::TAKEOVER_POLL) => {}
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// One tenant's writer: load, consume, batch, until the lease is lost or `token` cancelled.
+async fn run_writer(
+    routing: &Routing,
+    writers: &Writers,
+    config: Arc<TenantConfig>,
+    epoch: i64,
+    mut commands: mpsc::Receiver<(Request, ReplyTx)>,
+    token: &CancellationToken,
+) -> Result<()> {
+    let tenant = config.kommunkod.clone();
+    let mut writer = Writer {
+        routing: routing.clone(),
+        state: load_state(routing, &config).await?,
+        config,
+        holder: writers.holder,
+        epoch,
+    };
+    let mut messages = tenant_consumer(routing, &tenant).await?.messages().await.map_err(nats)?;
+    // Commands forwarded from other replicas arrive on the tenant's control subject.
+    let mut control = writers.nats.subscribe(routing.subjects.control("routing", &tenant)).await.map_err(nats)?;
+    let forward = writers.local(&tenant).ok_or_else(|| Error::Config("writer not registered".into()))?;
+    let forwarder = tokio::spawn({
+        let nats = writers.nats.clone();
+        async move {
+            while let Some(msg) = control.next().await {
+                let Some(reply_to) = msg.reply.clone() else { continue };
+                let answer = match serde_json::from_slice::<Request>(&msg.payload) {
+                    Ok(request) => {
+                        let (reply, rx) = oneshot::channel();
+                        if forward.send((request, reply)).await.is_err() {
+                            break;
+                        }
+                        rx.await.unwrap_or_else(|_| {
+                            Err(WireError { code: "unavailable".into(), message: "the writer stopped".into() })
+                        })
+                    }
+                    Err(err) => Err(WireError { code: "precondition".into(), message: err.to_string() }),
+                };
+                if let Ok(body) = serde_json::to_vec(&answer)
+                    && let Err(err) = nats.publish(reply_to, body.into()).await
+                {
+                    tracing::warn!(error = %err, "cannot answer a forwarded routing command");
+                }
+            }
+        }
+    });
+    let result = async {
+        loop {
+            let mut events: Vec<Message> = Vec::new();
+            let mut requests: Vec<(Request, ReplyTx)> = Vec::new();
+            tokio::select! {
+                _ = token.cancelled() => return Ok(()),
+                next = messages.next() => match next {
+                    Some(Ok(msg)) => events.push(msg),
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "routing consumer error; continuing");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    None => return Err(Error::Config("the tenant's consumer ended".into())),
+                },
+                Some(cmd) = commands.recv() => requests.push(cmd),
+                _ = tokio::time::sleep(lease::RENEW_EVERY) => {}
+            }
+            // Whatever else is already here joins the batch.
+            while events.len() + requests.len() < MAX_BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(msg))) => events.push(msg),
+                    _ => break,
+                }
+            }
+            while events.len() + requests.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(cmd) => requests.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            writer.run(events, requests).await?;
+        }
+    }
+    .await;
+    forwarder.abort();
+    result
+}
+
+fn nats(err: impl std::fmt::Display) -> Error {
+    Error::Platform(lots_platform::Error::Nats(err.to_string()))
+}
+
+async fn load_state(routing: &Routing, config: &Arc<TenantConfig>) -> Result<TenantState> {
+    let mut conn = routing.pool.acquire().await?;
+    Ok(TenantState::load(&mut conn, config.clone(), routing.clock.now()).await?)
+}
+
+/// The tenant's durable consumer, filtered to the tenant and the events routing applies.
+/// A replica that finds the pre-writer shared consumer `routing` starts where it stood, so the
+/// move neither replays nor skips events.
+async fn tenant_consumer(routing: &Routing, tenant: &str) -> Result<jetstream::consumer::PullConsumer> {
+    let js = jetstream::new(routing.nats.clone());
+    let subjects = &routing.subjects;
+    let stream = js.get_stream(subjects.stream_name()).await.map_err(nats)?;
+    let durable = format!("{}-{tenant}", lots_events::views::ROUTING.service);
+    if let Ok(existing) = stream.get_consumer::<pull::Config>(&durable).await {
+        return Ok(existing);
+    }
+    let kinds = lots_events::views::ROUTING.applies;
+    let mut config = subjects.consumer_config(&durable, kinds);
+    config.filter_subjects = kinds.iter().map(|k| subjects.event(tenant, k)).collect();
+    config.filter_subject = String::new();
+    if let Ok(mut shared) = stream.get_consumer::<pull::Config>(lots_events::views::ROUTING.service).await
+        && let Ok(info) = shared.info().await
+    {
+        config.deliver_policy =
+            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: info.ack_floor.stream_sequence + 1 };
+    }
+    stream.create_consumer(config).await.map_err(nats)
+}
+
+struct Writer {
+    routing: Routing,
+    config: Arc<TenantConfig>,
+    state: TenantState,
+    holder: Uuid,
+    epoch: i64,
+}
+
+/// Why a batch did not commit.
+enum BatchError {
+    /// Another replica holds the tenant now: stop writing.
+    LeaseLost,
+    /// Anything else: reload and try again.
+    Failed(Error),
+}
+
+impl<E: Into<Error>> From<E> for BatchError {
+    fn from(err: E) -> Self {
+        BatchError::Failed(err.into())
+    }
+}
+
+/// What a batch did besides its rows, applied to memory only after it committed.
+#[derive(Default)]
+struct Effects {
+    outcomes: Vec<Outcome>,
+    replies: Vec<std::result::Result<Reply, WireError>>,
+    /// Cases whose officers changed in SQL (ended, declined): their officers are re-read.
+    cases: Vec<Uuid>,
+    officers: Vec<String>,
+    /// (outcome, registered) per decided case, for metrics.
+    decided: Vec<(&'static str, DateTime<Utc>)>,
+}
+
+impl Writer {
+    /// Applies a batch in one transaction, retrying on fresh state when it fails.
+    async fn run(&mut self, events: Vec<Message>, requests: Vec<(Request, ReplyTx)>) -> Result<()> {
+        let (commands, replies): (Vec<Request>, Vec<ReplyTx>) = requests.into_iter().unzip();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_batch(&events, &commands).await {
+                Ok(effects) => {
+                    self.after_commit(&events, replies, effects).await;
+                    return Ok(());
+                }
+                Err(BatchError::LeaseLost) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(WireError {
+                            code: "unavailable".into(),
+                            message: "routing for this tenant moved to another replica; try again".into(),
+                        }));
+                    }
+                    return Err(Error::Config("lost the tenant's writer lease".into()));
+                }
+                Err(BatchError::Failed(err)) => {
+                    let why = lots_platform::error::chain(&err);
+                    self.routing.metrics.count(
+                        "lots_routing_batch_retries_total",
+                        "Routing batches retried after a failure.",
+                        &[],
+                        1.0,
+                    );
+                    // Memory may hold decisions of the batch that did not commit.
+                    match load_state(&self.routing, &self.config).await {
+                        Ok(state) => self.state = state,
+                        Err(e) => tracing::warn!(error = %e, "cannot reload routing state"),
+                    }
+                    if attempt >= BATCH_ATTEMPTS {
+                        tracing::error!(error = why, attempt, "routing batch failed; its events are redelivered");
+                        for msg in &events {
+                            let outcome = Outcome::Retry { readable: true, error: why.clone() };
+                            consumer::settle(
+                                &self.routing.pool,
+                                Some(&self.routing.metrics),
+                                MAX_DELIVERIES,
+                                msg,
+                                outcome,
+                            )
+                            .await;
+                        }
+                        for reply in replies {
+                            let _ = reply
+                                .send(Err(WireError::from(Error::Platform(lots_platform::Error::Nats(why.clone())))));
+                        }
+                        return Ok(());
+                    }
+                    tracing::warn!(error = why, attempt, "routing batch failed; retrying on fresh state");
+                    let jitter = u64::from(Uuid::now_v7().as_u128() as u16 % 100);
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt) + jitter)).await;
+                }
+            }
+        }
+    }
+
+    async fn try_batch(
+        &mut self,
+        events: &[Message],
+        commands: &[Request],
+    ) -> std::result::Result<Effects, BatchError> {
+        let now = self.routing.clock.now();
+        let tenant = self.config.kommunkod.clone();
+        let mut tx = self.routing.pool.begin().await?;
+        if !lease::renew(&mut *tx, &tenant, self.holder, self.epoch).await? {
+            return Err(BatchError::LeaseLost);
+        }
+        let mut write = BatchWrite::default();
+        let mut effects = Effects::default();
+        for msg in events {
+            let outcome = self.apply_event(&mut tx, &mut write, &mut effects, msg, now).await?;
+            effects.outcomes.push(outcome);
+        }
+        for command in commands {
+            // Commands work on rows in SQL; the batch's new rows must be there first.
+            write.flush(&mut tx, &tenant, &self.routing.subjects, now).await?;
+            let mut sp = tx.begin().await?;
+            let result = self.apply_command(&mut sp, &mut effects, command).await;
+            match result {
+                Ok(reply) => {
+                    sp.commit().await?;
+                    effects.replies.push(Ok(reply));
+                }
+                Err(Error::Database(e)) => return Err(BatchError::Failed(Error::Database(e))),
+                Err(err) => {
+                    sp.rollback().await?;
+                    effects.replies.push(Err(WireError::from(err)));
+                }
+            }
+        }
+        write.flush(&mut tx, &tenant, &self.routing.subjects, now).await?;
+        tx.commit().await?;
+        Ok(effects)
+    }
+
+    async fn apply_event(
+        &mut self,
+        tx: &mut sqlx::PgConnection,
+        write: &mut BatchWrite,
+        effects: &mut Effects,
+        msg: &Message,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Outcome, BatchError> {
+        let event: Envelope = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(err) => return Ok(Outcome::Retry { readable: false, error: format!("not a Lotsen event: {err}") }),
+        };
+        let registered = match event.decode::<CaseRegistered>().transpose() {
+            Ok(r) => r,
+            Err(err) => return Ok(Outcome::Retry { readable: false, error: format!("bad case.registered: {err}") }),
+        };
+        match consumer::admit(&mut *tx, lots_events::views::ROUTING.service, &event).await? {
+            Admit::Duplicate => return Ok(Outcome::Skipped),
+            Admit::Gap { expected } => {
+                sqlx::query("DELETE FROM inbox WHERE event_id = $1").bind(event.id).execute(&mut *tx).await?;
+                let error = format!("waiting for version {expected} of this case from {}", event.source.as_str());
+                return Ok(Outcome::Retry { readable: true, error });
+            }
+            Admit::Fresh => {}
+        }
+        // One span per event, continuing the trace that produced it.
+        let span = tracing::info_span!(
+            "platform.consume",
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.destination.name = %msg.subject,
+            case_id = %event.case_id,
+        );
+        lots_platform::nats::set_parent_from_headers(&span, msg.headers.as_ref());
+        if let Some(data) = registered {
+            let _entered = span.enter();
+            let _route = tracing::info_span!("routing.route_case", case_id = %event.case_id).entered();
+            let outcome = self.route_new(write, &event, data, now);
+            effects.decided.push((outcome, event.occurred_at));
+        } else if event.kind == CaseClosed::TYPE || event.kind == CaseWithdrawn::TYPE {
+            write.flush(&mut *tx, &self.config.kommunkod, &self.routing.subjects, now).await?;
+            let reason = if event.kind == CaseClosed::TYPE { "the case was closed" } else { "the case was withdrawn" };
+            self.routing.on_ended(&mut *tx, event.case_id, reason).instrument(span).await?;
+            effects.cases.push(event.case_id);
+        }
+        consumer::advance(&mut *tx, &event).await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Decides a new case in memory and adds its rows and its one event to the batch.
+    fn route_new(
+        &mut self,
+        write: &mut BatchWrite,
+        event: &Envelope,
+        data: CaseRegistered,
+        now: DateTime<Utc>,
+    ) -> &'static str {
+        let case = NewCase {
+            case_type: data.case_type.clone(),
+            org_nr: data.org_nr.clone(),
+            registered_at: event.occurred_at,
+        };
+        let tenant = self.config.kommunkod.clone();
+        let mut views = Views::default();
+        let mut row = NewCaseRow {
+            id: event.case_id,
+            tenant: tenant.clone(),
+            reference: data.reference,
+            case_type: data.case_type,
+            org_nr: data.org_nr,
+            company_name: data.company_name,
+            contact_name: data.contact.name,
+            contact_email: data.contact.email,
+            registered_at: event.occurred_at,
+            unroutable_reason: None,
+            views: Views::default(),
+            owner: None,
+        };
+        let (outcome, raw) = match plan::decide(&self.state, &case, now) {
+            Decision::Routed { slot, seats, owner } => {
+                let meeting_id = Uuid::now_v7();
+                let location = self
+                    .config
+                    .meeting_location
+                    .clone()
+                    .unwrap_or_else(|| format!("{}, näringslivskontoret", self.config.name));
+                let mut offers = Vec::with_capacity(seats.len());
+                for seat in &seats {
+                    let task_id = Uuid::now_v7();
+                    self.state.offered(&seat.officer_id, &row.org_nr, &seat.competence, slot, now);
+                    write.tasks.push(NewTask {
+                        id: task_id,
+                        case_id: row.id,
+                        meeting_id,
+                        officer_id: seat.officer_id.clone(),
+                        unit: seat.unit.clone(),
+                        competence: seat.competence.clone(),
+                        optional: seat.optional,
+                        slot,
+                        org_nr: row.org_nr.clone(),
+                    });
+                    offers.push(SeatOffer {
+                        task: TaskRef {
+                            task_id,
+                            meeting_id,
+                            officer_id: seat.officer_id.clone(),
+                            unit: seat.unit.clone(),
+                            competence: seat.competence.clone(),
+                        },
+                        optional: seat.optional,
+                    });
+                }
+                let owner =
+                    seats.get(owner).map(|s| CaseOwner { officer_id: s.officer_id.clone(), unit: s.unit.clone() });
+                let owner = owner.unwrap_or(CaseOwner { officer_id: String::new(), unit: String::new() });
+                row.owner = Some(owner.officer_id.clone()).filter(|o| !o.is_empty());
+                write.meetings.push((meeting_id, row.id, slot, location.clone()));
+                let data =
+                    CaseRouted { meeting_id, starts_at: slot.start, ends_at: slot.end, location, seats: offers, owner };
+                ("routed", Envelope::new(&tenant, row.id, 1, "routing", now, data).stamped(&mut views).into_raw())
+            }
+            Decision::Unroutable { reason } => {
+                tracing::warn!(case_id = %row.id, reason, "case unroutable");
+                row.unroutable_reason = Some(reason.clone());
+                let data = CaseUnroutable { reason };
+                ("unroutable", Envelope::new(&tenant, row.id, 1, "routing", now, data).stamped(&mut views).into_raw())
+            }
+        };
+        row.views = views;
+        write.cases.push(row);
+        match raw {
+            Ok(event) => write.events.push((event, lots_platform::nats::current_traceparent())),
+            Err(err) => tracing::error!(error = %err, "cannot serialise a routing event"),
+        }
+        outcome
+    }
+
+    async fn apply_command(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+        effects: &mut Effects,
+        command: &Request,
+    ) -> Result<Reply> {
+        let tenant = self.config.kommunkod.clone();
+        let routing = &self.routing;
+        match command {
+            Request::Accept { officer, task_id } => {
+                Ok(Reply::Task(routing.accept(conn, &tenant, officer, *task_id).await?))
+            }
+            Request::Complete { officer, task_id } => {
+                let task = routing.complete(conn, &tenant, officer, *task_id).await?;
+                effects.officers.push(officer.clone());
+                Ok(Reply::Task(task))
+            }
+            Request::Decline { officer, task_id, reason } => {
+                let task = routing.decline(conn, &tenant, officer, *task_id, reason).await?;
+                effects.cases.push(task.case_id);
+                effects.officers.push(officer.clone());
+                Ok(Reply::Task(task))
+            }
+            Request::SetBusy { officer, source, ranges } => {
+                let stored = crate::officers::replace_busy(conn, &tenant, officer, source, ranges, None).await?;
+                effects.officers.push(officer.clone());
+                Ok(Reply::Stored(stored))
+            }
+            Request::AddAbsence { officer, period, note } => {
+                let stored = crate::officers::add_absence(conn, &tenant, officer, *period, note.as_deref()).await?;
+                effects.officers.push(officer.clone());
+                Ok(Reply::Stored(stored))
+            }
+        }
+    }
+
+    async fn after_commit(&mut self, events: &[Message], replies: Vec<ReplyTx>, effects: Effects) {
+        for (outcome, registered) in &effects.decided {
+            self.routing.outcome(outcome, *registered);
+        }
+        self.routing.relay.notify_one();
+        for (msg, outcome) in events.iter().zip(effects.outcomes) {
+            consumer::settle(&self.routing.pool, Some(&self.routing.metrics), MAX_DELIVERIES, msg, outcome).await;
+        }
+        for (reply, answer) in replies.into_iter().zip(effects.replies) {
+            let _ = reply.send(answer);
+        }
+        if effects.cases.is_empty() && effects.officers.is_empty() {
+            return;
+        }
+        let now = self.routing.clock.now();
+        let refreshed = async {
+            let mut conn = self.routing.pool.acquire().await?;
+            let mut officers: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT officer_id FROM tasks WHERE case_id = ANY ($1)")
+                    .bind(&effects.cases)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            officers.extend(effects.officers.iter().cloned());
+            officers.sort();
+            officers.dedup();
+            self.state.reload_officers(&mut conn, &officers, now).await
+        }
+        .await;
+        if let Err(err) = refreshed {
+            tracing::warn!(error = %err, "cannot re-read officers; reloading the tenant");
+            if let Ok(state) = load_state(&self.routing, &self.config).await {
+                self.state = state;
+            }
+        }
+    }
+}
