@@ -145,6 +145,27 @@ impl TestApp {
         self.routing = Some(ServiceHandle { pool, addr, running: (token, handle) });
     }
 
+    /// Starts one more routing replica on the same database and NATS; it stops when `token` is
+    /// cancelled. Returns its gRPC address.
+    pub async fn start_routing_replica(
+        &self,
+        token: CancellationToken,
+    ) -> (SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let parts = lots_routing::Parts {
+            pool,
+            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            subjects: self.subjects.clone(),
+            tenants: self.tenants(),
+            config_dir: example_config(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
+        };
+        let app = lots_routing::App::from_parts(parts).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        (addr, tokio::spawn(app.run(token)))
+    }
+
     /// Starts the sla service with a short timer tick (the clock is moved by the test).
     pub async fn start_sla(&mut self) {
         let pool = db::connect(&self.db.url(), lots_sla::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
@@ -194,8 +215,12 @@ impl TestApp {
 
     /// A TaskService client acting as `officer` of Norrköping (or `tenant/officer`).
     pub async fn tasks(&self, officer: &str) -> TaskClient {
+        self.tasks_at(self.routing.as_ref().expect("routing runs").addr, officer).await
+    }
+
+    /// A TaskService client of the routing replica at `addr`, acting as `officer`.
+    pub async fn tasks_at(&self, addr: SocketAddr, officer: &str) -> TaskClient {
         let (tenant, officer) = officer.split_once('/').unwrap_or((NKP, officer));
-        let addr = self.routing.as_ref().expect("routing runs").addr;
         let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
         let (tenant, officer): (MetadataValue<_>, MetadataValue<_>) =
             (tenant.parse().unwrap(), officer.parse().unwrap());

@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::StreamExt;
+use lots_platform::db;
 use lots_proto::v1 as pb;
 use lots_testkit::TestNats;
 use pb::task_update::Kind;
+use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 
@@ -478,4 +480,117 @@ async fn calendar_files_named_in_the_configuration_become_busy_time() {
         .await
         .unwrap();
     assert_eq!(again as usize, busy.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_hundred_five_seat_cases_at_once_all_end_routed_or_unroutable_without_double_booking() {
+    let app = spawn("2026-09-07 08:00").await;
+    let mut handles = Vec::new();
+    for i in 0..300 {
+        let (client, req) = (app.client.clone(), app.restaurant(&format!("rush-{i}")));
+        handles.push(tokio::spawn(async move {
+            // Past intake's in-flight limit the answer is RESOURCE_EXHAUSTED: retry, same key.
+            loop {
+                match client.clone().register_case(req.clone()).await {
+                    Ok(case) => return case.into_inner().id,
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(s) => panic!("register: {s}"),
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    // A generous bound, not a timing assertion: it fails only if routing stops making progress.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM cases WHERE status NOT IN ('routed', 'unroutable')")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{open} of 300 cases were never routed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let overlaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bookings a JOIN bookings b ON a.officer_id = b.officer_id AND a.ctid < b.ctid
+         WHERE a.active AND b.active AND a.during && b.during",
+    )
+    .fetch_one(app.routing_pool())
+    .await
+    .unwrap();
+    assert_eq!(overlaps, 0, "an officer is double-booked");
+    let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM cases WHERE state IN ('open', 'unroutable')")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(decided, 300);
+    let live_meetings: Vec<(i64,)> = sqlx::query_as(
+        "SELECT count(*) FROM meetings WHERE status <> 'cancelled' GROUP BY case_id HAVING count(*) > 1",
+    )
+    .fetch_all(app.routing_pool())
+    .await
+    .unwrap();
+    assert!(live_meetings.is_empty(), "a case has two live meetings");
+    // One routing decision per case, as one event.
+    let routed = app.events_of(NKP, "case.routed", 0).await.len();
+    let unroutable = app.events_of(NKP, "case.unroutable", 0).await.len();
+    assert_eq!(routed + unroutable, 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_route_each_case_once_and_a_standby_takes_over() {
+    let mut app = spawn("2026-09-07 08:00").await;
+    // A second replica: routing for Norrköping is written by whichever holds the lease.
+    let standby_token = CancellationToken::new();
+    let (standby, standby_run) = app.start_routing_replica(standby_token.clone()).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(app.register(app.restaurant(&format!("rep-{i}"))).await.unwrap().id);
+        if i == 19 {
+            // The first replica goes away mid-load; the standby must take over.
+            app.stop_routing().await;
+        }
+    }
+    for id in &ids {
+        app.eventually(id, "routed or unroutable", |c| {
+            matches!(status(c), pb::CaseStatus::Routed | pb::CaseStatus::Unroutable)
+        })
+        .await;
+    }
+    let pool = db::connect(&app.db.url(), lots_routing::app::SCHEMA, 2, Duration::from_secs(5)).await.unwrap();
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT case_id FROM meetings WHERE status <> 'cancelled'
+                               GROUP BY case_id HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0, "a case was routed twice");
+    let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM cases").fetch_one(&pool).await.unwrap();
+    assert_eq!(decided, 40);
+    let routed = app.events_of(NKP, "case.routed", 0).await.len();
+    let unroutable = app.events_of(NKP, "case.unroutable", 0).await.len();
+    assert_eq!(routed + unroutable, 40, "one routing decision per case");
+    // A task command sent to the standby reaches the tenant's writer.
+    let (task_id, officer): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, officer_id FROM tasks WHERE status = 'offered' LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let accepted = app
+        .tasks_at(standby, &officer)
+        .await
+        .accept_task(pb::AcceptTaskRequest { task_id: task_id.to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.status, pb::TaskStatus::Accepted as i32);
+    standby_token.cancel();
+    standby_run.await.unwrap().unwrap();
 }

@@ -37,11 +37,19 @@ pub struct Args {
     /// Concurrency of the Postgres and JetStream limit probes.
     #[arg(long, default_value_t = 64)]
     pub probe_concurrency: usize,
+    /// Copies of the example municipality under other kommunkoder; cases are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub tenants: usize,
+    /// `mixed`: the example's case types round robin; `restaurant`: five-seat restaurant starts only.
+    #[arg(long, default_value = "mixed")]
+    pub workload: String,
 }
 
-/// The example municipality with every officer copied `copies` times and room in every calendar:
-/// meetings of 15 minutes without buffers within a month, so routing is never the bottleneck.
-fn load_tenant(example: &TenantConfig, copies: usize) -> TenantConfig {
+/// The example municipality with every officer copied `copies` times, as kommun `index`
+/// (0 is the example itself). Meeting lengths, buffers, minimum notice and the promised windows
+/// stay the example's own. Capacity (open tasks per officer) is raised, because the benchmark
+/// never accepts or completes a task and would otherwise measure only how fast officers fill up.
+fn load_tenant(example: &TenantConfig, copies: usize, index: usize) -> TenantConfig {
     let mut t = example.clone();
     t.officers = (0..copies)
         .flat_map(|i| {
@@ -55,15 +63,10 @@ fn load_tenant(example: &TenantConfig, copies: usize) -> TenantConfig {
             })
         })
         .collect();
-    for ct in &mut t.case_types {
-        ct.meeting_minutes = 15;
-        ct.buffer_minutes = 0;
-        ct.min_notice_hours = 1;
-    }
-    for c in t.commitments.values_mut() {
-        if c.stops_on.iter().any(|e| e == "meeting.booked") {
-            c.target = lots_domain::tenant::Target::WorkingDays(20);
-        }
+    if index > 0 {
+        t.kommunkod = format!("{:04}", 9000 + index);
+        t.name = format!("{} (kopia {index})", example.name);
+        t.reference_prefix = format!("{}{}", example.reference_prefix, (b'A' + (index % 26) as u8) as char);
     }
     t
 }
@@ -145,10 +148,14 @@ struct Seen {
 
 type Registered = Arc<Mutex<Seen>>;
 
-fn request(tenant: &TenantConfig, i: u64, run: &str) -> pb::RegisterCaseRequest {
-    // Companies recur (continuity); case types rotate through the catalogue.
+fn request(tenants: &[TenantConfig], workload: &str, i: u64, run: &str) -> pb::RegisterCaseRequest {
+    // Companies recur (continuity); case types rotate through the catalogue; tenants take turns.
     let companies = ["556036-0793", "212000-0142", "556016-0680", "556012-5790", "802002-4280"];
-    let case_type = &tenant.case_types[(i as usize) % tenant.case_types.len()];
+    let tenant = &tenants[(i as usize) % tenants.len()];
+    let case_type = match workload {
+        "restaurant" => tenant.case_type("restaurang_start").unwrap_or(&tenant.case_types[0]),
+        _ => &tenant.case_types[(i as usize / tenants.len()) % tenant.case_types.len()],
+    };
     pb::RegisterCaseRequest {
         idempotency_key: format!("{run}-{i}"),
         tenant: tenant.kommunkod.clone(),
@@ -234,8 +241,9 @@ async fn backlog(pools: &[PgPool]) -> i64 {
 async fn consumer_pending(js: &async_nats::jetstream::Context, subjects: &lots_events::Subjects) -> u64 {
     let Ok(stream) = js.get_stream(subjects.stream_name()).await else { return 0 };
     let mut total = 0;
-    for name in ["intake", "routing", "sla"] {
-        if let Ok(mut c) = stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(name).await
+    let names: Vec<String> = stream.consumer_names().filter_map(|n| async move { n.ok() }).collect().await;
+    for name in names {
+        if let Ok(mut c) = stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name).await
             && let Ok(info) = c.info().await
         {
             total += info.num_pending + info.num_ack_pending as u64;
@@ -251,7 +259,8 @@ async fn run_once(
     clients: usize,
     seconds: u64,
     svc: &Services,
-    tenant: &TenantConfig,
+    tenants: &[TenantConfig],
+    workload: &str,
     pools: &[PgPool],
     js: &async_nats::jetstream::Context,
     subjects: &lots_events::Subjects,
@@ -261,7 +270,7 @@ async fn run_once(
     let task_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
     let register_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
     let watch_token = CancellationToken::new();
-    watch_officers(svc.routing, tenant, registered.clone(), task_ms.clone(), watch_token.clone()).await?;
+    watch_officers(svc.routing, &tenants[0], registered.clone(), task_ms.clone(), watch_token.clone()).await?;
     let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
@@ -277,7 +286,7 @@ async fn run_once(
             ok.clone(),
             task_ms.clone(),
         );
-        let req = request(tenant, i, &label);
+        let req = request(tenants, workload, i, &label);
         async move {
             let t = Instant::now();
             if let Ok(case) = client.register_case(req).await {
@@ -466,14 +475,18 @@ fn ms(v: &[f64]) -> (f64, f64, f64) {
 pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
     let example = Tenants::load(&cli.config)?;
     let example = example.get("0581").context("the example config must hold Norrköping (0581)")?;
-    let tenant = load_tenant(example, args.officer_copies);
-    let tenants = Tenants::from_configs([tenant.clone()])?;
+    let all: Vec<TenantConfig> =
+        (0..args.tenants.max(1)).map(|i| load_tenant(example, args.officer_copies, i)).collect();
+    let tenant = all[0].clone();
+    let tenants = Tenants::from_configs(all.clone())?;
     let db = BenchDb::create(&cli.database).await?;
     let subjects = env::subjects()?;
     let nats = async_nats::connect(&cli.nats).await.context("connect to nats")?;
     let js = async_nats::jetstream::new(nats.clone());
     println!(
-        "load: {} officers ({} copies of the example's {}), case types {:?}",
+        "load ({} workload): {} tenant(s) of {} officers each ({} copies of the example's {}), case types {:?}",
+        args.workload,
+        all.len(),
         tenant.officers.len(),
         args.officer_copies,
         example.officers.len(),
@@ -497,15 +510,36 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         (commits(&pools[0]).await?, stream_msgs(js.clone(), subjects.stream_name()).await);
     for &rate in &args.rates {
         println!("open loop at {rate} cases/s for {} s ...", args.seconds);
-        let run =
-            run_once(format!("open{rate}"), Some(rate), 0, args.seconds, &svc, &tenant, &pools, &js, &subjects).await?;
+        let run = run_once(
+            format!("open{rate}"),
+            Some(rate),
+            0,
+            args.seconds,
+            &svc,
+            &all,
+            &args.workload,
+            &pools,
+            &js,
+            &subjects,
+        )
+        .await?;
         print_progress(&run);
         runs.push(run);
     }
     println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
-    let closed =
-        run_once("closed".into(), None, args.closed_loop_clients, args.seconds, &svc, &tenant, &pools, &js, &subjects)
-            .await?;
+    let closed = run_once(
+        "closed".into(),
+        None,
+        args.closed_loop_clients,
+        args.seconds,
+        &svc,
+        &all,
+        &args.workload,
+        &pools,
+        &js,
+        &subjects,
+    )
+    .await?;
     print_progress(&closed);
     runs.push(closed);
     let total_ok: u64 = runs.iter().map(|r| r.ok).sum();

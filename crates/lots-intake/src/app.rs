@@ -89,7 +89,8 @@ impl App {
             tenants: tenants.clone(),
             metrics: service.metrics.clone(),
         };
-        Ok(App { service, api: IntakeApi { cases, tenants } })
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(crate::grpc::MAX_IN_FLIGHT_REGISTRATIONS));
+        Ok(App { service, api: IntakeApi { cases, tenants, in_flight } })
     }
 
     /// The address gRPC listens on (useful with port 0).

@@ -21,7 +21,13 @@ use crate::validate::{self, Violation};
 pub struct IntakeApi {
     pub(crate) cases: Cases,
     pub(crate) tenants: Arc<Tenants>,
+    /// Registrations in flight; past it intake answers RESOURCE_EXHAUSTED at once instead of
+    /// letting requests queue until they time out.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Registrations one intake replica works on at once.
+pub const MAX_IN_FLIGHT_REGISTRATIONS: usize = 256;
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -30,6 +36,12 @@ impl IntakeService for IntakeApi {
     #[instrument(name = "intake.grpc.register_case", skip_all)]
     async fn register_case(&self, req: Request<pb::RegisterCaseRequest>) -> Reply<pb::Case> {
         let new = validate::register(req.get_ref(), &self.tenants).map_err(Error::from)?;
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return Err(Status::resource_exhausted(format!(
+                "intake is at capacity ({MAX_IN_FLIGHT_REGISTRATIONS} registrations in flight); \
+                 retry shortly with the same idempotency_key"
+            )));
+        };
         let row = self.cases.register(&new).await?;
         Ok(Response::new(to_pb(row)?))
     }

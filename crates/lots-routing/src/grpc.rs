@@ -119,7 +119,7 @@ impl RoutingApi {
             return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
         }
         match self.writers.call(tenant, command).await? {
-            crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(task))),
+            crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(*task))),
             crate::writer::Reply::Stored(_) => Err(Status::internal("unexpected reply from the routing writer")),
         }
     }

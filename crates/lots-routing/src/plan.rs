@@ -73,8 +73,83 @@ pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decisi
     let buffer = Duration::minutes(i64::from(case_type.buffer_minutes));
     match search(state, &seats, &query, buffer) {
         Ok(choice) => seated(&seats, &choice, case_type),
-        Err(reason) => Decision::Unroutable { reason },
+        Err(reason) => {
+            // The first choices and their alternates share no time: look at every holder of
+            // each competence before giving up.
+            let everyone: Vec<Seat> = case_type
+                .seats
+                .iter()
+                .map(|seat| {
+                    let candidates = order(state.candidates(&seat.competence, &case.org_nr));
+                    Seat {
+                        competence: seat.competence.clone(),
+                        optional: seat.optional,
+                        holders: candidates.len(),
+                        candidates,
+                    }
+                })
+                .collect();
+            match earliest_with_anyone(state, &everyone, &query, buffer) {
+                Some(choice) => seated(&everyone, &choice, case_type),
+                None => Decision::Unroutable { reason },
+            }
+        }
     }
+}
+
+/// The earliest start at which every required seat has a distinct officer free for the whole
+/// meeting, taking for each seat the best-ranked officer free then; optional seats join if
+/// someone is free. The last resort of [`decide`] when calendars are nearly full.
+fn earliest_with_anyone(state: &TenantState, seats: &[Seat], query: &SlotQuery, buffer: Duration) -> Option<Choice> {
+    let officers: Vec<String> = seats.iter().flat_map(|s| s.candidates.iter().map(|c| c.officer_id.clone())).collect();
+    let free = state.free(&officers, query, buffer);
+    let fits = |id: &str, slot: Interval| {
+        free.get(id).is_some_and(|f| {
+            let at = f.partition_point(|iv| iv.end < slot.end);
+            f.get(at).is_some_and(|iv| iv.start <= slot.start && slot.end <= iv.end)
+        })
+    };
+    let step = query.granularity.max(Duration::minutes(1));
+    let g = step.num_seconds();
+    let first =
+        query.not_before.timestamp().div_euclid(g) * g + if query.not_before.timestamp() % g == 0 { 0 } else { g };
+    let mut start = DateTime::<Utc>::from_timestamp(first, 0)?;
+    while start + query.length <= query.not_after {
+        let slot = Interval::new(start, start + query.length);
+        let mut taken: Vec<&str> = Vec::new();
+        let mut officers: Vec<Option<String>> = Vec::with_capacity(seats.len());
+        let mut complete = true;
+        for seat in seats.iter().filter(|s| !s.optional) {
+            match seat.candidates.iter().find(|c| !taken.contains(&c.officer_id.as_str()) && fits(&c.officer_id, slot))
+            {
+                Some(c) => taken.push(&c.officer_id),
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if complete {
+            let mut required = taken.clone().into_iter();
+            for seat in seats {
+                if !seat.optional {
+                    officers.push(required.next().map(String::from));
+                    continue;
+                }
+                let pick = seat
+                    .candidates
+                    .iter()
+                    .find(|c| !taken.contains(&c.officer_id.as_str()) && fits(&c.officer_id, slot));
+                if let Some(c) = pick {
+                    taken.push(&c.officer_id);
+                }
+                officers.push(pick.map(|c| c.officer_id.clone()));
+            }
+            return Some(Choice { officers, slot });
+        }
+        start += step;
+    }
+    None
 }
 
 /// First the best officers within the next few working days (little calendar to read), then

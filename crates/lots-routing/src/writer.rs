@@ -62,7 +62,7 @@ pub enum Request {
 /// What a request returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {
-    Task(TaskRow),
+    Task(Box<TaskRow>),
     Stored(u32),
 }
 
@@ -101,12 +101,14 @@ impl From<WireError> for Error {
 }
 
 type ReplyTx = oneshot::Sender<std::result::Result<Reply, WireError>>;
+/// Where a tenant's writer takes its commands.
+type CommandTx = mpsc::Sender<(Request, ReplyTx)>;
 
 /// The writers running in this replica, and the way to any tenant's writer.
 #[derive(Clone)]
 pub struct Writers {
     holder: Uuid,
-    local: Arc<Mutex<HashMap<String, mpsc::Sender<(Request, ReplyTx)>>>>,
+    local: Arc<Mutex<HashMap<String, CommandTx>>>,
     nats: async_nats::Client,
     subjects: lots_events::Subjects,
 }
@@ -117,7 +119,7 @@ impl Writers {
         Writers { holder: Uuid::now_v7(), local: Arc::default(), nats, subjects }
     }
 
-    fn local(&self, tenant: &str) -> Option<mpsc::Sender<(Request, ReplyTx)>> {
+    fn local(&self, tenant: &str) -> Option<CommandTx> {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
     }
 
@@ -608,18 +610,18 @@ impl Writer {
         let routing = &self.routing;
         match command {
             Request::Accept { officer, task_id } => {
-                Ok(Reply::Task(routing.accept(conn, &tenant, officer, *task_id).await?))
+                Ok(Reply::Task(Box::new(routing.accept(conn, &tenant, officer, *task_id).await?)))
             }
             Request::Complete { officer, task_id } => {
                 let task = routing.complete(conn, &tenant, officer, *task_id).await?;
                 effects.officers.push(officer.clone());
-                Ok(Reply::Task(task))
+                Ok(Reply::Task(Box::new(task)))
             }
             Request::Decline { officer, task_id, reason } => {
                 let task = routing.decline(conn, &tenant, officer, *task_id, reason).await?;
                 effects.cases.push(task.case_id);
                 effects.officers.push(officer.clone());
-                Ok(Reply::Task(task))
+                Ok(Reply::Task(Box::new(task)))
             }
             Request::SetBusy { officer, source, ranges } => {
                 let stored = crate::officers::replace_busy(conn, &tenant, officer, source, ranges, None).await?;
