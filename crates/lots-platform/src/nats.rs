@@ -42,6 +42,18 @@ pub fn server_version_supported(version: &str) -> bool {
     parse_server_version(version).is_some_and(|(major, minor, _)| (major, minor) >= MIN_SERVER_VERSION)
 }
 
+/// What the nats-server binary at `path` says of its version (`nats-server: v2.15.1`), or
+/// nothing when it cannot be run.
+pub fn binary_version(path: &std::path::Path) -> String {
+    std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Refuses a server older than [`MIN_SERVER_VERSION`].
 pub fn check_server_version(client: &async_nats::Client, url: &str) -> Result<()> {
     let version = client.server_info().version;

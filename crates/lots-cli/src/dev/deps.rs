@@ -78,13 +78,7 @@ fn nats_server_binary() -> anyhow::Result<PathBuf> {
         if !candidate.is_file() {
             continue;
         }
-        let version = Command::new(&candidate)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
+        let version = lots_platform::nats::binary_version(&candidate);
         if lots_platform::nats::server_version_supported(&version) {
             return Ok(candidate);
         }
