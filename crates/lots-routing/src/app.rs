@@ -1,4 +1,4 @@
-//! Building and running routing: connect, load officers, bind, serve gRPC, consume, relay.
+//! Building and running routing: connect, bind, serve gRPC, run the tenants' writers, relay.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,12 +81,10 @@ impl App {
         }
     }
 
-    /// Builds from injected parts: migrates, loads officers, ensures the stream, binds.
+    /// Builds from injected parts: migrates, ensures the stream, binds. Each tenant's writer
+    /// loads its officers when it starts.
     pub async fn from_parts(parts: Parts) -> anyhow::Result<App> {
         db::migrate(&parts.pool, &MIGRATIONS).await.context("migrate routing schema")?;
-        crate::officers::sync(&parts.pool, &parts.tenants, &parts.config_dir, parts.clock.now())
-            .await
-            .context("load officers")?;
         let js = async_nats::jetstream::new(parts.nats.clone());
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
@@ -97,6 +95,7 @@ impl App {
             nats: service.nats.clone(),
             subjects: service.subjects.clone(),
             tenants: Arc::new(parts.tenants),
+            config_dir: parts.config_dir,
             clock: parts.clock,
             relay: service.relay.waker(),
             metrics: service.metrics.clone(),

@@ -241,13 +241,8 @@ impl TaskService for RoutingApi {
     async fn decline_task(&self, req: Request<pb::DeclineTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = officer(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        let reason = req.get_ref().reason.trim();
-        if reason.is_empty() || reason.chars().count() > 2000 {
-            return Err(
-                Error::Invalid { field: "reason", message: "is required (at most 2000 characters)".into() }.into()
-            );
-        }
-        let reason = reason.to_owned();
+        // The writer's command checks the reason (Request::validate).
+        let reason = req.get_ref().reason.trim().to_owned();
         self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }).await
     }
 
@@ -367,11 +362,7 @@ impl OfficerService for RoutingApi {
         }
         let mut ranges = Vec::with_capacity(req.busy.len());
         for r in &req.busy {
-            let (s, e) = (from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?);
-            if e <= s {
-                return Err(Error::Invalid { field: "busy.end", message: "must be after start".into() }.into());
-            }
-            ranges.push((s, e));
+            ranges.push((from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?));
         }
         let command = Command::SetBusy { officer: req.officer_id.clone(), source: source.to_owned(), ranges };
         self.stored_command(&req.tenant, command).await
@@ -383,9 +374,6 @@ impl OfficerService for RoutingApi {
         let period = req.period.as_ref();
         let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
         let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
-        if e <= s {
-            return Err(Error::Invalid { field: "period.end", message: "must be after start".into() }.into());
-        }
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
         let command =
             Command::AddAbsence { officer: req.officer_id.clone(), period: (s, e), note: note.map(String::from) };

@@ -1,10 +1,12 @@
-//! Officers and their calendars: the configuration is loaded into routing's tables at start,
-//! iCalendar files named there become busy times, and the admin API adds more.
+//! Officers and their calendars: a tenant's writer loads the configuration into routing's
+//! tables when it starts, iCalendar files named there become busy times, and the admin API
+//! adds more.
 
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use lots_platform::Tenants;
+use lots_domain::TenantConfig;
+use lots_platform::metrics::Metrics;
 use sqlx::{PgConnection, PgPool};
 use tracing::instrument;
 
@@ -13,53 +15,66 @@ use crate::error::{Error, Result};
 /// How far ahead recurring calendar entries are expanded.
 const ICAL_HORIZON_DAYS: i64 = 180;
 
-/// Upserts every configured officer and deactivates removed ones; their tasks stay.
-/// Loading the same configuration twice changes nothing.
-#[instrument(name = "routing.init.sync_officers", skip_all)]
-pub async fn sync(pool: &PgPool, tenants: &Tenants, config_dir: &Path, now: DateTime<Utc>) -> Result<()> {
+/// Upserts the tenant's configured officers, deactivates removed ones (their tasks stay) and
+/// loads their calendar files. Loading the same configuration twice changes nothing. Only the
+/// tenant's writer calls this. A calendar file that cannot be read or parsed disables that
+/// officer's calendar (logged and counted), never the tenant.
+#[instrument(name = "routing.init.sync_officers", skip_all, fields(tenant = %tenant.kommunkod))]
+pub async fn sync_tenant(
+    pool: &PgPool,
+    tenant: &TenantConfig,
+    config_dir: &Path,
+    now: DateTime<Utc>,
+    metrics: &Metrics,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
-    for tenant in tenants.iter() {
-        let ids: Vec<String> = tenant.officers.iter().map(|o| o.id.clone()).collect();
-        for o in &tenant.officers {
-            sqlx::query(
-                "INSERT INTO officers (tenant, id, name, email, unit, competences, capacity, active)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, true)
-                 ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-                    unit = EXCLUDED.unit, competences = EXCLUDED.competences, capacity = EXCLUDED.capacity,
-                    active = true",
-            )
-            .bind(&tenant.kommunkod)
-            .bind(&o.id)
-            .bind(&o.name)
-            .bind(&o.email)
-            .bind(&o.unit)
-            .bind(&o.competences)
-            .bind(o.capacity as i32)
-            .execute(&mut *tx)
-            .await?;
+    let ids: Vec<String> = tenant.officers.iter().map(|o| o.id.clone()).collect();
+    for o in &tenant.officers {
+        sqlx::query(
+            "INSERT INTO officers (tenant, id, name, email, unit, competences, capacity, active)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, true)
+             ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
+                unit = EXCLUDED.unit, competences = EXCLUDED.competences, capacity = EXCLUDED.capacity,
+                active = true",
+        )
+        .bind(&tenant.kommunkod)
+        .bind(&o.id)
+        .bind(&o.name)
+        .bind(&o.email)
+        .bind(&o.unit)
+        .bind(&o.competences)
+        .bind(o.capacity as i32)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE officers SET active = false WHERE tenant = $1 AND NOT (id = ANY ($2))")
+        .bind(&tenant.kommunkod)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    for o in tenant.officers.iter() {
+        let Some(file) = &o.calendar else { continue };
+        let path = config_dir.join(file);
+        let busy = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|text| {
+            lots_domain::ical::parse_busy(&text, now + Duration::days(ICAL_HORIZON_DAYS)).map_err(|e| e.to_string())
+        });
+        match busy {
+            Ok(busy) => {
+                let ranges: Vec<_> = busy.iter().map(|b| (b.start, b.end)).collect();
+                replace_busy(&mut tx, &tenant.kommunkod, &o.id, &format!("ical:{file}"), &ranges, None).await?;
+            }
+            Err(err) => {
+                tracing::error!(officer = %o.id, file = %path.display(), error = %err, "calendar file ignored");
+                metrics.count(
+                    "lots_routing_calendar_errors_total",
+                    "Officer calendar files that could not be read or parsed.",
+                    &[("tenant", tenant.kommunkod.as_str())],
+                    1.0,
+                );
+            }
         }
-        sqlx::query("UPDATE officers SET active = false WHERE tenant = $1 AND NOT (id = ANY ($2))")
-            .bind(&tenant.kommunkod)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
     }
     tx.commit().await?;
-    for tenant in tenants.iter() {
-        for o in tenant.officers.iter() {
-            let Some(file) = &o.calendar else { continue };
-            let path = config_dir.join(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Config(format!("{}: {e} (calendar of {})", path.display(), o.id)))?;
-            let busy = lots_domain::ical::parse_busy(&text, now + Duration::days(ICAL_HORIZON_DAYS))
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            let ranges: Vec<_> = busy.iter().map(|b| (b.start, b.end)).collect();
-            let source = format!("ical:{file}");
-            let mut tx = pool.begin().await?;
-            replace_busy(&mut tx, &tenant.kommunkod, &o.id, &source, &ranges, None).await?;
-            tx.commit().await?;
-        }
-    }
     Ok(())
 }
 

@@ -30,6 +30,8 @@ pub struct Routing {
     pub nats: async_nats::Client,
     pub subjects: Subjects,
     pub tenants: Arc<Tenants>,
+    /// Where calendar files named in the configuration are looked up.
+    pub config_dir: std::path::PathBuf,
     pub clock: Clock,
     pub relay: Arc<Notify>,
     pub metrics: lots_platform::metrics::Metrics,

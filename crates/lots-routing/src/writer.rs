@@ -48,6 +48,14 @@ const BATCH_ATTEMPTS: u32 = 5;
 const MAX_DELIVERIES: i64 = 10;
 /// How long a forwarded command waits for the tenant's writer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most busy ranges one command may replace.
+pub const MAX_BUSY_RANGES: usize = 5_000;
+/// Longest decline reason.
+pub const MAX_REASON_CHARS: usize = 2_000;
+/// How long a command's reply is kept for retries.
+const REPLY_RETENTION_HOURS: i32 = 24;
+/// The queue group of writers on a control subject: one of them answers each command.
+const CONTROL_QUEUE: &str = "routing-writer";
 
 /// A change to a tenant's tasks or calendars, applied by the tenant's writer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +65,53 @@ pub enum Request {
     Complete { officer: String, task_id: Uuid },
     SetBusy { officer: String, source: String, ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> },
     AddAbsence { officer: String, period: (DateTime<Utc>, DateTime<Utc>), note: Option<String> },
+}
+
+impl Request {
+    /// Checks the request itself, so a command is refused the same way whichever replica or
+    /// subject it came through.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &'static str, message: &str| Err(Error::Invalid { field, message: message.into() });
+        let officer = match self {
+            Request::Accept { officer, .. } | Request::Complete { officer, .. } => officer,
+            Request::Decline { officer, reason, .. } => {
+                let reason = reason.trim();
+                if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                    return invalid("reason", "is required (at most 2000 characters)");
+                }
+                officer
+            }
+            Request::SetBusy { officer, source, ranges } => {
+                if source.trim().is_empty() {
+                    return invalid("source", "is required");
+                }
+                if ranges.len() > MAX_BUSY_RANGES {
+                    return invalid("busy", "holds more than 5000 ranges");
+                }
+                if ranges.iter().any(|(s, e)| e <= s) {
+                    return invalid("busy.end", "must be after start");
+                }
+                officer
+            }
+            Request::AddAbsence { officer, period, .. } => {
+                if period.1 <= period.0 {
+                    return invalid("period.end", "must be after start");
+                }
+                officer
+            }
+        };
+        if officer.trim().is_empty() {
+            return invalid("officer_id", "is required");
+        }
+        Ok(())
+    }
+}
+
+/// A request with the id that makes its retries harmless.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Command {
+    pub id: Uuid,
+    pub request: Request,
 }
 
 /// What a request returns.
@@ -100,9 +155,10 @@ impl From<WireError> for Error {
     }
 }
 
-type ReplyTx = oneshot::Sender<std::result::Result<Reply, WireError>>;
+type Answer = std::result::Result<Reply, WireError>;
+type ReplyTx = oneshot::Sender<Answer>;
 /// Where a tenant's writer takes its commands.
-type CommandTx = mpsc::Sender<(Request, ReplyTx)>;
+type CommandTx = mpsc::Sender<(Command, ReplyTx)>;
 
 /// The writers running in this replica, and the way to any tenant's writer.
 #[derive(Clone)]
@@ -129,34 +185,49 @@ impl Writers {
     }
 
     /// Applies `request` through `tenant`'s writer, wherever it runs. While no writer answers
-    /// (one is starting, or taking over after a replica died) it keeps trying for a while.
+    /// (one is starting, or taking over after a replica died) it keeps trying for a while; every
+    /// try carries the same command id, so the writer applies it at most once.
     pub async fn call(&self, tenant: &str, request: Request) -> Result<Reply> {
+        request.validate()?;
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
-        let payload = serde_json::to_vec(&request).map_err(lots_platform::Error::from)?;
+        let command = Command { id: Uuid::now_v7(), request };
+        let payload = serde_json::to_vec(&command).map_err(lots_platform::Error::from)?;
         let subject = self.subjects.control("routing", tenant);
         loop {
-            if let Some(tx) = self.local(tenant) {
+            let answer: Option<Answer> = if let Some(tx) = self.local(tenant) {
                 let (reply, rx) = oneshot::channel();
-                if tx.send((request.clone(), reply)).await.is_ok()
-                    && let Ok(answer) = rx.await
-                {
-                    return answer.map_err(Error::from);
+                match tx.send((command.clone(), reply)).await {
+                    Ok(()) => rx.await.ok(),
+                    Err(_) => None,
                 }
             } else {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if let Ok(Ok(answer)) =
-                    tokio::time::timeout(left, self.nats.request(subject.clone(), payload.clone().into())).await
-                {
-                    let answer: std::result::Result<Reply, WireError> =
-                        serde_json::from_slice(&answer.payload).map_err(lots_platform::Error::from)?;
-                    return answer.map_err(Error::from);
+                match tokio::time::timeout(left, self.nats.request(subject.clone(), payload.clone().into())).await {
+                    Ok(Ok(msg)) => Some(serde_json::from_slice(&msg.payload).map_err(lots_platform::Error::from)?),
+                    _ => None,
                 }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(unavailable(tenant));
+            };
+            match answer {
+                // A writer that is giving up its lease says so; the next one will answer.
+                Some(Err(e)) if e.code == "unavailable" && tokio::time::Instant::now() < deadline => {}
+                Some(answer) => return answer.map_err(Error::from),
+                None if tokio::time::Instant::now() >= deadline => return Err(unavailable(tenant)),
+                None => {}
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Takes a writer out of this replica's registry when its task ends, however it ends.
+struct Registered {
+    writers: Writers,
+    tenant: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.writers.local.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.tenant);
     }
 }
 
@@ -170,7 +241,14 @@ fn unavailable(tenant: &str) -> Error {
 /// `token` is cancelled.
 pub async fn supervise(routing: Routing, writers: Writers, token: CancellationToken) {
     let tracker = TaskTracker::new();
+    let mut shared_retired = false;
     loop {
+        if !shared_retired {
+            shared_retired = retire_shared_consumer(&routing).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "cannot check the shared routing consumer");
+                false
+            });
+        }
         for tenant in routing.tenants.iter() {
             let code = tenant.kommunkod.clone();
             if writers.writes(&code) {
@@ -184,8 +262,9 @@ pub async fn supervise(routing: Routing, writers: Writers, token: CancellationTo
                         (routing.clone(), writers.clone(), token.clone(), tenant.clone());
                     tracker.spawn(async move {
                         tracing::info!(tenant = %code, epoch, "routing writer starts");
+                        let registered = Registered { writers: writers.clone(), tenant: code.clone() };
                         let result = run_writer(&routing, &writers, tenant, epoch, rx, &token).await;
-                        writers.local.lock().unwrap_or_else(|p| p.into_inner()).remove(&code);
+                        drop(registered);
                         if let Err(err) = lease::release(&routing.pool, &code, writers.holder, epoch).await {
                             tracing::warn!(error = %err, tenant = %code, "cannot release the writer lease");
                         }
@@ -218,10 +297,14 @@ async fn run_writer(
     writers: &Writers,
     config: Arc<TenantConfig>,
     epoch: i64,
-    mut commands: mpsc::Receiver<(Request, ReplyTx)>,
+    mut commands: mpsc::Receiver<(Command, ReplyTx)>,
     token: &CancellationToken,
 ) -> Result<()> {
     let tenant = config.kommunkod.clone();
+    // Only the lease holder writes the tenant's officers, so the configuration is loaded here
+    // rather than by every replica at start, behind a running writer's back.
+    crate::officers::sync_tenant(&routing.pool, &config, &routing.config_dir, routing.clock.now(), &routing.metrics)
+        .await?;
     let mut writer = Writer {
         routing: routing.clone(),
         state: load_state(routing, &config).await?,
@@ -230,25 +313,30 @@ async fn run_writer(
         epoch,
     };
     let mut messages = tenant_consumer(routing, &tenant).await?.messages().await.map_err(nats)?;
-    // Commands forwarded from other replicas arrive on the tenant's control subject.
-    let mut control = writers.nats.subscribe(routing.subjects.control("routing", &tenant)).await.map_err(nats)?;
+    // Commands forwarded from other replicas arrive on the tenant's control subject; during a
+    // takeover two writers may listen, and the queue group gives each command to one of them.
+    let mut control = writers
+        .nats
+        .queue_subscribe(routing.subjects.control("routing", &tenant), CONTROL_QUEUE.to_owned())
+        .await
+        .map_err(nats)?;
     let forward = writers.local(&tenant).ok_or_else(|| Error::Config("writer not registered".into()))?;
     let forwarder = tokio::spawn({
         let nats = writers.nats.clone();
         async move {
             while let Some(msg) = control.next().await {
                 let Some(reply_to) = msg.reply.clone() else { continue };
-                let answer = match serde_json::from_slice::<Request>(&msg.payload) {
-                    Ok(request) => {
+                let answer = match serde_json::from_slice::<Command>(&msg.payload) {
+                    Ok(command) => {
                         let (reply, rx) = oneshot::channel();
-                        if forward.send((request, reply)).await.is_err() {
+                        if forward.send((command, reply)).await.is_err() {
                             break;
                         }
                         rx.await.unwrap_or_else(|_| {
                             Err(WireError { code: "unavailable".into(), message: "the writer stopped".into() })
                         })
                     }
-                    Err(err) => Err(WireError { code: "precondition".into(), message: err.to_string() }),
+                    Err(_) => Err(WireError { code: "precondition".into(), message: "not a routing command".into() }),
                 };
                 if let Ok(body) = serde_json::to_vec(&answer)
                     && let Err(err) = nats.publish(reply_to, body.into()).await
@@ -258,10 +346,11 @@ async fn run_writer(
             }
         }
     });
+    let mut pruned = tokio::time::Instant::now();
     let result = async {
         loop {
             let mut events: Vec<Message> = Vec::new();
-            let mut requests: Vec<(Request, ReplyTx)> = Vec::new();
+            let mut requests: Vec<(Command, ReplyTx)> = Vec::new();
             tokio::select! {
                 _ = token.cancelled() => return Ok(()),
                 next = messages.next() => match next {
@@ -274,6 +363,12 @@ async fn run_writer(
                 },
                 Some(cmd) = commands.recv() => requests.push(cmd),
                 _ = tokio::time::sleep(lease::RENEW_EVERY) => {}
+            }
+            if pruned.elapsed() > PRUNE_EVERY {
+                pruned = tokio::time::Instant::now();
+                if let Err(err) = prune_replies(&routing.pool, &tenant).await {
+                    tracing::warn!(error = %err, "cannot prune old command replies");
+                }
             }
             // Whatever else is already here joins the batch.
             while events.len() + requests.len() < MAX_BATCH {
@@ -296,6 +391,36 @@ async fn run_writer(
     result
 }
 
+/// The answer a command with this id already got, if it was applied before.
+async fn stored_reply(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Answer>> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT reply FROM command_replies WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    Ok(text.map(|t| serde_json::from_str(&t)).transpose().map_err(lots_platform::Error::from)?)
+}
+
+async fn store_reply(conn: &mut sqlx::PgConnection, tenant: &str, id: Uuid, answer: &Answer) -> Result<()> {
+    let text = serde_json::to_string(answer).map_err(lots_platform::Error::from)?;
+    sqlx::query("INSERT INTO command_replies (id, tenant, reply) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(id)
+        .bind(tenant)
+        .bind(text)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How often a writer prunes its old command replies.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+async fn prune_replies(pool: &sqlx::PgPool, tenant: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM command_replies WHERE tenant = $1 AND done_at < now() - make_interval(hours => $2)")
+        .bind(tenant)
+        .bind(REPLY_RETENTION_HOURS)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 fn nats(err: impl std::fmt::Display) -> Error {
     Error::Platform(lots_platform::Error::Nats(err.to_string()))
 }
@@ -306,27 +431,58 @@ async fn load_state(routing: &Routing, config: &Arc<TenantConfig>) -> Result<Ten
 }
 
 /// The tenant's durable consumer, filtered to the tenant and the events routing applies.
-/// A replica that finds the pre-writer shared consumer `routing` starts where it stood, so the
-/// move neither replays nor skips events.
+/// An existing one keeps its position and gets today's filter; a new one starts where the
+/// pre-writer shared consumer `routing` stood, so the move neither replays nor skips events.
 async fn tenant_consumer(routing: &Routing, tenant: &str) -> Result<jetstream::consumer::PullConsumer> {
     let js = jetstream::new(routing.nats.clone());
     let subjects = &routing.subjects;
     let stream = js.get_stream(subjects.stream_name()).await.map_err(nats)?;
     let durable = format!("{}-{tenant}", lots_events::views::ROUTING.service);
-    if let Ok(existing) = stream.get_consumer::<pull::Config>(&durable).await {
-        return Ok(existing);
-    }
     let kinds = lots_events::views::ROUTING.applies;
+    let filter: Vec<String> = kinds.iter().map(|k| subjects.event(tenant, k)).collect();
     let mut config = subjects.consumer_config(&durable, kinds);
-    config.filter_subjects = kinds.iter().map(|k| subjects.event(tenant, k)).collect();
+    config.filter_subjects = filter.clone();
     config.filter_subject = String::new();
-    if let Ok(mut shared) = stream.get_consumer::<pull::Config>(lots_events::views::ROUTING.service).await
-        && let Ok(info) = shared.info().await
-    {
-        config.deliver_policy =
-            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: info.ack_floor.stream_sequence + 1 };
+    match stream.get_consumer::<pull::Config>(&durable).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(nats)?;
+            if info.config.filter_subjects == filter {
+                return Ok(existing);
+            }
+            // An update may change the filter but not the start position.
+            config.deliver_policy = info.config.deliver_policy;
+        }
+        Err(_) => {
+            if let Ok(mut shared) = stream.get_consumer::<pull::Config>(lots_events::views::ROUTING.service).await
+                && let Ok(info) = shared.info().await
+            {
+                config.deliver_policy = jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: info.ack_floor.stream_sequence + 1,
+                };
+            }
+        }
     }
     stream.create_consumer(config).await.map_err(nats)
+}
+
+/// Deletes the pre-writer shared consumer once every configured tenant has its own, so it
+/// stops holding messages; its position was only needed to start the tenants' consumers.
+async fn retire_shared_consumer(routing: &Routing) -> Result<bool> {
+    let js = jetstream::new(routing.nats.clone());
+    let stream = js.get_stream(routing.subjects.stream_name()).await.map_err(nats)?;
+    let shared = lots_events::views::ROUTING.service;
+    if stream.get_consumer::<pull::Config>(shared).await.is_err() {
+        return Ok(true);
+    }
+    for tenant in routing.tenants.iter() {
+        let durable = format!("{shared}-{}", tenant.kommunkod);
+        if stream.get_consumer::<pull::Config>(&durable).await.is_err() {
+            return Ok(false);
+        }
+    }
+    stream.delete_consumer(shared).await.map_err(nats)?;
+    tracing::info!("every tenant has its own routing consumer; the shared one is removed");
+    Ok(true)
 }
 
 struct Writer {
@@ -364,9 +520,10 @@ struct Effects {
 }
 
 impl Writer {
-    /// Applies a batch in one transaction, retrying on fresh state when it fails.
-    async fn run(&mut self, events: Vec<Message>, requests: Vec<(Request, ReplyTx)>) -> Result<()> {
-        let (commands, replies): (Vec<Request>, Vec<ReplyTx>) = requests.into_iter().unzip();
+    /// Applies a batch in one transaction, retrying on fresh state when it fails. A batch that
+    /// keeps failing is split, so one poisonous event or command cannot sink the others.
+    async fn run(&mut self, events: Vec<Message>, requests: Vec<(Command, ReplyTx)>) -> Result<()> {
+        let (commands, replies): (Vec<Command>, Vec<ReplyTx>) = requests.into_iter().unzip();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -376,6 +533,12 @@ impl Writer {
                     return Ok(());
                 }
                 Err(BatchError::LeaseLost) => {
+                    // The new writer shares this consumer: hand the events over at once.
+                    for msg in &events {
+                        if let Err(err) = msg.ack_with(jetstream::AckKind::Nak(None)).await {
+                            tracing::warn!(error = %err, "cannot hand an event back");
+                        }
+                    }
                     for reply in replies {
                         let _ = reply.send(Err(WireError {
                             code: "unavailable".into(),
@@ -396,6 +559,16 @@ impl Writer {
                     match load_state(&self.routing, &self.config).await {
                         Ok(state) => self.state = state,
                         Err(e) => tracing::warn!(error = %e, "cannot reload routing state"),
+                    }
+                    if events.len() + commands.len() > 1 && attempt >= 2 {
+                        tracing::warn!(error = why, items = events.len() + commands.len(), "routing batch split");
+                        for msg in events {
+                            Box::pin(self.run(vec![msg], Vec::new())).await?;
+                        }
+                        for pair in commands.into_iter().zip(replies) {
+                            Box::pin(self.run(Vec::new(), vec![pair])).await?;
+                        }
+                        return Ok(());
                     }
                     if attempt >= BATCH_ATTEMPTS {
                         tracing::error!(error = why, attempt, "routing batch failed; its events are redelivered");
@@ -427,7 +600,7 @@ impl Writer {
     async fn try_batch(
         &mut self,
         events: &[Message],
-        commands: &[Request],
+        commands: &[Command],
     ) -> std::result::Result<Effects, BatchError> {
         let now = self.routing.clock.now();
         let tenant = self.config.kommunkod.clone();
@@ -442,21 +615,27 @@ impl Writer {
             effects.outcomes.push(outcome);
         }
         for command in commands {
+            // A retried command gets its first answer and is not applied again.
+            if let Some(first) = stored_reply(&mut tx, command.id).await? {
+                effects.replies.push(first);
+                continue;
+            }
             // Commands work on rows in SQL; the batch's new rows must be there first.
             write.flush(&mut tx, &tenant, &self.routing.subjects, now).await?;
             let mut sp = tx.begin().await?;
-            let result = self.apply_command(&mut sp, &mut effects, command).await;
-            match result {
+            let answer = match self.apply_command(&mut sp, &mut effects, &command.request).await {
                 Ok(reply) => {
                     sp.commit().await?;
-                    effects.replies.push(Ok(reply));
+                    Ok(reply)
                 }
                 Err(Error::Database(e)) => return Err(BatchError::Failed(Error::Database(e))),
                 Err(err) => {
                     sp.rollback().await?;
-                    effects.replies.push(Err(WireError::from(err)));
+                    Err(WireError::from(err))
                 }
-            }
+            };
+            store_reply(&mut tx, &tenant, command.id, &answer).await?;
+            effects.replies.push(answer);
         }
         write.flush(&mut tx, &tenant, &self.routing.subjects, now).await?;
         tx.commit().await?;
@@ -606,6 +785,7 @@ impl Writer {
         effects: &mut Effects,
         command: &Request,
     ) -> Result<Reply> {
+        command.validate()?;
         let tenant = self.config.kommunkod.clone();
         let routing = &self.routing;
         match command {
