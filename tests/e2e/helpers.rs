@@ -8,14 +8,15 @@ use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use lots_events::{Envelope, Payload, Subjects};
 use lots_intake::{App, Parts};
+use lots_platform::auth::{AuthedChannel, Bearer};
 use lots_platform::{Clock, Tenants, db};
 use lots_proto::v1 as pb;
-use lots_testkit::{TestDb, TestNats};
+pub use lots_testkit::Who;
+use lots_testkit::{TestDb, TestNats, TestOidc};
 use pb::intake_service_client::IntakeServiceClient;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -33,7 +34,10 @@ pub struct TestApp {
     pub subjects: Subjects,
     pub pool: PgPool,
     pub js: jetstream::Context,
-    pub client: IntakeServiceClient<Channel>,
+    /// Intake as Norrköping's reception.
+    pub client: IntakeClient,
+    /// The OpenID provider every service trusts, one issuer per tenant.
+    pub oidc: TestOidc,
     pub addr: SocketAddr,
     /// Where intake serves Prometheus metrics.
     pub metrics_addr: SocketAddr,
@@ -87,6 +91,7 @@ impl TestApp {
     /// The services `options` asks for, on the given NATS server.
     pub async fn spawn_with(nats: TestNats, options: Options) -> TestApp {
         lots_testkit::init_tracing();
+        let oidc = TestOidc::start(&configured_tenants(&options)).expect("OpenID provider");
         let db = TestDb::create().await.expect("test database");
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
         let pool = db::connect(&db.url(), lots_intake::app::SCHEMA, 4, Duration::from_secs(5)).await.unwrap();
@@ -98,7 +103,11 @@ impl TestApp {
             subjects,
             pool,
             js,
-            client: IntakeServiceClient::new(Channel::from_static("http://127.0.0.1:1").connect_lazy()),
+            client: IntakeServiceClient::with_interceptor(
+                Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+                Bearer::new("none").unwrap(),
+            ),
+            oidc,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: options.now.map(|t| Clock::manual(local(t))).unwrap_or_default(),
@@ -117,13 +126,35 @@ impl TestApp {
         app
     }
 
-    /// Every configured tenant: the Norrköping example and the test's own.
+    /// Every configured tenant (the Norrköping example and the test's own), each trusting its
+    /// issuer at the test's OpenID provider.
     pub fn tenants(&self) -> Tenants {
-        let mut configs: Vec<_> = Tenants::load(&example_config()).unwrap().iter().map(|t| (**t).clone()).collect();
-        for text in &self.options.extra_tenants {
-            configs.push(lots_domain::TenantConfig::from_toml_str(text).unwrap());
-        }
+        let configured = configured_tenants(&self.options);
+        let configs: Vec<_> = configured
+            .iter()
+            .map(|t| {
+                let mut t = (**t).clone();
+                t.auth.issuers = vec![self.oidc.issuer(&t.kommunkod)];
+                t
+            })
+            .collect();
         Tenants::from_configs(configs).unwrap()
+    }
+
+    /// A bearer token interceptor for `who` in `tenant`.
+    pub async fn bearer(&self, tenant: &str, who: Who) -> Bearer {
+        Bearer::new(&self.oidc.token(tenant, &who).await.unwrap()).unwrap()
+    }
+
+    /// An authenticated channel to `addr` as `who` in `tenant`.
+    pub async fn channel_as(&self, addr: SocketAddr, tenant: &str, who: Who) -> AuthedChannel {
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        tonic::service::interceptor::InterceptedService::new(channel, self.bearer(tenant, who).await)
+    }
+
+    /// Intake as `who` in `tenant`.
+    pub async fn intake_as(&self, tenant: &str, who: Who) -> IntakeClient {
+        IntakeServiceClient::new(self.channel_as(self.addr, tenant, who).await)
     }
 
     /// Starts routing on the same database server (its own schema) and NATS server.
@@ -193,11 +224,10 @@ impl TestApp {
         }
     }
 
-    /// An AlertService client.
-    pub async fn alerts(&self) -> pb::alert_service_client::AlertServiceClient<Channel> {
+    /// An AlertService client as `who` in `tenant`.
+    pub async fn alerts_as(&self, tenant: &str, who: Who) -> AlertClient {
         let addr = self.sla.as_ref().expect("sla runs").addr;
-        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-        pb::alert_service_client::AlertServiceClient::new(channel)
+        pb::alert_service_client::AlertServiceClient::new(self.channel_as(addr, tenant, who).await)
     }
 
     /// The sla service's pool (schema `sla`).
@@ -221,25 +251,20 @@ impl TestApp {
     /// A TaskService client of the routing replica at `addr`, acting as `officer`.
     pub async fn tasks_at(&self, addr: SocketAddr, officer: &str) -> TaskClient {
         let (tenant, officer) = officer.split_once('/').unwrap_or((NKP, officer));
-        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-        let (tenant, officer): (MetadataValue<_>, MetadataValue<_>) =
-            (tenant.parse().unwrap(), officer.parse().unwrap());
-        pb::task_service_client::TaskServiceClient::with_interceptor(
-            channel,
-            Box::new(move |mut req: tonic::Request<()>| {
-                req.metadata_mut().insert("x-lots-tenant", tenant.clone());
-                req.metadata_mut().insert("x-lots-officer", officer.clone());
-                Ok(req)
-            })
-                as Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
+        pb::task_service_client::TaskServiceClient::new(
+            self.channel_as(addr, tenant, Who::Officer(officer.into())).await,
         )
     }
 
-    /// An OfficerService client.
-    pub async fn officers(&self) -> pb::officer_service_client::OfficerServiceClient<Channel> {
+    /// An OfficerService client as Norrköping's admin.
+    pub async fn officers(&self) -> OfficerClient {
+        self.officers_as(NKP, Who::Admin).await
+    }
+
+    /// An OfficerService client as `who` in `tenant`.
+    pub async fn officers_as(&self, tenant: &str, who: Who) -> OfficerClient {
         let addr = self.routing.as_ref().expect("routing runs").addr;
-        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-        pb::officer_service_client::OfficerServiceClient::new(channel)
+        pb::officer_service_client::OfficerServiceClient::new(self.channel_as(addr, tenant, who).await)
     }
 
     /// Routing's pool (schema `routing`).
@@ -265,8 +290,7 @@ impl TestApp {
         self.addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
-        self.client = IntakeServiceClient::new(channel);
+        self.client = self.intake_as(NKP, Who::Reception).await;
         self.running = Some((token, handle));
     }
 
@@ -282,7 +306,6 @@ impl TestApp {
     pub fn restaurant(&self, key: &str) -> pb::RegisterCaseRequest {
         pb::RegisterCaseRequest {
             idempotency_key: key.to_owned(),
-            tenant: NKP.to_owned(),
             company: Some(pb::Company {
                 org_nr: "556036-0793".to_owned(),
                 name: "Knäppingsborgs Krog AB".to_owned(),
@@ -295,28 +318,44 @@ impl TestApp {
             case_type: "restaurang_start".to_owned(),
             description: "Vill öppna restaurang med uteservering i Knäppingsborg".to_owned(),
             channel: pb::Channel::Phone as i32,
-            actor: "reception:anna.k".to_owned(),
         }
     }
 
+    /// Registers a case in Norrköping as its reception.
     pub async fn register(&self, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
         self.client.clone().register_case(req).await.map(|r| r.into_inner())
     }
 
+    /// Registers a case in `tenant` as its reception.
+    pub async fn register_in(&self, tenant: &str, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
+        self.intake_as(tenant, Who::Reception).await.register_case(req).await.map(|r| r.into_inner())
+    }
+
+    /// Reception of the tenant that holds case `id` (tests use several tenants).
+    async fn reception_of(&self, id: &str) -> IntakeClient {
+        for t in self.tenants().iter() {
+            let mut client = self.intake_as(&t.kommunkod, Who::Reception).await;
+            let lookup = Some(pb::get_case_request::Lookup::Id(id.to_owned()));
+            if client.get_case(pb::GetCaseRequest { lookup }).await.is_ok() {
+                return client;
+            }
+        }
+        self.client.clone()
+    }
+
     pub async fn get(&self, id: &str) -> pb::Case {
         let lookup = Some(pb::get_case_request::Lookup::Id(id.to_owned()));
-        self.client.clone().get_case(pb::GetCaseRequest { lookup }).await.unwrap().into_inner()
+        self.reception_of(id).await.get_case(pb::GetCaseRequest { lookup }).await.unwrap().into_inner()
     }
 
     pub async fn await_company(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req =
-            pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: "lots:eva".into() };
-        self.client.clone().await_company(req).await.map(|r| r.into_inner())
+        let req = pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned() };
+        self.reception_of(id).await.await_company(req).await.map(|r| r.into_inner())
     }
 
     pub async fn resume(&self, id: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::ResumeCaseRequest { case_id: id.to_owned(), actor: String::new() };
-        self.client.clone().resume_case(req).await.map(|r| r.into_inner())
+        let req = pb::ResumeCaseRequest { case_id: id.to_owned() };
+        self.reception_of(id).await.resume_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn close(&self, id: &str, decision: &str) -> Result<pb::Case, tonic::Status> {
@@ -324,14 +363,13 @@ impl TestApp {
             case_id: id.to_owned(),
             outcome: pb::Outcome::Granted as i32,
             decision: decision.to_owned(),
-            actor: String::new(),
         };
-        self.client.clone().close_case(req).await.map(|r| r.into_inner())
+        self.reception_of(id).await.close_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn withdraw(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned(), actor: String::new() };
-        self.client.clone().withdraw_case(req).await.map(|r| r.into_inner())
+        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned() };
+        self.reception_of(id).await.withdraw_case(req).await.map(|r| r.into_inner())
     }
 
     /// Publishes an event as routing would (its outbox sets `Nats-Msg-Id` the same way).
@@ -452,13 +490,20 @@ impl Drop for TestApp {
     }
 }
 
-/// A TaskService client that names its officer in metadata.
-pub type TaskClient = pb::task_service_client::TaskServiceClient<
-    tonic::service::interceptor::InterceptedService<
-        Channel,
-        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>,
-    >,
->;
+/// Clients that send a bearer token.
+pub type IntakeClient = IntakeServiceClient<AuthedChannel>;
+pub type TaskClient = pb::task_service_client::TaskServiceClient<AuthedChannel>;
+pub type OfficerClient = pb::officer_service_client::OfficerServiceClient<AuthedChannel>;
+pub type AlertClient = pb::alert_service_client::AlertServiceClient<AuthedChannel>;
+
+/// The tenants `options` asks for, as configured (before the test's issuers are set).
+fn configured_tenants(options: &Options) -> Tenants {
+    let mut configs: Vec<_> = Tenants::load(&example_config()).unwrap().iter().map(|t| (**t).clone()).collect();
+    for text in &options.extra_tenants {
+        configs.push(lots_domain::TenantConfig::from_toml_str(text).unwrap());
+    }
+    Tenants::from_configs(configs).unwrap()
+}
 
 /// The status of a case as the proto enum.
 pub fn status(case: &pb::Case) -> pb::CaseStatus {

@@ -49,10 +49,7 @@ async fn cases_are_listed_with_filters_and_pages() {
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page =
-            list(pb::ListCasesRequest { tenant: "0581".into(), page_size: 2, page_token: token, ..Default::default() })
-                .await
-                .unwrap();
+        let page = list(pb::ListCasesRequest { page_size: 2, page_token: token, ..Default::default() }).await.unwrap();
         pages += 1;
         refs.extend(page.cases.into_iter().map(|c| c.reference));
         if page.next_page_token.is_empty() {

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod auth;
 mod consumer;
 mod consumer_filter;
 mod deploy;

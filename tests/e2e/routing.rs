@@ -121,7 +121,6 @@ async fn spawn(now: &'static str) -> TestApp {
 
 fn small(app: &TestApp, key: &str, case_type: &str, org_nr: &str) -> pb::RegisterCaseRequest {
     let mut req = app.restaurant(key);
-    req.tenant = "9999".into();
     req.case_type = case_type.into();
     req.company.as_mut().unwrap().org_nr = org_nr.into();
     req
@@ -163,7 +162,6 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
     let mut officers = app.officers().await;
     for id in holders(&app, "serveringstillstand") {
         let req = pb::SetBusyTimesRequest {
-            tenant: NKP.into(),
             officer_id: id,
             source: "exchange".into(),
             busy: vec![range("2026-05-18 08:00", "2026-05-18 10:00")],
@@ -174,12 +172,7 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
     for id in holders(&app, "etablering") {
         let period = Some(range("2026-05-11 00:00", "2026-06-30 00:00"));
         officers
-            .set_absence(pb::SetAbsenceRequest {
-                tenant: NKP.into(),
-                officer_id: id,
-                period,
-                reason: "semester".into(),
-            })
+            .set_absence(pb::SetAbsenceRequest { officer_id: id, period, reason: "semester".into() })
             .await
             .unwrap();
     }
@@ -238,11 +231,11 @@ async fn the_same_company_keeps_its_officers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_officer_is_passed_over_and_no_capacity_makes_the_case_unroutable() {
     let app = spawn("2026-09-07 08:00").await;
-    let one = app.register(small(&app, "b-1", "bygglov", "556036-0793")).await.unwrap();
+    let one = app.register_in("9999", small(&app, "b-1", "bygglov", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &one.id, 1).await[0].0, "a1");
-    let two = app.register(small(&app, "b-2", "bygglov", "212000-0142")).await.unwrap();
+    let two = app.register_in("9999", small(&app, "b-2", "bygglov", "212000-0142")).await.unwrap();
     assert_eq!(tasks_of(&app, &two.id, 1).await[0].0, "a2", "a1 is full (capacity 1)");
-    let three = app.register(small(&app, "b-3", "bygglov", "556036-0793")).await.unwrap();
+    let three = app.register_in("9999", small(&app, "b-3", "bygglov", "556036-0793")).await.unwrap();
     app.eventually(&three.id, "unroutable", |c| status(c) == pb::CaseStatus::Unroutable).await;
     let events = app.events_of("9999", "case.unroutable", 1).await;
     let reason = envelope(&events[0])["data"]["reason"].as_str().unwrap().to_owned();
@@ -252,7 +245,7 @@ async fn a_full_officer_is_passed_over_and_no_capacity_makes_the_case_unroutable
 #[tokio::test(flavor = "multi_thread")]
 async fn a_competence_nobody_has_makes_the_case_unroutable_with_that_reason() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app.register(small(&app, "t-1", "tolkning", "556036-0793")).await.unwrap();
+    let case = app.register_in("9999", small(&app, "t-1", "tolkning", "556036-0793")).await.unwrap();
     app.eventually(&case.id, "unroutable", |c| status(c) == pb::CaseStatus::Unroutable).await;
     let events = app.events_of("9999", "case.unroutable", 1).await;
     let reason = envelope(&events[0])["data"]["reason"].as_str().unwrap().to_owned();
@@ -317,9 +310,10 @@ async fn a_declined_seat_goes_to_another_officer_and_acceptance_books_the_meetin
 async fn fifty_cases_at_once_never_double_book_an_officer() {
     let app = spawn("2026-09-07 08:00").await;
     let mut handles = Vec::new();
+    let reception = app.intake_as("9999", Who::Reception).await;
     for i in 0..50 {
         let org = if i % 2 == 0 { "556036-0793" } else { "212000-0142" };
-        let (client, req) = (app.client.clone(), small(&app, &format!("p-{i}"), "par", org));
+        let (client, req) = (reception.clone(), small(&app, &format!("p-{i}"), "par", org));
         handles.push(tokio::spawn(async move { client.clone().register_case(req).await.unwrap().into_inner() }));
     }
     let mut ids = Vec::new();
@@ -366,16 +360,17 @@ async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
     let live = stream.next().await.unwrap().unwrap();
     assert_eq!(live.kind, Kind::Live as i32, "no open tasks: the snapshot is empty");
 
-    let first = app.register(small(&app, "w-1", "radgivning", "556036-0793")).await.unwrap();
+    let first = app.register_in("9999", small(&app, "w-1", "radgivning", "556036-0793")).await.unwrap();
     let update = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(update.kind, Kind::Offered as i32);
     assert_eq!(update.task.as_ref().unwrap().case_id, first.id);
     let cursor = update.cursor.clone();
     drop(stream);
 
-    let second = app.register(small(&app, "w-2", "radgivning", "212000-0142")).await.unwrap();
+    let second = app.register_in("9999", small(&app, "w-2", "radgivning", "212000-0142")).await.unwrap();
     tasks_of(&app, &second.id, 1).await;
-    let mut resumed = watcher.watch_tasks(pb::WatchTasksRequest { cursor }).await.unwrap().into_inner();
+    let mut resumed =
+        watcher.watch_tasks(pb::WatchTasksRequest { cursor, ..Default::default() }).await.unwrap().into_inner();
     let live = resumed.next().await.unwrap().unwrap();
     assert_eq!(live.kind, Kind::Live as i32);
     let missed = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
@@ -408,7 +403,7 @@ async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_registration_books_nothing_twice() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app.register(small(&app, "d-1", "radgivning", "556036-0793")).await.unwrap();
+    let case = app.register_in("9999", small(&app, "d-1", "radgivning", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &case.id, 1).await.len(), 1);
     let original = app.events_of("9999", "case.registered", 1).await;
     // The same event again under a new message id, as after JetStream's duplicate window.
@@ -423,7 +418,7 @@ async fn a_redelivered_registration_books_nothing_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_withdrawn_case_frees_its_officers() {
     let app = spawn("2026-09-07 08:00").await;
-    let case = app.register(small(&app, "x-1", "bygglov", "556036-0793")).await.unwrap();
+    let case = app.register_in("9999", small(&app, "x-1", "bygglov", "556036-0793")).await.unwrap();
     assert_eq!(tasks_of(&app, &case.id, 1).await[0].2, "offered");
     app.withdraw(&case.id, "Företaget lägger ned").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -437,7 +432,7 @@ async fn a_withdrawn_case_frees_its_officers() {
     // a1 has room again: two more cases fit both officers of capacity 1.
     let mut seated = BTreeSet::new();
     for key in ["x-2", "x-3"] {
-        let next = app.register(small(&app, key, "bygglov", "212000-0142")).await.unwrap();
+        let next = app.register_in("9999", small(&app, key, "bygglov", "212000-0142")).await.unwrap();
         seated.insert(tasks_of(&app, &next.id, 1).await[0].0.clone());
     }
     assert_eq!(seated, BTreeSet::from(["a1".to_owned(), "a2".to_owned()]));
@@ -447,7 +442,7 @@ async fn a_withdrawn_case_frees_its_officers() {
 async fn a_case_registered_while_routing_is_down_is_routed_when_it_returns() {
     let mut app = spawn("2026-09-07 08:00").await;
     app.stop_routing().await;
-    let case = app.register(small(&app, "down-1", "radgivning", "556036-0793")).await.unwrap();
+    let case = app.register_in("9999", small(&app, "down-1", "radgivning", "556036-0793")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status(&app.get(&case.id).await), pb::CaseStatus::Registered);
     app.start_routing().await;
@@ -652,7 +647,7 @@ async fn a_command_retried_after_a_lost_reply_is_applied_once_and_answered_the_s
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poisonous_event_does_not_hold_up_the_cases_batched_with_it() {
     let mut app = spawn("2026-09-07 08:00").await;
-    let first = app.register(small(&app, "p-0", "radgivning", "556036-0793")).await.unwrap();
+    let first = app.register_in("9999", small(&app, "p-0", "radgivning", "556036-0793")).await.unwrap();
     app.eventually(&first.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
     app.stop_routing().await;
     // A registration routing can never store (Postgres refuses NUL in text), first in the queue.
@@ -665,7 +660,9 @@ async fn a_poisonous_event_does_not_hold_up_the_cases_batched_with_it() {
     app.publish_raw_for("9999", "case.registered", id, serde_json::to_vec(&poison).unwrap()).await;
     let mut ids = Vec::new();
     for i in 1..=20 {
-        ids.push(app.register(small(&app, &format!("p-{i}"), "radgivning", "212000-0142")).await.unwrap().id);
+        ids.push(
+            app.register_in("9999", small(&app, &format!("p-{i}"), "radgivning", "212000-0142")).await.unwrap().id,
+        );
     }
     app.start_routing().await;
     for id in &ids {

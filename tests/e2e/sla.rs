@@ -94,7 +94,6 @@ async fn spawn(nats: TestNats) -> TestApp {
 
 fn request(app: &TestApp, key: &str, case_type: &str) -> pb::RegisterCaseRequest {
     let mut req = app.restaurant(key);
-    req.tenant = "9997".into();
     req.case_type = case_type.into();
     req
 }
@@ -103,7 +102,12 @@ async fn clocks(app: &TestApp, reference: &str) -> BTreeMap<String, pb::Clock> {
     let lookup = Some(pb::get_case_clocks_request::Lookup::Reference(reference.to_owned()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match app.alerts().await.get_case_clocks(pb::GetCaseClocksRequest { lookup: lookup.clone() }).await {
+        match app
+            .alerts_as("9997", Who::Naringslivschef)
+            .await
+            .get_case_clocks(pb::GetCaseClocksRequest { lookup: lookup.clone() })
+            .await
+        {
             Ok(r) => {
                 return r.into_inner().clocks.into_iter().map(|c| (c.commitment.clone(), c)).collect();
             }
@@ -168,15 +172,15 @@ fn kinds(rows: &[(String, String, i32, bool)]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn warnings_breach_and_escalations_fire_in_order_once_each() {
     let app = spawn(TestNats::start().unwrap()).await;
-    let case = app.register(request(&app, "s-1", "radgivning")).await.unwrap();
+    let case = app.register_in("9997", request(&app, "s-1", "radgivning")).await.unwrap();
     let clock = armed(&app, &case.reference, "first_contact").await;
     assert_eq!(due(&clock), local("2026-09-07 16:00"));
     assert_eq!(clock.state, pb::ClockState::Running as i32);
 
     let mut watch = app
-        .alerts()
+        .alerts_as("9997", Who::Naringslivschef)
         .await
-        .watch_alerts(pb::WatchAlertsRequest { tenant: "9997".into(), ..Default::default() })
+        .watch_alerts(pb::WatchAlertsRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -214,7 +218,7 @@ async fn warnings_breach_and_escalations_fire_in_order_once_each() {
 #[tokio::test(flavor = "multi_thread")]
 async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
     let app = spawn(TestNats::start().unwrap()).await;
-    let case = app.register(request(&app, "p-1", "radgivning")).await.unwrap();
+    let case = app.register_in("9997", request(&app, "p-1", "radgivning")).await.unwrap();
     armed(&app, &case.reference, "first_contact").await;
     app.clock.set(local("2026-09-07 09:00"));
     app.await_company(&case.id, "Ritning saknas").await.unwrap();
@@ -251,7 +255,7 @@ async fn time_waiting_for_the_company_does_not_count_to_the_minute() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
     let mut app = spawn(TestNats::start().unwrap()).await;
-    let case = app.register(request(&app, "r-1", "radgivning")).await.unwrap();
+    let case = app.register_in("9997", request(&app, "r-1", "radgivning")).await.unwrap();
     armed(&app, &case.reference, "first_contact").await;
     app.stop_sla().await;
     app.clock.set(local("2026-09-08 10:00"));
@@ -278,18 +282,14 @@ async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bygglov_deadline_is_extended_once_and_the_fee_reduction_shows() {
     let app = spawn(TestNats::start().unwrap()).await;
-    let case = app.register(request(&app, "b-1", "bygglov")).await.unwrap();
-    let mut client = app.client.clone();
-    let extend = |reason: &str| pb::ExtendDeadlineRequest {
-        case_id: case.id.clone(),
-        reason: reason.to_owned(),
-        actor: String::new(),
-    };
+    let case = app.register_in("9997", request(&app, "b-1", "bygglov")).await.unwrap();
+    let mut client = app.intake_as("9997", Who::Reception).await;
+    let extend = |reason: &str| pb::ExtendDeadlineRequest { case_id: case.id.clone(), reason: reason.to_owned() };
     let err = client.extend_deadline(extend("Utredning")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "not before the application is complete");
 
     app.clock.set(local("2026-09-07 10:00"));
-    let complete = pb::MarkApplicationCompleteRequest { case_id: case.id.clone(), actor: String::new() };
+    let complete = pb::MarkApplicationCompleteRequest { case_id: case.id.clone() };
     client.mark_application_complete(complete).await.unwrap();
     let clock = armed(&app, &case.reference, "beslut_pbl").await;
     assert_eq!(due(&clock), local("2026-11-16 16:30"), "10 weeks");

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use lots_domain::TenantConfig;
+use lots_platform::auth::Bearer;
 use lots_platform::{Clock, Tenants};
 use lots_proto::v1 as pb;
+use lots_testkit::{TestOidc, Who};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +78,8 @@ struct Services {
     handles: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     intake: std::net::SocketAddr,
     routing: std::net::SocketAddr,
+    /// The OpenID provider the services trust; the bench's callers get their tokens there.
+    oidc: Arc<TestOidc>,
 }
 
 async fn start(
@@ -84,6 +88,12 @@ async fn start(
     subjects: &lots_events::Subjects,
     tenants: &Tenants,
 ) -> anyhow::Result<Services> {
+    let oidc = Arc::new(TestOidc::start(tenants)?);
+    let tenants = &Tenants::from_configs(tenants.iter().map(|t| {
+        let mut t = (**t).clone();
+        t.auth.issuers = vec![oidc.issuer(&t.kommunkod)];
+        t
+    }))?;
     let token = CancellationToken::new();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
     let intake = lots_intake::App::from_parts(lots_intake::Parts {
@@ -121,7 +131,7 @@ async fn start(
         tokio::spawn(routing.run(token.clone())),
         tokio::spawn(sla.run(token.clone())),
     ];
-    Ok(Services { token, handles, intake: intake_addr, routing: routing_addr })
+    Ok(Services { token, handles, intake: intake_addr, routing: routing_addr, oidc })
 }
 
 /// One measured run.
@@ -148,7 +158,8 @@ struct Seen {
 
 type Registered = Arc<Mutex<Seen>>;
 
-fn request(tenants: &[TenantConfig], workload: &str, i: u64, run: &str) -> pb::RegisterCaseRequest {
+/// The `i`th registration and the tenant (kommunkod) it goes to.
+fn request(tenants: &[TenantConfig], workload: &str, i: u64, run: &str) -> (String, pb::RegisterCaseRequest) {
     // Companies recur (continuity); case types rotate through the catalogue; tenants take turns.
     let companies = ["556036-0793", "212000-0142", "556016-0680", "556012-5790", "802002-4280"];
     let tenant = &tenants[(i as usize) % tenants.len()];
@@ -156,9 +167,8 @@ fn request(tenants: &[TenantConfig], workload: &str, i: u64, run: &str) -> pb::R
         "restaurant" => tenant.case_type("restaurang_start").unwrap_or(&tenant.case_types[0]),
         _ => &tenant.case_types[(i as usize / tenants.len()) % tenant.case_types.len()],
     };
-    pb::RegisterCaseRequest {
+    let req = pb::RegisterCaseRequest {
         idempotency_key: format!("{run}-{i}"),
-        tenant: tenant.kommunkod.clone(),
         company: Some(pb::Company {
             org_nr: companies[(i as usize) % companies.len()].into(),
             name: format!("Företag {}", i % 97),
@@ -171,12 +181,13 @@ fn request(tenants: &[TenantConfig], workload: &str, i: u64, run: &str) -> pb::R
         case_type: case_type.key.clone(),
         description: "Lastprov".into(),
         channel: pb::Channel::Phone as i32,
-        actor: "bench".into(),
-    }
+    };
+    (tenant.kommunkod.clone(), req)
 }
 
 async fn watch_officers(
     routing: std::net::SocketAddr,
+    oidc: &TestOidc,
     tenant: &TenantConfig,
     registered: Registered,
     task_ms: Arc<Mutex<Vec<f64>>>,
@@ -185,11 +196,9 @@ async fn watch_officers(
     let channel = Channel::from_shared(format!("http://{routing}"))?.connect().await?;
     // Watch the first copy of every officer: a sample of the tasks, each with its latency.
     for officer in tenant.officers.iter().filter(|o| !o.id.contains('~')).map(|o| o.id.clone()) {
-        let mut client = pb::task_service_client::TaskServiceClient::new(channel.clone());
-        let mut req = tonic::Request::new(pb::WatchTasksRequest::default());
-        req.metadata_mut().insert("x-lots-tenant", tenant.kommunkod.parse()?);
-        req.metadata_mut().insert("x-lots-officer", officer.parse()?);
-        let mut stream = client.watch_tasks(req).await?.into_inner();
+        let bearer = Bearer::new(&oidc.token(&tenant.kommunkod, &Who::Officer(officer.clone())).await?)?;
+        let mut client = pb::task_service_client::TaskServiceClient::with_interceptor(channel.clone(), bearer);
+        let mut stream = client.watch_tasks(pb::WatchTasksRequest::default()).await?.into_inner();
         let (registered, task_ms, token) = (registered.clone(), task_ms.clone(), token.clone());
         tokio::spawn(async move {
             loop {
@@ -270,7 +279,14 @@ async fn run_once(
     let task_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
     let register_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
     let watch_token = CancellationToken::new();
-    watch_officers(svc.routing, &tenants[0], registered.clone(), task_ms.clone(), watch_token.clone()).await?;
+    watch_officers(svc.routing, &svc.oidc, &tenants[0], registered.clone(), task_ms.clone(), watch_token.clone())
+        .await?;
+    // Each tenant's reception registers its cases, with a token from the tenant's issuer.
+    let mut reception = HashMap::new();
+    for t in tenants {
+        let token = svc.oidc.token(&t.kommunkod, &Who::Reception).await?;
+        reception.insert(t.kommunkod.clone(), Bearer::new(&token)?);
+    }
     let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
@@ -279,14 +295,15 @@ async fn run_once(
     let mut max_pending = 0;
     let mut last_sample = Instant::now();
     let send = |i: u64| {
+        let (tenant, req) = request(tenants, workload, i, &label);
+        let bearer = reception[&tenant].clone();
         let (mut client, registered, register_ms, ok, task_ms_for_early) = (
-            pb::intake_service_client::IntakeServiceClient::new(channel.clone()),
+            pb::intake_service_client::IntakeServiceClient::with_interceptor(channel.clone(), bearer),
             registered.clone(),
             register_ms.clone(),
             ok.clone(),
             task_ms.clone(),
         );
-        let req = request(tenants, workload, i, &label);
         async move {
             let t = Instant::now();
             if let Ok(case) = client.register_case(req).await {

@@ -9,7 +9,8 @@ use lots_proto::v1 as pb;
 ///
 /// Exit codes: 0 ok; 2 usage or invalid argument (also when the server says so); 3 not found;
 /// 4 refused (failed precondition, already exists, not allowed); 5 server unreachable or
-/// unavailable; 1 other. `--json` prints one JSON object per line (NDJSON).
+/// unavailable; 6 not logged in or token refused; 1 other. `--json` prints one JSON object per
+/// line (NDJSON).
 #[derive(Debug, Parser)]
 #[command(name = "lots", version, max_term_width = 100)]
 pub struct Cli {
@@ -35,12 +36,10 @@ pub struct Global {
     /// Machine output: one JSON object per line (NDJSON); a list prints one line per item.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The municipality (kommunkod).
-    #[arg(long, global = true, env = "LOTS_TENANT", default_value = "0581")]
-    pub tenant: String,
-    /// Who acts, recorded on the case's events, e.g. "reception:anna.k" (server default: "reception").
-    #[arg(long, global = true, env = "LOTS_ACTOR")]
-    pub actor: Option<String>,
+    /// An access token to send instead of the one `lots login` saved. The municipality and
+    /// who acts come from the token.
+    #[arg(long, global = true, env = "LOTS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// What `lots` does.
@@ -63,8 +62,32 @@ pub enum Command {
         /// Case id or reference (NKP-2026-000123).
         case: String,
     },
-    /// Run Lotsen on this machine: NATS, Postgres, intake, routing and sla.
+    /// Run Lotsen on this machine: NATS, Postgres, an OpenID provider, intake, routing and sla.
     Dev(DevArgs),
+    /// Log in at the municipality's OpenID issuer and keep the token for later commands.
+    Login(LoginArgs),
+    /// Forget the token `lots login` kept.
+    Logout,
+}
+
+/// `lots login`
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The issuer URL, e.g. the municipality's Entra ID tenant; `lots dev` prints its own.
+    #[arg(long, env = "LOTS_ISSUER", default_value = "http://127.0.0.1:8088/0581")]
+    pub issuer: String,
+    /// Log in as a system (client credentials) instead of a person (device login).
+    #[arg(long, env = "LOTS_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The client's secret, for --client-id.
+    #[arg(long, env = "LOTS_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// The scope to ask for.
+    #[arg(long, default_value = "lots")]
+    pub scope: String,
+    /// Print the token on stdout instead of keeping it (e.g. for LOTS_TOKEN).
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// `lots case …`
@@ -197,15 +220,11 @@ pub enum TasksCommand {
     Accept {
         /// Task id.
         task: String,
-        #[command(flatten)]
-        officer: OfficerArg,
     },
     /// Decline a seat; it is offered to another officer.
     Decline {
         /// Task id.
         task: String,
-        #[command(flatten)]
-        officer: OfficerArg,
         /// Why, told to the other officers.
         #[arg(long)]
         reason: String,
@@ -214,20 +233,18 @@ pub enum TasksCommand {
     Complete {
         /// Task id.
         task: String,
-        #[command(flatten)]
-        officer: OfficerArg,
         /// A note on what was done.
         #[arg(long, default_value = "")]
         note: String,
     },
 }
 
-/// The asking officer, sent as `x-lots-officer` metadata.
+/// Whose tasks: the caller's own, or (for the unit's enhetschef) another officer's.
 #[derive(Debug, Clone, Args)]
 pub struct OfficerArg {
-    /// Officer id, e.g. erik.sandberg.
+    /// Officer id, e.g. erik.sandberg; default: the logged-in officer.
     #[arg(long, env = "LOTS_OFFICER")]
-    pub officer: String,
+    pub officer: Option<String>,
 }
 
 /// `lots meeting …`
@@ -316,6 +333,12 @@ pub struct DevArgs {
     /// Play a short scenario with time sped up (in a database and stream of its own, reset each time).
     #[arg(long)]
     pub demo: bool,
+    /// With --demo: the municipality (kommunkod) the scenario plays in.
+    #[arg(long, default_value = "0581")]
+    pub tenant: String,
+    /// Port of the local OpenID provider (one issuer per municipality, `http://127.0.0.1:<port>/<kommunkod>`).
+    #[arg(long, default_value_t = 8088)]
+    pub oidc_port: u16,
     /// With --demo: how many times faster than real time the clock runs (600: a working hour in 6 s).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub speed: u32,
@@ -518,14 +541,24 @@ mod tests {
     }
 
     #[test]
-    fn tasks_need_an_officer() {
-        assert!(parse(&["tasks", "accept", "t1"]).is_err());
-        let cli = parse(&["tasks", "decline", "t1", "--officer", "erik", "--reason", "semester"]).unwrap();
-        let Command::Tasks(TasksCommand::Decline { task, officer, reason }) = cli.command else {
+    fn the_officer_comes_from_the_token_and_a_manager_may_name_another() {
+        assert!(parse(&["tasks", "decline", "t1", "--officer", "erik", "--reason", "semester"]).is_err());
+        let cli = parse(&["tasks", "decline", "t1", "--reason", "semester"]).unwrap();
+        let Command::Tasks(TasksCommand::Decline { task, reason }) = cli.command else {
             panic!("not a decline command")
         };
-        assert_eq!((task.as_str(), officer.officer.as_str()), ("t1", "erik"));
-        assert_eq!(reason, "semester");
+        assert_eq!((task.as_str(), reason.as_str()), ("t1", "semester"));
+        let cli = parse(&["tasks", "list", "--officer", "erik.sandberg"]).unwrap();
+        let Command::Tasks(TasksCommand::List { officer, .. }) = cli.command else { panic!("not a list command") };
+        assert_eq!(officer.officer.as_deref(), Some("erik.sandberg"));
+    }
+
+    #[test]
+    fn login_defaults_to_the_local_dev_issuer() {
+        let cli = parse(&["login"]).unwrap();
+        let Command::Login(login) = cli.command else { panic!("not login") };
+        assert_eq!(login.issuer, "http://127.0.0.1:8088/0581");
+        assert!(login.client_id.is_none() && !login.print);
     }
 
     #[test]

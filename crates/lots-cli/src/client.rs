@@ -1,24 +1,26 @@
-//! gRPC clients for the three services, officer metadata, and how a case is named on the
-//! command line (an id or a reference).
+//! gRPC clients for the three services (each call carries the caller's bearer token), and how
+//! a case is named on the command line (an id or a reference).
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use lots_domain::Reference;
+use lots_platform::auth::{AuthedChannel, Bearer};
 use lots_proto::v1 as pb;
 use pb::alert_service_client::AlertServiceClient;
 use pb::intake_service_client::IntakeServiceClient;
 use pb::task_service_client::TaskServiceClient;
-use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
+use crate::args::Global;
 use crate::exit::{Unreachable, UsageError};
 
-/// Metadata naming the asking officer's tenant (kommunkod).
-pub const TENANT_HEADER: &str = "x-lots-tenant";
-/// Metadata naming the asking officer.
-pub const OFFICER_HEADER: &str = "x-lots-officer";
+/// Clients that send the caller's token.
+pub type Intake = IntakeServiceClient<AuthedChannel>;
+pub type Tasks = TaskServiceClient<AuthedChannel>;
+pub type Alerts = AlertServiceClient<AuthedChannel>;
 
 /// Opens a channel to `url`, failing fast (exit code 5) when nothing answers.
 pub async fn channel(service: &'static str, url: &str) -> anyhow::Result<Channel> {
@@ -32,31 +34,41 @@ pub async fn channel(service: &'static str, url: &str) -> anyhow::Result<Channel
     endpoint.connect().await.map_err(|source| anyhow::Error::new(Unreachable { service, url: url.to_owned(), source }))
 }
 
-/// A client of intake's `IntakeService`.
-pub async fn intake(url: &str) -> anyhow::Result<IntakeServiceClient<Channel>> {
-    Ok(IntakeServiceClient::new(channel("intake", url).await?))
+/// An authenticated channel to `url`, sending `token`.
+pub async fn authed(service: &'static str, url: &str, token: &str) -> anyhow::Result<AuthedChannel> {
+    let bearer =
+        Bearer::new(token).map_err(|_| UsageError("the access token holds characters a header cannot".into()))?;
+    Ok(InterceptedService::new(channel(service, url).await?, bearer))
 }
 
-/// A client of routing's `TaskService`.
-pub async fn tasks(url: &str) -> anyhow::Result<TaskServiceClient<Channel>> {
-    Ok(TaskServiceClient::new(channel("routing", url).await?))
+/// Intake's `IntakeService` at `url`, as the holder of `token`.
+pub async fn intake_at(url: &str, token: &str) -> anyhow::Result<Intake> {
+    Ok(IntakeServiceClient::new(authed("intake", url, token).await?))
 }
 
-/// A client of the sla service's `AlertService`.
-pub async fn alerts(url: &str) -> anyhow::Result<AlertServiceClient<Channel>> {
-    Ok(AlertServiceClient::new(channel("sla", url).await?))
+/// Routing's `TaskService` at `url`, as the holder of `token`.
+pub async fn tasks_at(url: &str, token: &str) -> anyhow::Result<Tasks> {
+    Ok(TaskServiceClient::new(authed("routing", url, token).await?))
 }
 
-/// Wraps `message` in a request that names the officer, as TaskService requires.
-pub fn as_officer<T>(message: T, tenant: &str, officer: &str) -> anyhow::Result<tonic::Request<T>> {
-    let mut req = tonic::Request::new(message);
-    let value = |what: &str, v: &str| {
-        MetadataValue::try_from(v.trim())
-            .map_err(|_| UsageError(format!("{what} {v:?} cannot be sent as gRPC metadata")))
-    };
-    req.metadata_mut().insert(TENANT_HEADER, value("--tenant", tenant)?);
-    req.metadata_mut().insert(OFFICER_HEADER, value("--officer", officer)?);
-    Ok(req)
+/// The sla service's `AlertService` at `url`, as the holder of `token`.
+pub async fn alerts_at(url: &str, token: &str) -> anyhow::Result<Alerts> {
+    Ok(AlertServiceClient::new(authed("sla", url, token).await?))
+}
+
+/// Intake, as the logged-in caller.
+pub async fn intake(global: &Global) -> anyhow::Result<Intake> {
+    intake_at(&global.intake, &crate::login::token(global)?).await
+}
+
+/// Routing's `TaskService`, as the logged-in caller.
+pub async fn tasks(global: &Global) -> anyhow::Result<Tasks> {
+    tasks_at(&global.routing, &crate::login::token(global)?).await
+}
+
+/// The sla service's `AlertService`, as the logged-in caller.
+pub async fn alerts(global: &Global) -> anyhow::Result<Alerts> {
+    alerts_at(&global.sla, &crate::login::token(global)?).await
 }
 
 /// How a case is named on the command line.
@@ -93,18 +105,18 @@ impl CaseKey {
 }
 
 /// Fetches a case by id or reference.
-pub async fn get_case(intake: &mut IntakeServiceClient<Channel>, key: &CaseKey) -> anyhow::Result<pb::Case> {
+pub async fn get_case(intake: &mut Intake, key: &CaseKey) -> anyhow::Result<pb::Case> {
     let req = pb::GetCaseRequest { lookup: Some(key.lookup()) };
     let case = intake.get_case(req).await.context("look up the case")?;
     Ok(case.into_inner())
 }
 
 /// The case id for an id or a reference (a reference is looked up with `GetCase`).
-pub async fn case_id(intake_url: &str, text: &str) -> anyhow::Result<String> {
+pub async fn case_id(global: &Global, text: &str) -> anyhow::Result<String> {
     match CaseKey::parse(text)? {
         CaseKey::Id(id) => Ok(id),
         key => {
-            let mut intake = intake(intake_url).await?;
+            let mut intake = intake(global).await?;
             Ok(get_case(&mut intake, &key).await?.id)
         }
     }
@@ -123,13 +135,5 @@ mod tests {
         assert_eq!(CaseKey::parse("nkp-2026-000123").unwrap(), CaseKey::Reference("NKP-2026-000123".into()));
         let err = CaseKey::parse("case-1").unwrap_err();
         assert!(err.0.contains("NKP-2026-000123"), "{err}");
-    }
-
-    #[test]
-    fn officer_metadata_is_set() {
-        let req = as_officer((), "0581", "erik.sandberg").unwrap();
-        assert_eq!(req.metadata().get(TENANT_HEADER).unwrap(), "0581");
-        assert_eq!(req.metadata().get(OFFICER_HEADER).unwrap(), "erik.sandberg");
-        assert!(as_officer((), "0581", "bad\nname").is_err());
     }
 }

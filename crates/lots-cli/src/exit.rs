@@ -2,7 +2,8 @@
 //!
 //! 0 ok; 2 usage or invalid argument (also the server's INVALID_ARGUMENT); 3 not found;
 //! 4 refused (FAILED_PRECONDITION, ALREADY_EXISTS, PERMISSION_DENIED); 5 unreachable or
-//! unavailable (also DEADLINE_EXCEEDED); 1 other.
+//! unavailable (also DEADLINE_EXCEEDED); 6 not logged in, or the token was refused
+//! (UNAUTHENTICATED); 1 other.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -22,6 +23,13 @@ pub const NOT_FOUND: u8 = 3;
 pub const REFUSED: u8 = 4;
 /// Exit code: the server cannot be reached or is unavailable.
 pub const UNAVAILABLE: u8 = 5;
+/// Exit code: no token, or the server did not accept it.
+pub const UNAUTHENTICATED: u8 = 6;
+
+/// No usable token: the caller must log in.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: run `lots login` (or set LOTS_TOKEN)")]
+pub struct NotLoggedIn(pub String);
 
 /// An argument the command line itself rejects before asking any server.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +52,9 @@ pub fn code(err: &anyhow::Error) -> u8 {
         if cause.is::<UsageError>() {
             return USAGE;
         }
+        if cause.is::<NotLoggedIn>() {
+            return UNAUTHENTICATED;
+        }
         if cause.is::<Unreachable>() || cause.is::<tonic::transport::Error>() {
             return UNAVAILABLE;
         }
@@ -62,6 +73,7 @@ pub fn code_for_status(code: Code) -> u8 {
         Code::NotFound => NOT_FOUND,
         Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted | Code::PermissionDenied => REFUSED,
         Code::Unavailable | Code::DeadlineExceeded => UNAVAILABLE,
+        Code::Unauthenticated => UNAUTHENTICATED,
         _ => OTHER,
     }
 }
@@ -102,7 +114,10 @@ pub fn report(err: &anyhow::Error) -> String {
         Code::Unavailable => {
             let _ = writeln!(out, "error: {doing}: unavailable: {message}");
         }
-        Code::Unauthenticated | Code::PermissionDenied => {
+        Code::Unauthenticated => {
+            let _ = writeln!(out, "error: not logged in, or the token was refused: {message}\n  (run `lots login`)");
+        }
+        Code::PermissionDenied => {
             let _ = writeln!(out, "error: not allowed: {message}");
         }
         code => {
@@ -152,7 +167,7 @@ mod tests {
         assert_eq!(code_for_status(Code::AlreadyExists), 4);
         assert_eq!(code_for_status(Code::Unavailable), 5);
         assert_eq!(code_for_status(Code::Internal), 1);
-        assert_eq!(code_for_status(Code::Unauthenticated), 1);
+        assert_eq!(code_for_status(Code::Unauthenticated), 6);
         assert_eq!(code_for_status(Code::PermissionDenied), 4);
         assert_eq!(code_for_status(Code::DeadlineExceeded), 5);
     }

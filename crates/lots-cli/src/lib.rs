@@ -6,6 +6,7 @@ pub mod client;
 pub mod commands;
 pub mod dev;
 pub mod exit;
+pub mod login;
 pub mod output;
 
 pub use args::Cli;

@@ -32,6 +32,61 @@ pub struct TenantConfig {
     /// Servicegaranti commitments by key; case types refer to them.
     pub commitments: BTreeMap<String, Commitment>,
     pub case_types: Vec<CaseType>,
+    /// Who may call Lotsen for this municipality; without it nobody can.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// The municipality's OpenID issuers and how their access tokens name roles and officers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Issuer URLs whose tokens belong to this municipality, e.g. its Entra ID tenant
+    /// ("https://login.microsoftonline.com/<tenant-id>/v2.0"). An issuer names one municipality.
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    /// The audience (`aud`) Lotsen's tokens are issued for.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// The claim that holds the caller's role (a string or an array of strings).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// The claim that holds the caller's officer id (handläggare and managers).
+    #[serde(default = "default_officer_claim")]
+    pub officer_claim: String,
+    /// Role values as the IdP writes them, when they differ from Lotsen's role names, e.g.
+    /// `"Lots.Reception" = "reception"` for Entra app roles.
+    #[serde(default)]
+    pub role_names: BTreeMap<String, String>,
+    /// Integrator clients (OAuth2 client credentials): client id → the RPCs it may call,
+    /// e.g. `"IntakeService/RegisterCase"`.
+    #[serde(default)]
+    pub integrators: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuers: Vec::new(),
+            audience: default_audience(),
+            role_claim: default_role_claim(),
+            officer_claim: default_officer_claim(),
+            role_names: BTreeMap::new(),
+            integrators: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_audience() -> String {
+    "lots".to_owned()
+}
+
+fn default_role_claim() -> String {
+    "lots_role".to_owned()
+}
+
+fn default_officer_claim() -> String {
+    "lots_officer".to_owned()
 }
 
 /// A unit (enhet) with its manager (enhetschef).
@@ -220,6 +275,21 @@ impl TenantConfig {
         self.units.iter().find(|u| u.id == id)
     }
 
+    /// The units this officer manages (as enhetschef).
+    pub fn managed_units(&self, officer: &str) -> Vec<&str> {
+        self.units.iter().filter(|u| u.manager == officer).map(|u| u.id.as_str()).collect()
+    }
+
+    /// The units a case type's seats can draw officers from.
+    pub fn units_of_case_type(&self, key: &str) -> HashSet<&str> {
+        let Some(case_type) = self.case_type(key) else { return HashSet::new() };
+        self.officers
+            .iter()
+            .filter(|o| case_type.seats.iter().any(|s| o.competences.contains(&s.competence)))
+            .map(|o| o.unit.as_str())
+            .collect()
+    }
+
     /// An officer's working hours, falling back to the tenant's office hours.
     pub fn working_hours<'a>(&'a self, officer: &'a Officer) -> &'a WorkingHours {
         officer.working_hours.as_ref().unwrap_or(&self.office_hours)
@@ -238,6 +308,16 @@ impl TenantConfig {
         let officer_ids: HashSet<&str> = self.officers.iter().map(|o| o.id.as_str()).collect();
         if !officer_ids.contains(self.naringslivschef.as_str()) {
             p.add("naringslivschef", format!("no officer has id {:?}", self.naringslivschef));
+        }
+        for (i, issuer) in self.auth.issuers.iter().enumerate() {
+            if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                p.add(format!("auth.issuers[{i}]"), "must be an http(s) URL");
+            }
+        }
+        for (client, rpcs) in &self.auth.integrators {
+            if rpcs.iter().any(|r| !r.contains('/')) {
+                p.add(format!("auth.integrators.{client}"), "must list RPCs as \"Service/Method\"");
+            }
         }
         let mut units = HashSet::new();
         for (i, u) in self.units.iter().enumerate() {

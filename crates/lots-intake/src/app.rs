@@ -77,7 +77,7 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let mut service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener);
+        let mut service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
         // The consumer receives exactly the event types intake applies.
         service.consumer_kinds = lots_events::views::INTAKE.applies.iter().map(|k| k.to_string()).collect();
         let tenants = Arc::new(parts.tenants);
@@ -90,7 +90,7 @@ impl App {
             metrics: service.metrics.clone(),
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(crate::grpc::MAX_IN_FLIGHT_REGISTRATIONS));
-        Ok(App { service, api: IntakeApi { cases, tenants, in_flight } })
+        Ok(App { service, api: IntakeApi { cases, in_flight } })
     }
 
     /// The address gRPC listens on (useful with port 0).

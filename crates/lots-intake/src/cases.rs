@@ -116,9 +116,9 @@ impl Cases {
 
     /// Applies a lifecycle change, refusing it if the case's status does not allow it.
     #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
-    pub async fn change(&self, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
+    pub async fn change(&self, tenant: &str, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
         let mut tx = self.pool.begin().await?;
-        let row = store::lock(&mut tx, id).await?.ok_or_else(|| not_found(&id.to_string()))?;
+        let row = store::lock(&mut tx, Some(tenant), id).await?.ok_or_else(|| not_found(&id.to_string()))?;
         let status = row.status()?;
         let now = self.clock.now();
         let mut change = Change {
@@ -189,7 +189,7 @@ impl Cases {
     /// A waiting case keeps waiting and returns to the new status when resumed.
     #[instrument(name = "intake.cases.follow", skip_all, fields(case_id = %id, target = %target))]
     pub async fn follow(conn: &mut PgConnection, id: Uuid, target: CaseStatus, now: DateTime<Utc>) -> Result<()> {
-        let Some(row) = store::lock(conn, id).await? else {
+        let Some(row) = store::lock(conn, None, id).await? else {
             tracing::warn!("routing event for a case intake does not know; ignored");
             return Ok(());
         };

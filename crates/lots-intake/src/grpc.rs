@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lots_domain::{CaseStatus, Outcome, Reference};
-use lots_platform::Tenants;
+use lots_platform::auth::{self, Caller};
 use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
 use pb::intake_service_server::IntakeService;
@@ -20,7 +20,6 @@ use crate::validate::{self, Violation};
 #[derive(Clone)]
 pub struct IntakeApi {
     pub(crate) cases: Cases,
-    pub(crate) tenants: Arc<Tenants>,
     /// Registrations in flight; past it intake answers RESOURCE_EXHAUSTED at once instead of
     /// letting requests queue until they time out.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
@@ -35,7 +34,8 @@ type Reply<T> = Result<Response<T>, Status>;
 impl IntakeService for IntakeApi {
     #[instrument(name = "intake.grpc.register_case", skip_all)]
     async fn register_case(&self, req: Request<pb::RegisterCaseRequest>) -> Reply<pb::Case> {
-        let new = validate::register(req.get_ref(), &self.tenants).map_err(Error::from)?;
+        let caller = auth::caller(&req)?;
+        let new = validate::register(req.get_ref(), caller.config.clone(), caller.actor()).map_err(Error::from)?;
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(Status::resource_exhausted(format!(
                 "intake is at capacity ({MAX_IN_FLIGHT_REGISTRATIONS} registrations in flight); \
@@ -48,17 +48,26 @@ impl IntakeService for IntakeApi {
 
     #[instrument(name = "intake.grpc.get_case", skip_all)]
     async fn get_case(&self, req: Request<pb::GetCaseRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
+        let tenant = caller.tenant.as_str();
+        // Another tenant's case, or one outside the caller's units, is as unknown as none.
         let row = match req.into_inner().lookup {
             Some(pb::get_case_request::Lookup::Id(id)) => {
                 let id = parse_id("id", &id)?;
-                store::get(&self.cases.pool, id).await?.ok_or_else(|| not_found(&id.to_string()))?
+                store::get(&self.cases.pool, tenant, id)
+                    .await?
+                    .filter(|c| visible(&caller, c))
+                    .ok_or_else(|| not_found(&id.to_string()))?
             }
             Some(pb::get_case_request::Lookup::Reference(r)) => {
                 let Some(reference) = Reference::parse(&r) else {
                     return Err(invalid("reference", "must look like NKP-2026-000123").into());
                 };
                 let reference = reference.to_string();
-                store::by_reference(&self.cases.pool, &reference).await?.ok_or_else(|| not_found(&reference))?
+                store::by_reference(&self.cases.pool, tenant, &reference)
+                    .await?
+                    .filter(|c| visible(&caller, c))
+                    .ok_or_else(|| not_found(&reference))?
             }
             None => return Err(invalid("lookup", "give either id or reference").into()),
         };
@@ -67,6 +76,7 @@ impl IntakeService for IntakeApi {
 
     #[instrument(name = "intake.grpc.list_cases", skip_all)]
     async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Reply<pb::ListCasesResponse> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let mut bad = Vec::new();
         let status = match pb::CaseStatus::try_from(req.status) {
@@ -114,9 +124,10 @@ impl IntakeService for IntakeApi {
             return Err(Error::Invalid(bad).into());
         }
         let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-        let (tenant, case_type) = (non_empty(&req.tenant), non_empty(&req.case_type));
+        let case_type = non_empty(&req.case_type);
         let filter = Filter {
-            tenant: tenant.as_deref(),
+            tenant: &caller.tenant,
+            case_types: visible_case_types(&caller),
             status,
             org_nr: org_nr.as_ref().map(|o| o.expose()),
             case_type: case_type.as_deref(),
@@ -137,25 +148,31 @@ impl IntakeService for IntakeApi {
 
     #[instrument(name = "intake.grpc.await_company", skip_all)]
     async fn await_company(&self, req: Request<pb::AwaitCompanyRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(id, &actor, Op::AwaitCompany { reason }).await?;
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::AwaitCompany { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.resume_case", skip_all)]
     async fn resume_case(&self, req: Request<pb::ResumeCaseRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
-        let row = self.cases.change(id, &actor, Op::Resume).await?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::Resume).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.close_case", skip_all)]
     async fn close_case(&self, req: Request<pb::CloseCaseRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
         let outcome = match pb::Outcome::try_from(req.outcome) {
             Ok(o) if o != pb::Outcome::Unspecified => outcome_from_pb(o),
             _ => {
@@ -167,33 +184,39 @@ impl IntakeService for IntakeApi {
             }
         };
         let decision = validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
-        let row = self.cases.change(id, &actor, Op::Close { outcome, decision }).await?;
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::Close { outcome, decision }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.mark_application_complete", skip_all)]
     async fn mark_application_complete(&self, req: Request<pb::MarkApplicationCompleteRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
-        let row = self.cases.change(id, &actor, Op::ApplicationComplete).await?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::ApplicationComplete).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.extend_deadline", skip_all)]
     async fn extend_deadline(&self, req: Request<pb::ExtendDeadlineRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(id, &actor, Op::ExtendDeadline { reason }).await?;
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::ExtendDeadline { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
     #[instrument(name = "intake.grpc.withdraw_case", skip_all)]
     async fn withdraw_case(&self, req: Request<pb::WithdrawCaseRequest>) -> Reply<pb::Case> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
-        let (id, actor) = id_and_actor(&req.case_id, &req.actor)?;
+        let id = validate::case_id(&req.case_id).map_err(Error::from)?;
+        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(id, &actor, Op::Withdraw { reason }).await?;
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::Withdraw { reason }).await?;
         Ok(Response::new(to_pb(row)?))
     }
 }
@@ -206,14 +229,27 @@ fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
     Uuid::parse_str(value.trim()).map_err(|_| invalid(field, "must be a case id (a UUID)"))
 }
 
-fn id_and_actor(case_id: &str, actor: &str) -> Result<(Uuid, String)> {
-    let mut bad = Vec::new();
-    let id = validate::case_id(case_id).map_err(|v| bad.extend(v)).ok();
-    let actor = validate::actor(actor).map_err(|v| bad.extend(v)).ok();
-    match (id, actor) {
-        (Some(id), Some(actor)) => Ok((id, actor)),
-        _ => Err(Error::Invalid(bad)),
+/// Whether the caller may see this case: tenant-wide roles see every case of their tenant, an
+/// enhetschef the cases whose type draws on a unit they manage.
+fn visible(caller: &Caller, case: &CaseRow) -> bool {
+    match caller.units() {
+        None => true,
+        Some(units) => {
+            let touched = caller.config.units_of_case_type(&case.case_type);
+            units.iter().any(|u| touched.contains(u.as_str()))
+        }
     }
+}
+
+/// The case types the caller may list, or `None` for every type.
+fn visible_case_types(caller: &Caller) -> Option<Vec<String>> {
+    let units = caller.units()?;
+    let types = caller.config.case_types.iter().map(|t| t.key.as_str());
+    let visible = types.filter(|t| {
+        let touched = caller.config.units_of_case_type(t);
+        units.iter().any(|u| touched.contains(u.as_str()))
+    });
+    Some(visible.map(String::from).collect())
 }
 
 /// The proto form of a stored case.

@@ -140,20 +140,32 @@ pub async fn insert(conn: &mut PgConnection, c: &Insert<'_>) -> Result<CaseRow, 
 
 /// A case by id.
 #[instrument(name = "intake.store.get", skip_all, fields(case_id = %id))]
-pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(db).await?)
+pub async fn get(db: impl PgExecutor<'_>, tenant: &str, id: Uuid) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1 AND tenant = $2")
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// A case by reference, e.g. `NKP-2026-000123`.
 #[instrument(name = "intake.store.by_reference", skip_all)]
-pub async fn by_reference(db: impl PgExecutor<'_>, reference: &str) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE reference = $1").bind(reference).fetch_optional(db).await?)
+pub async fn by_reference(db: impl PgExecutor<'_>, tenant: &str, reference: &str) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE reference = $1 AND tenant = $2")
+        .bind(reference)
+        .bind(tenant)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// A case by id, row-locked for a status change.
 #[instrument(name = "intake.store.lock", skip_all, fields(case_id = %id))]
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?)
+pub async fn lock(conn: &mut PgConnection, tenant: Option<&str>, id: Uuid) -> Result<Option<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE")
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// A status change; `emitted` says whether intake emits an event for it (bumping the version).
@@ -190,7 +202,9 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, change: &Change<'_>) -> R
 
 /// Filters of `ListCases`; `None` matches everything.
 pub struct Filter<'a> {
-    pub tenant: Option<&'a str>,
+    pub tenant: &'a str,
+    /// Only these case types (an enhetschef's view); `None`: every type.
+    pub case_types: Option<Vec<String>>,
     pub status: Option<CaseStatus>,
     pub org_nr: Option<&'a str>,
     pub case_type: Option<&'a str>,
@@ -204,11 +218,12 @@ pub struct Filter<'a> {
 pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow>> {
     Ok(sqlx::query_as(
         "SELECT * FROM cases
-         WHERE ($1::text IS NULL OR tenant = $1)
+         WHERE tenant = $1
            AND ($2::text IS NULL OR status = $2)
            AND ($3::text IS NULL OR org_nr = $3)
            AND ($4::text IS NULL OR case_type = $4)
            AND ($5::uuid IS NULL OR id < $5)
+           AND ($7::text[] IS NULL OR case_type = ANY ($7))
          ORDER BY id DESC LIMIT $6",
     )
     .bind(f.tenant)
@@ -217,6 +232,7 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow
     .bind(f.case_type)
     .bind(f.before)
     .bind(f.limit)
+    .bind(&f.case_types)
     .fetch_all(db)
     .await?)
 }

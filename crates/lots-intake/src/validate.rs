@@ -1,8 +1,8 @@
 //! Validation of requests: every bad field is named, and nothing is stored.
 
 use lots_domain::{Channel, OrgNr, TenantConfig};
-use lots_platform::Tenants;
 use lots_proto::v1 as pb;
+use std::sync::Arc;
 
 /// One bad field, named by its path in the request (e.g. `company.org_nr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +66,15 @@ impl Check {
     }
 }
 
-/// Validates a `RegisterCaseRequest` against the configured tenants.
-pub fn register(req: &pb::RegisterCaseRequest, tenants: &Tenants) -> Result<NewCase, Vec<Violation>> {
+/// Validates a `RegisterCaseRequest` for the caller's tenant; `actor` names the caller.
+pub fn register(
+    req: &pb::RegisterCaseRequest,
+    tenant: Arc<TenantConfig>,
+    actor: String,
+) -> Result<NewCase, Vec<Violation>> {
     let mut c = Check::default();
     let idempotency_key = c.text("idempotency_key", &req.idempotency_key, true, 128);
-    let kommunkod = req.tenant.trim();
-    let tenant = if kommunkod.is_empty() {
-        c.add("tenant", "is required (the kommunkod, e.g. \"0581\")");
-        None
-    } else {
-        let t = tenants.get(kommunkod).cloned();
-        if t.is_none() {
-            c.add("tenant", format!("kommunkod {kommunkod:?} is not configured in Lotsen"));
-        }
-        t
-    };
+    let tenant = Some(tenant);
     let empty_company = pb::Company::default();
     let company = req.company.as_ref().unwrap_or_else(|| {
         c.add("company", "is required");
@@ -126,7 +120,6 @@ pub fn register(req: &pb::RegisterCaseRequest, tenants: &Tenants) -> Result<NewC
     if channel.is_none() {
         c.add("channel", "is required (phone, email, e_service, visit or company_visit)");
     }
-    let actor = c.text("actor", &req.actor, false, 100);
     match (c.0.is_empty(), tenant, org_nr, channel) {
         (true, Some(tenant), Some(org_nr), Some(channel)) => Ok(NewCase {
             idempotency_key,
@@ -139,7 +132,7 @@ pub fn register(req: &pb::RegisterCaseRequest, tenants: &Tenants) -> Result<NewC
             case_type,
             description,
             channel,
-            actor: if actor.is_empty() { "reception".to_owned() } else { actor },
+            actor,
         }),
         _ => Err(c.0),
     }
@@ -160,16 +153,6 @@ pub fn case_id(value: &str) -> Result<uuid::Uuid, Vec<Violation>> {
             description: "must be a case id (a UUID); look it up by reference with GetCase".into(),
         }]
     })
-}
-
-/// The actor of a lifecycle request, defaulting to "reception".
-pub fn actor(value: &str) -> Result<String, Vec<Violation>> {
-    let mut c = Check::default();
-    let v = c.text("actor", value, false, 100);
-    if !c.0.is_empty() {
-        return Err(c.0);
-    }
-    Ok(if v.is_empty() { "reception".to_owned() } else { v })
 }
 
 fn channel(value: i32) -> Option<Channel> {

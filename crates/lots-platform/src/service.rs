@@ -1,6 +1,6 @@
 //! What every service runs the same way around its own work: the outbox relay, the event
 //! consumer and the metrics endpoint in the background; gRPC with health and reflection in
-//! front; and, on cancellation, the drain: gRPC stops, background work finishes, NATS is
+//! front, every other call verified by the auth layer; and, on cancellation, the drain: gRPC stops, background work finishes, NATS is
 //! drained and the pool closed.
 
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::Routes;
 
+use crate::Tenants;
+use crate::auth::{AuthLayer, Verifier};
 use crate::consumer::{self, ConsumerSettings, Handler};
 use crate::metrics::{self, Metrics};
 use crate::outbox::Relay;
@@ -36,23 +38,28 @@ pub struct Service {
     pub consumer_lanes: usize,
     /// Event types the consumer applies; empty takes every event (see [`ConsumerSettings::kinds`]).
     pub consumer_kinds: Vec<String>,
+    /// Verifies every caller of the gRPC routes.
+    pub verifier: Arc<Verifier>,
 }
 
 impl Service {
-    /// Wires a service whose gRPC listener is already bound.
+    /// Wires a service whose gRPC listener is already bound; callers are verified against the
+    /// issuers `tenants` configure.
     pub fn new(
         name: &'static str,
         pool: PgPool,
         nats: async_nats::Client,
         subjects: Subjects,
         listener: TcpListener,
-    ) -> Self {
+        tenants: &Tenants,
+    ) -> crate::Result<Self> {
+        let verifier = Arc::new(Verifier::new(tenants)?);
         let metrics = Metrics::new(name);
         let js = async_nats::jetstream::new(nats.clone());
         let relay = Relay::new(pool.clone(), js).with_metrics(metrics.clone());
         let defaults = ConsumerSettings::new(name);
         let (consumer_batch, consumer_lanes) = (defaults.batch, defaults.lanes);
-        Service {
+        Ok(Service {
             name,
             pool,
             nats,
@@ -64,7 +71,8 @@ impl Service {
             consumer_batch,
             consumer_lanes,
             consumer_kinds: defaults.kinds,
-        }
+            verifier,
+        })
     }
 
     /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
@@ -119,6 +127,7 @@ impl Service {
         let name = self.name;
         tracing::info!(%addr, "{name} listening (gRPC)");
         let served = tonic::transport::Server::builder()
+            .layer(AuthLayer::new(self.verifier.clone()))
             .trace_fn(move |req| tracing::info_span!("grpc", service = name, path = %req.uri().path()))
             .add_routes(routes.add_service(health_service).add_service(reflection))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())

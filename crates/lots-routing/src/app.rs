@@ -89,7 +89,7 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener);
+        let service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
         let routing = Routing {
             pool: service.pool.clone(),
             nats: service.nats.clone(),

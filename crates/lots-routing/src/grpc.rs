@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lots_domain::ical::{Attendee, Invite, render_invite};
+use lots_platform::auth::{self, Caller};
 use lots_proto::time::{timestamp, utc};
 use lots_proto::v1 as pb;
 use pb::officer_service_server::OfficerService;
@@ -19,11 +20,6 @@ use crate::store::{self, TaskRow};
 use crate::watch::Hub;
 use crate::writer::{Request as Command, Writers};
 
-/// Metadata naming the asking officer's tenant (kommunkod).
-pub const TENANT_HEADER: &str = "x-lots-tenant";
-/// Metadata naming the asking officer.
-pub const OFFICER_HEADER: &str = "x-lots-officer";
-
 /// The gRPC face of routing.
 #[derive(Clone)]
 pub struct RoutingApi {
@@ -36,15 +32,26 @@ pub struct RoutingApi {
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
-/// Who is asking, from request metadata (authentication comes later).
-fn officer<T>(req: &Request<T>) -> Result<(String, String)> {
-    let get = |key: &str| {
-        req.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+/// The verified caller, and the officer whose tasks or calendar the call is about: `requested`,
+/// or the caller's own when empty. Only that officer, their unit's manager or (for calendars) an
+/// admin may act for them.
+fn acting<T>(req: &Request<T>, requested: &str) -> std::result::Result<(Caller, String), Status> {
+    let caller = auth::caller(req)?;
+    let officer = match requested.trim() {
+        "" => caller.officer()?.to_owned(),
+        other => other.to_owned(),
     };
-    match (get(TENANT_HEADER), get(OFFICER_HEADER)) {
-        (Some(t), Some(o)) => Ok((t, o)),
-        _ => Err(Error::Unauthenticated(format!("send metadata {TENANT_HEADER} and {OFFICER_HEADER}"))),
+    if !caller.may_act_for(&officer) {
+        return Err(Status::permission_denied(format!("the caller may not act for officer {officer:?}")));
     }
+    Ok((caller, officer))
+}
+
+/// The verified caller and their own officer id, for calls only the officer makes.
+fn own<T>(req: &Request<T>) -> std::result::Result<(String, String), Status> {
+    let caller = auth::caller(req)?;
+    let officer = caller.officer()?.to_owned();
+    Ok((caller.tenant, officer))
 }
 
 fn task_id(value: &str) -> Result<Uuid> {
@@ -140,7 +147,8 @@ impl RoutingApi {
 impl TaskService for RoutingApi {
     #[instrument(name = "routing.grpc.list_tasks", skip_all)]
     async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
-        let (tenant, officer) = officer(&req)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let tenant = caller.tenant;
         let mut statuses = Vec::new();
         for s in &req.get_ref().statuses {
             match pb::TaskStatus::try_from(*s).ok().and_then(status_from_pb) {
@@ -158,11 +166,13 @@ impl TaskService for RoutingApi {
         Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect() }))
     }
 
-    type WatchTasksStream = ReceiverStream<std::result::Result<pb::TaskUpdate, Status>>;
+    type WatchTasksStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::TaskUpdate, Status>> + Send>>;
 
     #[instrument(name = "routing.grpc.watch_tasks", skip_all)]
     async fn watch_tasks(&self, req: Request<pb::WatchTasksRequest>) -> Reply<Self::WatchTasksStream> {
-        let (tenant, officer) = officer(&req)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let tenant = caller.tenant.clone();
         let cursor = req.get_ref().cursor.trim();
         let resume = if cursor.is_empty() {
             None
@@ -227,19 +237,19 @@ impl TaskService for RoutingApi {
                 let _ = tx.send(Err(err.into())).await;
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(auth::until_expiry(ReceiverStream::new(rx), &caller)))
     }
 
     #[instrument(name = "routing.grpc.accept_task", skip_all)]
     async fn accept_task(&self, req: Request<pb::AcceptTaskRequest>) -> Reply<pb::Task> {
-        let (tenant, officer) = officer(&req)?;
+        let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
         self.task_command(&tenant, Command::Accept { officer, task_id: id }).await
     }
 
     #[instrument(name = "routing.grpc.decline_task", skip_all)]
     async fn decline_task(&self, req: Request<pb::DeclineTaskRequest>) -> Reply<pb::Task> {
-        let (tenant, officer) = officer(&req)?;
+        let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
         // The writer's command checks the reason (Request::validate).
         let reason = req.get_ref().reason.trim().to_owned();
@@ -248,13 +258,14 @@ impl TaskService for RoutingApi {
 
     #[instrument(name = "routing.grpc.complete_task", skip_all)]
     async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
-        let (tenant, officer) = officer(&req)?;
+        let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
         self.task_command(&tenant, Command::Complete { officer, task_id: id }).await
     }
 
     #[instrument(name = "routing.grpc.get_meeting", skip_all)]
     async fn get_meeting(&self, req: Request<pb::GetMeetingRequest>) -> Reply<pb::Meeting> {
+        let caller = auth::caller(&req)?;
         let pool = &self.routing.pool;
         let parse = |field: &'static str, v: &str| {
             Uuid::parse_str(v.trim()).map_err(|_| Error::Invalid { field, message: "must be a UUID".into() })
@@ -269,7 +280,13 @@ impl TaskService for RoutingApi {
             }
         }
         .map_err(Error::from)?
+        .filter(|m| m.tenant == caller.tenant)
         .ok_or_else(|| Error::NotFound("no such meeting".into()))?;
+        let tasks = store::meeting_tasks(pool, meeting.id).await.map_err(Error::from)?;
+        // A handläggare sees meetings they sit at, an enhetschef those of their unit's officers.
+        if caller.units().is_some() && !tasks.iter().any(|t| caller.may_act_for(&t.officer_id)) {
+            return Err(Error::NotFound("no such meeting".into()).into());
+        }
         let case: store::CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1")
             .bind(meeting.case_id)
             .fetch_one(pool)
@@ -277,7 +294,6 @@ impl TaskService for RoutingApi {
             .map_err(Error::from)?;
         let tenant =
             self.routing.tenants.get(&meeting.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
-        let tasks = store::meeting_tasks(pool, meeting.id).await.map_err(Error::from)?;
         let mut attendees = Vec::new();
         let mut invitees = Vec::new();
         for t in tasks.iter().filter(|t| matches!(t.status.as_str(), "offered" | "accepted" | "completed")) {
@@ -351,6 +367,7 @@ impl TaskService for RoutingApi {
 impl OfficerService for RoutingApi {
     #[instrument(name = "routing.grpc.set_busy_times", skip_all)]
     async fn set_busy_times(&self, req: Request<pb::SetBusyTimesRequest>) -> Reply<pb::SetBusyTimesResponse> {
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
         let req = req.into_inner();
         let source = req.source.trim();
         if source.is_empty() || source == "absence" || source.starts_with("ical:") {
@@ -364,19 +381,19 @@ impl OfficerService for RoutingApi {
         for r in &req.busy {
             ranges.push((from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?));
         }
-        let command = Command::SetBusy { officer: req.officer_id.clone(), source: source.to_owned(), ranges };
-        self.stored_command(&req.tenant, command).await
+        let command = Command::SetBusy { officer, source: source.to_owned(), ranges };
+        self.stored_command(&caller.tenant, command).await
     }
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
     async fn set_absence(&self, req: Request<pb::SetAbsenceRequest>) -> Reply<pb::SetBusyTimesResponse> {
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
         let req = req.into_inner();
         let period = req.period.as_ref();
         let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
         let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
-        let command =
-            Command::AddAbsence { officer: req.officer_id.clone(), period: (s, e), note: note.map(String::from) };
-        self.stored_command(&req.tenant, command).await
+        let command = Command::AddAbsence { officer, period: (s, e), note: note.map(String::from) };
+        self.stored_command(&caller.tenant, command).await
     }
 }

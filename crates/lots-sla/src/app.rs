@@ -80,7 +80,7 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let mut service = Service::new("sla", parts.pool, parts.nats, parts.subjects, listener);
+        let mut service = Service::new("sla", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
         // The consumer receives exactly the event types sla applies.
         service.consumer_kinds = lots_events::views::SLA.applies.iter().map(|k| k.to_string()).collect();
         let sla = Sla {

@@ -4,9 +4,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::Stream;
 use lots_domain::calendar::WorkCalendar;
 use lots_domain::guarantee::{self, State};
 use lots_domain::tenant::Target;
+use lots_platform::auth::{self, Caller};
 use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
 use pb::alert_service_server::AlertService;
@@ -110,23 +112,41 @@ impl AlertApi {
     }
 }
 
-fn filter(tenant: &str, units: &[String], min_severity: i32, open_only: bool, case_id: Option<Uuid>) -> Filter {
-    let tenant = Some(tenant.trim()).filter(|t| !t.is_empty()).map(String::from);
-    let units = units.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
-    Filter { tenant, units, min_severity, open_only, case_id }
+/// The caller's tenant and the units asked for, limited to those the caller may see.
+fn filter(
+    caller: &Caller,
+    units: &[String],
+    min_severity: i32,
+    open_only: bool,
+    case_id: Option<Uuid>,
+) -> Result<Filter> {
+    let asked: Vec<String> = units.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+    let units = match caller.units() {
+        None => asked,
+        Some(own) if own.is_empty() => return Err(Error::PermissionDenied("the caller manages no unit".into())),
+        Some(own) if asked.is_empty() => own,
+        Some(own) => {
+            if let Some(other) = asked.iter().find(|u| !own.contains(u)) {
+                return Err(Error::PermissionDenied(format!("unit {other:?} is not one the caller manages")));
+            }
+            asked
+        }
+    };
+    Ok(Filter { tenant: Some(caller.tenant.clone()), units, min_severity, open_only, case_id })
 }
 
 #[tonic::async_trait]
 impl AlertService for AlertApi {
-    type WatchAlertsStream = ReceiverStream<std::result::Result<pb::Alert, Status>>;
+    type WatchAlertsStream = std::pin::Pin<Box<dyn Stream<Item = std::result::Result<pb::Alert, Status>> + Send>>;
 
     #[instrument(name = "sla.grpc.watch_alerts", skip_all)]
     async fn watch_alerts(&self, req: Request<pb::WatchAlertsRequest>) -> Reply<Self::WatchAlertsStream> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
+        let open = filter(&caller, &req.units, req.min_severity, true, None)?;
+        let new = filter(&caller, &req.units, req.min_severity, false, None)?;
         let mut listener = PgListener::connect_with(&self.sla.pool).await.map_err(Error::from)?;
         listener.listen(ALERTS_CHANNEL).await.map_err(Error::from)?;
-        let open = filter(&req.tenant, &req.units, req.min_severity, true, None);
-        let new = filter(&req.tenant, &req.units, req.min_severity, false, None);
         let api = self.clone();
         let stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -165,11 +185,12 @@ impl AlertService for AlertApi {
                 let _ = tx.send(Err(err.into())).await;
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(auth::until_expiry(ReceiverStream::new(rx), &caller)))
     }
 
     #[instrument(name = "sla.grpc.list_alerts", skip_all)]
     async fn list_alerts(&self, req: Request<pb::ListAlertsRequest>) -> Reply<pb::ListAlertsResponse> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let limit = match req.limit {
             0 => 100,
@@ -185,27 +206,34 @@ impl AlertService for AlertApi {
                     .map_err(|_| Error::Invalid { field: "case_id", message: "must be a UUID".into() })?,
             ),
         };
-        let f = filter(&req.tenant, &req.units, req.min_severity, req.open_only, case_id);
+        let f = filter(&caller, &req.units, req.min_severity, req.open_only, case_id)?;
         let alerts = self.query(&f, 0, limit).await?;
         Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.into_iter().map(to_pb).collect() }))
     }
 
     #[instrument(name = "sla.grpc.get_case_clocks", skip_all)]
     async fn get_case_clocks(&self, req: Request<pb::GetCaseClocksRequest>) -> Reply<pb::CaseClocks> {
+        let caller = auth::caller(&req)?;
         let pool = &self.sla.pool;
+        // Another tenant's case is as unknown as one that does not exist.
         let case: Option<CaseRow> = match req.into_inner().lookup {
             Some(pb::get_case_clocks_request::Lookup::CaseId(id)) => {
                 let id = Uuid::parse_str(id.trim())
                     .map_err(|_| Error::Invalid { field: "case_id", message: "must be a UUID".into() })?;
-                sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(pool).await
+                sqlx::query_as("SELECT * FROM cases WHERE id = $1 AND tenant = $2")
+                    .bind(id)
+                    .bind(&caller.tenant)
+                    .fetch_optional(pool)
+                    .await
             }
             Some(pb::get_case_clocks_request::Lookup::Reference(r)) => {
                 let r = lots_domain::Reference::parse(&r).ok_or_else(|| Error::Invalid {
                     field: "reference",
                     message: "must look like NKP-2026-000123".into(),
                 })?;
-                sqlx::query_as("SELECT * FROM cases WHERE reference = $1")
+                sqlx::query_as("SELECT * FROM cases WHERE reference = $1 AND tenant = $2")
                     .bind(r.to_string())
+                    .bind(&caller.tenant)
                     .fetch_optional(pool)
                     .await
             }
@@ -214,7 +242,15 @@ impl AlertService for AlertApi {
             }
         }
         .map_err(Error::from)?;
-        let case = case.ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
+        let visible = |c: &CaseRow| match caller.units() {
+            None => true,
+            Some(units) => {
+                let touched = caller.config.units_of_case_type(&c.case_type);
+                units.iter().any(|u| touched.contains(u.as_str()))
+            }
+        };
+        let case =
+            case.filter(visible).ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
         let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
         let events = clocks::events(pool, case.id).await.map_err(Error::from)?;
         let calendar = WorkCalendar::for_tenant(&tenant);

@@ -5,7 +5,14 @@
 //! - Postgres: `LOTS_TEST_DATABASE_URL`, else 127.0.0.1:5432 as `postgres`, else a throwaway
 //!   cluster (`initdb` + `postgres`) in a temporary folder. Each test gets a fresh database.
 //!
+//! - OpenID: `tools/oidc` (the npm package `oidc-provider`) as a process, one issuer per tenant
+//!   ([`TestOidc`]); tests get real tokens from it.
+//!
 //! Every test also gets a unique subject prefix, so tests can share one NATS server.
+
+pub mod oidc;
+
+pub use oidc::{TestOidc, Who};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -15,12 +15,11 @@ pub async fn run(global: &Global, command: AlertsCommand) -> anyhow::Result<()> 
     match command {
         AlertsCommand::List { filter, open, case, limit } => {
             let case_id = match case {
-                Some(c) => client::case_id(&global.intake, &c).await?,
+                Some(c) => client::case_id(global, &c).await?,
                 None => String::new(),
             };
-            let mut sla = client::alerts(&global.sla).await?;
+            let mut sla = client::alerts(global).await?;
             let req = pb::ListAlertsRequest {
-                tenant: global.tenant.clone(),
                 units: filter.units.clone(),
                 min_severity: min_severity(&filter),
                 open_only: open,
@@ -40,12 +39,8 @@ pub async fn run(global: &Global, command: AlertsCommand) -> anyhow::Result<()> 
             Ok(())
         }
         AlertsCommand::Watch { filter } => {
-            let mut sla = client::alerts(&global.sla).await?;
-            let req = pb::WatchAlertsRequest {
-                tenant: global.tenant.clone(),
-                units: filter.units.clone(),
-                min_severity: min_severity(&filter),
-            };
+            let mut sla = client::alerts(global).await?;
+            let req = pb::WatchAlertsRequest { units: filter.units.clone(), min_severity: min_severity(&filter) };
             let mut stream = sla.watch_alerts(req).await.context("watch alerts")?.into_inner();
             loop {
                 let next = tokio::select! {

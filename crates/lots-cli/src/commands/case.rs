@@ -5,58 +5,56 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use lots_proto::v1 as pb;
 use serde::Serialize;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::args::{CaseCommand, Global, ListCasesArgs, RegisterArgs};
 use crate::client::{self, CaseKey};
 use crate::output::{Out, Table, enum_word, local, rfc3339};
 
-type Intake = pb::intake_service_client::IntakeServiceClient<Channel>;
+type Intake = client::Intake;
 
 /// Runs one `lots case` command.
 pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
     let out = Out { json: global.json };
-    let actor = global.actor.clone().unwrap_or_default();
     // Parse the case argument before connecting, so a typo is a usage error even offline.
     if let Some(text) = case_argument(&command) {
         CaseKey::parse(text)?;
     }
-    let mut intake = client::intake(&global.intake).await?;
+    let mut intake = client::intake(global).await?;
     match command {
-        CaseCommand::Register(args) => register(&mut intake, global, args, actor, out).await,
+        CaseCommand::Register(args) => register(&mut intake, args, out).await,
         CaseCommand::Show { case } => {
             let case = client::get_case(&mut intake, &CaseKey::parse(&case)?).await?;
             print_case(out, &case, None)
         }
-        CaseCommand::List(args) => list(&mut intake, global, args, out).await,
+        CaseCommand::List(args) => list(&mut intake, args, out).await,
         CaseCommand::Await { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::AwaitCompanyRequest { case_id, reason, actor };
+            let req = pb::AwaitCompanyRequest { case_id, reason };
             let case = intake.await_company(req).await.context("wait for the company")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Resume { case } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::ResumeCaseRequest { case_id, actor };
+            let req = pb::ResumeCaseRequest { case_id };
             let case = intake.resume_case(req).await.context("resume the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Close { case, outcome, decision } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::CloseCaseRequest { case_id, outcome: pb::Outcome::from(outcome) as i32, decision, actor };
+            let req = pb::CloseCaseRequest { case_id, outcome: pb::Outcome::from(outcome) as i32, decision };
             let case = intake.close_case(req).await.context("close the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Withdraw { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::WithdrawCaseRequest { case_id, reason, actor };
+            let req = pb::WithdrawCaseRequest { case_id, reason };
             let case = intake.withdraw_case(req).await.context("withdraw the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Complete { case } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::MarkApplicationCompleteRequest { case_id, actor };
+            let req = pb::MarkApplicationCompleteRequest { case_id };
             let case = intake.mark_application_complete(req).await.context("mark the application complete")?;
             let case = case.into_inner();
             let note = format!(
@@ -67,7 +65,7 @@ pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
         }
         CaseCommand::Extend { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::ExtendDeadlineRequest { case_id, reason, actor };
+            let req = pb::ExtendDeadlineRequest { case_id, reason };
             let case = intake.extend_deadline(req).await.context("extend the deadline")?;
             let case = case.into_inner();
             let note = format!("legal deadline extended {}", local(case.deadline_extended_at.as_ref()));
@@ -97,17 +95,10 @@ async fn resolve(intake: &mut Intake, text: &str) -> anyhow::Result<String> {
     }
 }
 
-async fn register(
-    intake: &mut Intake,
-    global: &Global,
-    args: RegisterArgs,
-    actor: String,
-    out: Out,
-) -> anyhow::Result<()> {
+async fn register(intake: &mut Intake, args: RegisterArgs, out: Out) -> anyhow::Result<()> {
     let key = args.key.unwrap_or_else(|| Uuid::now_v7().to_string());
     let req = pb::RegisterCaseRequest {
         idempotency_key: key.clone(),
-        tenant: global.tenant.clone(),
         company: Some(pb::Company {
             org_nr: args.org_nr,
             name: args.company,
@@ -116,7 +107,6 @@ async fn register(
         case_type: args.case_type,
         description: args.description,
         channel: pb::Channel::from(args.channel) as i32,
-        actor,
     };
     let case = intake.register_case(req).await.context("register the case")?.into_inner();
     if out.json {
@@ -127,14 +117,13 @@ async fn register(
     Ok(())
 }
 
-async fn list(intake: &mut Intake, global: &Global, args: ListCasesArgs, out: Out) -> anyhow::Result<()> {
+async fn list(intake: &mut Intake, args: ListCasesArgs, out: Out) -> anyhow::Result<()> {
     let limit = args.limit as usize;
     let mut cases = Vec::new();
     let mut page_token = String::new();
     loop {
         let want = (limit - cases.len()).min(500) as u32;
         let req = pb::ListCasesRequest {
-            tenant: global.tenant.clone(),
             status: args.status.map_or(0, |s| pb::CaseStatus::from(s) as i32),
             org_nr: args.org_nr.clone().unwrap_or_default(),
             case_type: args.case_type.clone().unwrap_or_default(),

@@ -17,7 +17,7 @@ pub async fn run(global: &Global, case: &str) -> anyhow::Result<()> {
         CaseKey::Id(id) => pb::get_case_clocks_request::Lookup::CaseId(id),
         CaseKey::Reference(r) => pb::get_case_clocks_request::Lookup::Reference(r),
     };
-    let mut sla = client::alerts(&global.sla).await?;
+    let mut sla = client::alerts(global).await?;
     let req = pb::GetCaseClocksRequest { lookup: Some(lookup) };
     let clocks = sla.get_case_clocks(req).await.context("get the case's clocks")?.into_inner();
     if out.json {

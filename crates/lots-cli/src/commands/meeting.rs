@@ -19,7 +19,7 @@ pub async fn run(global: &Global, command: MeetingCommand) -> anyhow::Result<()>
     let key = CaseKey::parse(&target)?;
     let meeting = match key {
         CaseKey::Reference(_) => {
-            let case_id = client::case_id(&global.intake, &target).await?;
+            let case_id = client::case_id(global, &target).await?;
             get(global, pb::get_meeting_request::Lookup::CaseId(case_id)).await?
         }
         // A UUID names a meeting or a case; try the meeting first.
@@ -43,7 +43,7 @@ pub async fn run(global: &Global, command: MeetingCommand) -> anyhow::Result<()>
 }
 
 async fn get(global: &Global, lookup: pb::get_meeting_request::Lookup) -> anyhow::Result<pb::Meeting> {
-    let mut tasks = client::tasks(&global.routing).await?;
+    let mut tasks = client::tasks(global).await?;
     let req = pb::GetMeetingRequest { lookup: Some(lookup) };
     let meeting = tasks.get_meeting(req).await.context("get the meeting")?;
     Ok(meeting.into_inner())

@@ -17,6 +17,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Meeting(c) => meeting::run(global, c).await,
         Command::Alerts(c) => alerts::run(global, c).await,
         Command::Clocks { case } => clocks::run(global, &case).await,
-        Command::Dev(args) => crate::dev::run(args, global).await,
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Login(args) => crate::login::login(args).await,
+        Command::Logout => crate::login::logout(),
     }
 }

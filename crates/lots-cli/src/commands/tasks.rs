@@ -12,8 +12,7 @@ use crate::output::{Out, Table, enum_word, local, rfc3339};
 /// Runs one `lots tasks` command.
 pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
     let out = Out { json: global.json };
-    let mut tasks = client::tasks(&global.routing).await?;
-    let tenant = global.tenant.as_str();
+    let mut tasks = client::tasks(global).await?;
     match command {
         TasksCommand::List { officer, all } => {
             let statuses = if all {
@@ -27,22 +26,27 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            let req = client::as_officer(pb::ListTasksRequest { statuses }, tenant, &officer.officer)?;
+            let req = pb::ListTasksRequest { statuses, officer_id: officer.officer.clone().unwrap_or_default() };
             let list = tasks.list_tasks(req).await.context("list tasks")?.into_inner();
             if out.json {
                 for t in &list.tasks {
                     out.json_line(&TaskView::new(t))?;
                 }
             } else if list.tasks.is_empty() {
-                out.text(&format!("{} has no open tasks\n", officer.officer));
+                out.text(&format!(
+                    "{} no open tasks\n",
+                    officer.officer.map_or("You have".into(), |o| format!("{o} has"))
+                ));
             } else {
                 out.text(&task_table(&list.tasks));
             }
             Ok(())
         }
         TasksCommand::Watch { officer, cursor } => {
-            let req = pb::WatchTasksRequest { cursor: cursor.unwrap_or_default() };
-            let req = client::as_officer(req, tenant, &officer.officer)?;
+            let req = pb::WatchTasksRequest {
+                cursor: cursor.unwrap_or_default(),
+                officer_id: officer.officer.unwrap_or_default(),
+            };
             let mut stream = tasks.watch_tasks(req).await.context("watch tasks")?.into_inner();
             loop {
                 let update = tokio::select! {
@@ -60,21 +64,18 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TasksCommand::Accept { task, officer } => {
+        TasksCommand::Accept { task } => {
             let req = pb::AcceptTaskRequest { task_id: task };
-            let req = client::as_officer(req, tenant, &officer.officer)?;
             let task = tasks.accept_task(req).await.context("accept the task")?;
             print_task(out, "accepted", &task.into_inner())
         }
-        TasksCommand::Decline { task, officer, reason } => {
+        TasksCommand::Decline { task, reason } => {
             let req = pb::DeclineTaskRequest { task_id: task, reason };
-            let req = client::as_officer(req, tenant, &officer.officer)?;
             let task = tasks.decline_task(req).await.context("decline the task")?;
             print_task(out, "declined", &task.into_inner())
         }
-        TasksCommand::Complete { task, officer, note } => {
+        TasksCommand::Complete { task, note } => {
             let req = pb::CompleteTaskRequest { task_id: task, note };
-            let req = client::as_officer(req, tenant, &officer.officer)?;
             let task = tasks.complete_task(req).await.context("complete the task")?;
             print_task(out, "completed", &task.into_inner())
         }

@@ -23,14 +23,11 @@ use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::client;
+use crate::client::{self, Alerts, Intake, Tasks};
 use crate::commands::{alerts, clocks};
-
-type Intake = pb::intake_service_client::IntakeServiceClient<Channel>;
-type Tasks = pb::task_service_client::TaskServiceClient<Channel>;
+use lots_testkit::Who;
 
 /// The demo's subject prefix; its stream is deleted at the start of every demo.
 const PREFIX: &str = "demo";
@@ -42,12 +39,19 @@ pub struct Setup {
     pub clock: Clock,
 }
 
-/// Where the services listen.
-#[derive(Debug, Clone)]
+/// Where the services listen, and the OpenID provider the demo's people get tokens from.
+#[derive(Clone)]
 pub struct Endpoints {
     pub intake: String,
     pub routing: String,
     pub sla: String,
+    pub oidc: Arc<lots_testkit::TestOidc>,
+}
+
+impl Endpoints {
+    async fn token(&self, tenant: &str, who: Who) -> anyhow::Result<String> {
+        self.oidc.token(tenant, &who).await.with_context(|| format!("a token for {who:?}"))
+    }
 }
 
 /// Resets the demo's database and stream, and starts the fast clock at the next working
@@ -213,9 +217,9 @@ async fn script(
             anyhow::bail!("the demo needs case type {} in tenant {}", c.case_type, tenant.kommunkod);
         }
     }
-    let mut intake = client::intake(&endpoints.intake).await?;
-    let tasks = client::tasks(&endpoints.routing).await?;
-    let mut sla = client::alerts(&endpoints.sla).await?;
+    let code = tenant.kommunkod.as_str();
+    let mut intake = client::intake_at(&endpoints.intake, &endpoints.token(code, Who::Reception).await?).await?;
+    let mut sla = client::alerts_at(&endpoints.sla, &endpoints.token(code, Who::Naringslivschef).await?).await?;
     let say = Say { clock: clock.clone() };
     say.line(&format!(
         "demo: time runs {speed}× faster, from {} (a working hour every {:.0} s)",
@@ -224,7 +228,7 @@ async fn script(
     ));
 
     let (tx, mut rx) = mpsc::channel::<Heard>(256);
-    let alerts_req = pb::WatchAlertsRequest { tenant: tenant.kommunkod.clone(), ..Default::default() };
+    let alerts_req = pb::WatchAlertsRequest::default();
     let mut alert_stream = sla.watch_alerts(alerts_req).await.context("watch alerts")?.into_inner();
     let alert_tx = tx.clone();
     helpers.spawn(async move {
@@ -238,11 +242,15 @@ async fn script(
             }
         }
     });
+    // Each officer watches their own tasks, with their own token.
+    let mut officer_tasks: HashMap<String, Tasks> = HashMap::new();
     for officer in &tenant.officers {
-        let req = client::as_officer(pb::WatchTasksRequest::default(), &tenant.kommunkod, &officer.id)?;
+        let token = endpoints.token(code, Who::Officer(officer.id.clone())).await?;
+        let tasks = client::tasks_at(&endpoints.routing, &token).await?;
+        officer_tasks.insert(officer.id.clone(), tasks.clone());
         let mut stream = tasks
             .clone()
-            .watch_tasks(req)
+            .watch_tasks(pb::WatchTasksRequest::default())
             .await
             .with_context(|| format!("watch the tasks of {}", officer.id))?
             .into_inner();
@@ -265,7 +273,6 @@ async fn script(
         let (role, case_type, company) = (c.role, c.case_type, c.name);
         let req = pb::RegisterCaseRequest {
             idempotency_key: Uuid::now_v7().to_string(),
-            tenant: tenant.kommunkod.clone(),
             company: Some(pb::Company {
                 org_nr: c.org_nr.into(),
                 name: company.into(),
@@ -278,7 +285,6 @@ async fn script(
             case_type: case_type.into(),
             description: c.description.into(),
             channel: c.channel as i32,
-            actor: "reception:demo".into(),
         };
         let case =
             intake.register_case(req).await.with_context(|| format!("register the {case_type} case"))?.into_inner();
@@ -340,6 +346,7 @@ async fn script(
                 let after = sim(10 + (reaction * 13) % 31, speed);
                 let decline = case.role == Role::Restaurant && !declined && task.competence == DECLINED_SEAT;
                 declined |= decline;
+                let Some(tasks) = officer_tasks.get(&task.officer_id) else { continue };
                 helpers.spawn(answer(tasks.clone(), task, decline, after, tx.clone()));
             }
         }
@@ -442,19 +449,12 @@ fn alert_line(a: &pb::Alert) -> String {
 /// An officer answers an offer after a while; a booked meeting is reported back.
 async fn answer(mut tasks: Tasks, task: pb::Task, decline: bool, after: Duration, tx: mpsc::Sender<Heard>) {
     tokio::time::sleep(after).await;
-    let (tenant, officer) = (task.tenant.clone(), task.officer_id.clone());
+    let officer = task.officer_id.clone();
     let result = if decline {
         let req = pb::DeclineTaskRequest { task_id: task.id.clone(), reason: "på kurs hela veckan".into() };
-        match client::as_officer(req, &tenant, &officer) {
-            Ok(req) => tasks.decline_task(req).await.map(|_| ()),
-            Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
-        }
+        tasks.decline_task(req).await.map(|_| ())
     } else {
-        let req = pb::AcceptTaskRequest { task_id: task.id.clone() };
-        match client::as_officer(req, &tenant, &officer) {
-            Ok(req) => tasks.accept_task(req).await.map(|_| ()),
-            Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
-        }
+        tasks.accept_task(pb::AcceptTaskRequest { task_id: task.id.clone() }).await.map(|_| ())
     };
     if let Err(status) = result {
         let verb = if decline { "decline" } else { "accept" };
@@ -480,7 +480,7 @@ async fn answer(mut tasks: Tasks, task: pb::Task, decline: bool, after: Duration
 /// The bygglov company must complete its application before PBL's ten weeks start.
 async fn complete_application(
     mut intake: Intake,
-    mut sla: pb::alert_service_client::AlertServiceClient<Channel>,
+    mut sla: Alerts,
     case_id: String,
     reference: String,
     say: Say,
@@ -490,25 +490,15 @@ async fn complete_application(
         tokio::time::sleep(sim(30, speed)).await;
         let reason = "situationsplan och fasadritningar saknas";
         intake
-            .await_company(pb::AwaitCompanyRequest {
-                case_id: case_id.clone(),
-                reason: reason.into(),
-                actor: "bygglov:demo".into(),
-            })
+            .await_company(pb::AwaitCompanyRequest { case_id: case_id.clone(), reason: reason.into() })
             .await
             .context("wait for the company")?;
         say.line(&format!("{reference} waits for the company: {reason} (its clocks pause)"));
         tokio::time::sleep(sim(150, speed)).await;
-        intake
-            .resume_case(pb::ResumeCaseRequest { case_id: case_id.clone(), actor: "bygglov:demo".into() })
-            .await
-            .context("resume the case")?;
+        intake.resume_case(pb::ResumeCaseRequest { case_id: case_id.clone() }).await.context("resume the case")?;
         say.line(&format!("the company sends the drawings: {reference} resumes"));
         intake
-            .mark_application_complete(pb::MarkApplicationCompleteRequest {
-                case_id: case_id.clone(),
-                actor: "bygglov:demo".into(),
-            })
+            .mark_application_complete(pb::MarkApplicationCompleteRequest { case_id: case_id.clone() })
             .await
             .context("mark the application complete")?;
         say.line(&format!("{reference}'s application is complete: PBL's ten weeks to a decision start now"));

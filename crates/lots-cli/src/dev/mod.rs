@@ -17,7 +17,7 @@ use lots_events::Subjects;
 use lots_platform::{Clock, Tenants, shutdown};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{DevArgs, Global};
+use crate::args::DevArgs;
 use crate::dev::deps::Dependency;
 use crate::dev::process::Children;
 use crate::dev::services::{Stack, StackConfig};
@@ -26,11 +26,11 @@ use crate::dev::services::{Stack, StackConfig};
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the local stack until Ctrl-C or SIGTERM.
-pub async fn run(args: DevArgs, global: &Global) -> anyhow::Result<()> {
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     init_logging();
     let signal = shutdown::on_signal();
     let mut children = Children::default();
-    let result = run_stack(&args, global, &signal, &mut children).await;
+    let result = run_stack(&args, &signal, &mut children).await;
     // The services have drained; now the servers they used can go.
     let reports = tokio::task::spawn_blocking(move || children.stop_all()).await.context("stop the servers")?;
     for report in reports {
@@ -39,15 +39,22 @@ pub async fn run(args: DevArgs, global: &Global) -> anyhow::Result<()> {
     result
 }
 
-async fn run_stack(
-    args: &DevArgs,
-    global: &Global,
-    signal: &CancellationToken,
-    children: &mut Children,
-) -> anyhow::Result<()> {
-    let tenants = Tenants::load(&args.config).with_context(|| {
+async fn run_stack(args: &DevArgs, signal: &CancellationToken, children: &mut Children) -> anyhow::Result<()> {
+    let configured = Tenants::load(&args.config).with_context(|| {
         format!("load the municipality configuration from {} (set --config or LOTS_CONFIG)", args.config.display())
     })?;
+    // A local OpenID provider stands in for the municipalities' IdPs: every tenant trusts its
+    // issuer there, and its people are the configuration's officers and managers.
+    let keys = std::path::absolute(args.state_dir.join("oidc").join("jwks.json")).context("--state-dir")?;
+    std::fs::create_dir_all(keys.parent().unwrap_or(&args.state_dir)).context("create the OpenID key folder")?;
+    let oidc = tokio::task::block_in_place(|| lots_testkit::TestOidc::start_at(&configured, args.oidc_port, keys))
+        .with_context(|| format!("start the local OpenID provider on port {} (--oidc-port)", args.oidc_port))?;
+    let oidc = std::sync::Arc::new(oidc);
+    let tenants = Tenants::from_configs(configured.iter().map(|t| {
+        let mut t = (**t).clone();
+        t.auth.issuers = vec![oidc.issuer(&t.kommunkod)];
+        t
+    }))?;
     let Some(nats) = until(signal, deps::nats(&args.nats_url, &args.state_dir, children)).await? else {
         return Ok(());
     };
@@ -70,9 +77,9 @@ async fn run_stack(
     let mut demo_tenant = None;
     if args.demo {
         let tenant = tenants
-            .get(&global.tenant)
+            .get(&args.tenant)
             .cloned()
-            .with_context(|| format!("--tenant {} is not in the configuration", global.tenant))?;
+            .with_context(|| format!("--tenant {} is not in the configuration", args.tenant))?;
         let setup = demo::prepare(&pg.url, &nats.url, &tenant, args.speed).await?;
         cfg.database_url = setup.database_url;
         cfg.subjects = setup.subjects;
@@ -91,11 +98,16 @@ async fn run_stack(
             return Err(e);
         }
     };
-    println!("{}", banner(&stack, &nats, &pg, args, &tenants, &cfg));
+    println!("{}", banner(&stack, &nats, &pg, args, &tenants, &cfg, &oidc));
 
     let demo_stop = CancellationToken::new();
     let demo_run = demo_tenant.map(|tenant| {
-        let endpoints = demo::Endpoints { intake: url(stack.intake), routing: url(stack.routing), sla: url(stack.sla) };
+        let endpoints = demo::Endpoints {
+            intake: url(stack.intake),
+            routing: url(stack.routing),
+            sla: url(stack.sla),
+            oidc: oidc.clone(),
+        };
         tokio::spawn(demo::play(endpoints, tenant, cfg.clock.clone(), args.speed, demo_stop.clone()))
     });
 
@@ -171,6 +183,7 @@ fn banner(
     args: &DevArgs,
     tenants: &Tenants,
     cfg: &StackConfig,
+    oidc: &lots_testkit::TestOidc,
 ) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "\nLotsen is running. Ctrl-C stops everything.\n");
@@ -184,6 +197,7 @@ fn banner(
         ("sla", url(stack.sla), "AlertService".to_owned()),
         ("nats", nats.url.clone(), nats_note),
         ("postgres", deps::redact(&cfg.database_url), format!("schemas intake, routing, sla; {}", origin(pg))),
+        ("openid", oidc.base_url().to_owned(), "issuer <url>/<kommunkod>; started by lots dev".to_owned()),
     ];
     for t in tenants.iter() {
         let what = format!("{} officers, {} case types", t.officers.len(), t.case_types.len());
@@ -195,7 +209,23 @@ fn banner(
         let line = format!("  {name:<9} {address:<width$}  {note}");
         let _ = writeln!(text, "{}", line.trim_end());
     }
-    let _ = writeln!(text, "\nTry, in another terminal:");
+    let _ = writeln!(text, "\nLog in first (a device login: open the link, type a login name, any password):");
+    if let Some(t) = tenants.iter().next() {
+        let manager = t.units.first().map_or("", |u| u.manager.as_str());
+        let officer =
+            t.officers.iter().find(|o| !t.units.iter().any(|u| u.manager == o.id)).map_or("", |o| o.id.as_str());
+        let _ = writeln!(text, "  lots login --issuer {}", oidc.issuer(&t.kommunkod));
+        let _ = writeln!(
+            text,
+            "    login names: reception, {officer} (any officer id: handläggare), enhetschef.{manager}, naringslivschef"
+        );
+        let _ = writeln!(
+            text,
+            "  lots login --issuer {} --client-id admin --client-secret admin-secret   # a script, as admin",
+            oidc.issuer(&t.kommunkod)
+        );
+    }
+    let _ = writeln!(text, "\nThen try, in another terminal:");
     let defaults = [
         (stack.intake.port(), 50051, "LOTS_INTAKE_URL", stack.intake),
         (stack.routing.port(), 50052, "LOTS_ROUTING_URL", stack.routing),
@@ -219,8 +249,8 @@ fn banner(
          --type restaurang_start --channel phone\n  \
          lots case list\n  \
          lots meeting show {reference}          # the dukat bord and its officers\n  \
-         lots tasks list --officer <officer id>     # e.g. one of them; then tasks accept|decline\n  \
-         lots tasks watch --officer <officer id>\n  \
+         lots tasks list                      # logged in as a handläggare; then tasks accept|decline\n  \
+         lots tasks watch\n  \
          lots clocks {reference}                # the servicegaranti\n  \
          lots alerts watch"
     );

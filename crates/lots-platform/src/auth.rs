@@ -1,0 +1,610 @@
+//! Who is calling, and whether they may: OIDC bearer tokens verified against the issuer a
+//! municipality configured (its JWKS, found through discovery and cached), the caller's roles
+//! from a configured claim, and the per-RPC role matrix — one tower layer every service puts
+//! in front of its gRPC routes. Handlers read the verified [`Caller`] from the request's
+//! extensions and check only what depends on the object (whose task, which unit).
+//!
+//! The tenant and the caller come only from the verified token: the issuer names the
+//! municipality, a claim names the officer. Health and reflection stay open.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
+use lots_domain::TenantConfig;
+use serde_json::Value;
+use tokio::sync::RwLock;
+use tonic::Status;
+
+use crate::Tenants;
+
+/// Leeway on `exp` and `nbf`, for clocks that differ a little.
+const LEEWAY_SECS: u64 = 60;
+/// An unknown `kid` refetches an issuer's keys at most this often (key rotation, but bounded).
+const REFETCH_MIN: Duration = Duration::from_secs(5);
+/// Keys are refetched after this long even when every `kid` is known (revoked keys drop out).
+const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Longest wait for an issuer's discovery document or JWKS.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Signature algorithms Lotsen accepts: asymmetric only, never `none` or HS*.
+const ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// What a caller may be, from the token's role claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reception / kontaktcenter: registers cases, runs their lifecycle, reads cases.
+    Reception,
+    /// A handläggare: own tasks, own busy time.
+    Handlaggare,
+    /// A unit manager: the unit's cases, tasks, alerts and officers' busy time.
+    Enhetschef,
+    /// The head of business relations: the whole tenant's cases, clocks and alerts.
+    Naringslivschef,
+    /// A system with client credentials: only the RPCs its configuration lists.
+    Integrator,
+    /// Configuration and operator calls.
+    Admin,
+}
+
+impl Role {
+    /// Lotsen's name for the role, as in tokens and the README's matrix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reception => "reception",
+            Role::Handlaggare => "handlaggare",
+            Role::Enhetschef => "enhetschef",
+            Role::Naringslivschef => "naringslivschef",
+            Role::Integrator => "integrator",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Role> {
+        [Role::Reception, Role::Handlaggare, Role::Enhetschef, Role::Naringslivschef, Role::Integrator, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+/// Which roles may call which RPC ("Service/Method" of package `lots.v1`). Anything not listed
+/// is refused; integrators are allowed what their tenant's configuration lists.
+pub const MATRIX: &[(&str, &[Role])] = {
+    use Role::*;
+    &[
+        ("IntakeService/RegisterCase", &[Reception]),
+        ("IntakeService/GetCase", &[Reception, Enhetschef, Naringslivschef]),
+        ("IntakeService/ListCases", &[Reception, Enhetschef, Naringslivschef]),
+        ("IntakeService/AwaitCompany", &[Reception]),
+        ("IntakeService/ResumeCase", &[Reception]),
+        ("IntakeService/CloseCase", &[Reception]),
+        ("IntakeService/WithdrawCase", &[Reception]),
+        ("IntakeService/MarkApplicationComplete", &[Reception]),
+        ("IntakeService/ExtendDeadline", &[Reception]),
+        ("TaskService/ListTasks", &[Handlaggare, Enhetschef]),
+        ("TaskService/WatchTasks", &[Handlaggare, Enhetschef]),
+        ("TaskService/AcceptTask", &[Handlaggare]),
+        ("TaskService/DeclineTask", &[Handlaggare]),
+        ("TaskService/CompleteTask", &[Handlaggare]),
+        ("TaskService/GetMeeting", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
+        ("OfficerService/SetBusyTimes", &[Handlaggare, Enhetschef, Admin]),
+        ("OfficerService/SetAbsence", &[Handlaggare, Enhetschef, Admin]),
+        ("AlertService/WatchAlerts", &[Enhetschef, Naringslivschef]),
+        ("AlertService/ListAlerts", &[Enhetschef, Naringslivschef]),
+        ("AlertService/GetCaseClocks", &[Reception, Enhetschef, Naringslivschef]),
+    ]
+};
+
+/// A verified caller, put in every authenticated request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Kommunkod of the issuer's municipality.
+    pub tenant: String,
+    pub issuer: String,
+    pub subject: String,
+    pub name: Option<String>,
+    pub roles: Vec<Role>,
+    /// The officer the caller is, from the configured claim.
+    pub officer: Option<String>,
+    /// The OAuth2 client the token was issued to.
+    pub client_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    /// The tenant's configuration, for object checks (units, managers).
+    pub config: Arc<TenantConfig>,
+}
+
+impl Caller {
+    /// Whether the caller has `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// How events and logs name the caller, e.g. "reception:anna.karlsson".
+    pub fn actor(&self) -> String {
+        let role = self.roles.first().map_or("caller", |r| r.as_str());
+        format!("{role}:{}", self.officer.as_deref().unwrap_or(&self.subject))
+    }
+
+    /// The caller's officer id, for calls only an officer can make.
+    pub fn officer(&self) -> Result<&str, Status> {
+        self.officer.as_deref().ok_or_else(|| Status::permission_denied("this call needs an officer's token"))
+    }
+
+    /// The units the caller may see, or `None` for the whole tenant.
+    pub fn units(&self) -> Option<Vec<String>> {
+        let tenant_wide = [Role::Reception, Role::Naringslivschef, Role::Admin, Role::Integrator];
+        if tenant_wide.iter().any(|r| self.has(*r)) {
+            return None;
+        }
+        let managed = match (&self.officer, self.has(Role::Enhetschef)) {
+            (Some(officer), true) => self.config.managed_units(officer).into_iter().map(String::from).collect(),
+            _ => Vec::new(),
+        };
+        Some(managed)
+    }
+
+    /// Whether the caller may act on `officer`'s tasks or calendar: the officer themself, the
+    /// manager of the officer's unit, or (for calendars) an admin.
+    pub fn may_act_for(&self, officer: &str) -> bool {
+        if self.officer.as_deref() == Some(officer) || self.has(Role::Admin) {
+            return true;
+        }
+        let unit = self.config.officer(officer).map(|o| o.unit.as_str());
+        self.has(Role::Enhetschef)
+            && unit.is_some_and(|u| self.units().is_some_and(|units| units.iter().any(|m| m == u)))
+    }
+}
+
+/// The verified caller of a request that passed the auth layer.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
+    req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no verified caller"))
+}
+
+/// Ends `stream` with UNAUTHENTICATED when the caller's token expires.
+pub fn until_expiry<S, T>(stream: S, caller: &Caller) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+where
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    let left = (caller.expires_at - Utc::now()).to_std().unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + left;
+    Box::pin(futures::stream::unfold((Box::pin(stream), false), move |(mut stream, expired)| async move {
+        if expired {
+            return None;
+        }
+        tokio::select! {
+            item = stream.next() => item.map(|item| (item, (stream, false))),
+            _ = tokio::time::sleep_until(deadline) => {
+                let status = Status::unauthenticated("the token expired; open the stream again with a fresh one");
+                Some((Err(status), (stream, true)))
+            }
+        }
+    }))
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token (Authorization: Bearer …)")]
+    Missing,
+    #[error("malformed Authorization header or token")]
+    Malformed,
+    #[error("token signed with {0}; Lotsen accepts RS*, PS* and ES* only")]
+    Algorithm(String),
+    #[error("token issuer is not configured for any municipality")]
+    UnknownIssuer,
+    #[error("token signed with a key the issuer does not publish")]
+    UnknownKey,
+    #[error("token rejected: {0}")]
+    Invalid(String),
+    #[error("cannot fetch the issuer's keys: {0}")]
+    Unavailable(String),
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Unavailable(_) => Status::unavailable(err.to_string()),
+            other => Status::unauthenticated(other.to_string()),
+        }
+    }
+}
+
+/// One issuer's configuration and cached keys.
+struct Issuer {
+    tenant: Arc<TenantConfig>,
+    keys: RwLock<Keys>,
+}
+
+#[derive(Default)]
+struct Keys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Verifies bearer tokens against the configured issuers.
+pub struct Verifier {
+    issuers: HashMap<String, Issuer>,
+    http: OidcHttp,
+}
+
+/// The HTTP(S) client for an issuer's discovery, JWKS and token endpoints (rustls with ring,
+/// the system's CA certificates), shared by the verifier, `lots login` and the testkit.
+#[derive(Clone)]
+pub struct OidcHttp {
+    client: Client<Https, Full<Bytes>>,
+}
+
+impl OidcHttp {
+    /// A client; without system CA certificates only http URLs can be reached.
+    pub fn new() -> crate::Result<OidcHttp> {
+        let provider = || rustls::crypto::ring::default_provider();
+        let https = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider()) {
+            Ok(b) => b.https_or_http().enable_http1().build(),
+            Err(err) => {
+                tracing::warn!(error = %err, "no CA certificates found; only http issuers can be reached");
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| crate::Error::Config(e.to_string()))?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_or_http()
+                    .enable_http1()
+                    .build()
+            }
+        };
+        Ok(OidcHttp { client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(https) })
+    }
+
+    /// GETs `url` and reads a JSON answer; anything but 2xx is an error.
+    pub async fn get_json(&self, url: &str) -> Result<Value, AuthError> {
+        let req = http::Request::get(url).body(Full::default());
+        let (status, body) = self.send(url, req).await?;
+        if !status.is_success() {
+            return Err(AuthError::Unavailable(format!("{url}: {status}")));
+        }
+        Ok(body)
+    }
+
+    /// POSTs a form to `url` (with HTTP Basic client authentication when given) and reads the
+    /// JSON answer with its status; OAuth2 endpoints answer errors as JSON too.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(http::StatusCode, Value), AuthError> {
+        let body: Vec<String> = form.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+        let mut req = http::Request::post(url).header("content-type", "application/x-www-form-urlencoded");
+        if let Some((id, secret)) = basic {
+            let pair = format!("{}:{}", form_encode(id), form_encode(secret));
+            req = req
+                .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+        }
+        self.send(url, req.body(Full::new(Bytes::from(body.join("&"))))).await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        req: http::Result<http::Request<Full<Bytes>>>,
+    ) -> Result<(http::StatusCode, Value), AuthError> {
+        let unavailable = |e: &dyn std::fmt::Display| AuthError::Unavailable(format!("{url}: {e}"));
+        let req = req.map_err(|e| unavailable(&e))?;
+        let fetch = async {
+            let response = self.client.request(req).await.map_err(|e| unavailable(&e))?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| unavailable(&e))?.to_bytes();
+            let json = serde_json::from_slice(&body).map_err(|e| unavailable(&format!("{status}, not JSON: {e}")))?;
+            Ok((status, json))
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, fetch).await.map_err(|e| unavailable(&e))?
+    }
+}
+
+/// `application/x-www-form-urlencoded` for one key or value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Verifier {
+    /// A verifier for every issuer the tenants configure; an issuer may name one tenant only.
+    pub fn new(tenants: &Tenants) -> crate::Result<Verifier> {
+        let mut issuers = HashMap::new();
+        for tenant in tenants.iter() {
+            for url in &tenant.auth.issuers {
+                let issuer = Issuer { tenant: tenant.clone(), keys: RwLock::default() };
+                if let Some(other) = issuers.insert(url.trim_end_matches('/').to_owned(), issuer) {
+                    return Err(crate::Error::Config(format!(
+                        "issuer {url} is configured for both {} and {}",
+                        other.tenant.kommunkod, tenant.kommunkod
+                    )));
+                }
+            }
+        }
+        // One crypto backend (pure Rust) for jsonwebtoken, whatever else the build enables.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        Ok(Verifier { issuers, http: OidcHttp::new()? })
+    }
+
+    /// Verifies a bearer token and names its caller.
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(AuthError::Invalid("no key id (kid) in the header".into()))?;
+        let iss = unverified_issuer(token).ok_or(AuthError::Malformed)?;
+        let issuer = self.issuers.get(iss.trim_end_matches('/')).ok_or(AuthError::UnknownIssuer)?;
+        let key = self.key(&iss, issuer, &kid).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[&issuer.tenant.auth.audience]);
+        validation.set_issuer(&[&iss]);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(reason(e.kind())))?
+            .claims;
+        Ok(caller_from(&iss, issuer, &claims))
+    }
+
+    /// The issuer's key with this `kid`, fetching the JWKS when it is unknown (at a bounded rate).
+    async fn key(&self, iss: &str, issuer: &Issuer, kid: &str) -> Result<DecodingKey, AuthError> {
+        {
+            let keys = issuer.keys.read().await;
+            let fresh = keys.fetched.is_some_and(|t| t.elapsed() < KEYS_MAX_AGE);
+            if let Some(key) = keys.by_kid.get(kid)
+                && fresh
+            {
+                return Ok(key.clone());
+            }
+        }
+        let mut keys = issuer.keys.write().await;
+        let may_fetch = keys.fetched.is_none_or(|t| t.elapsed() >= REFETCH_MIN);
+        if may_fetch {
+            match self.fetch_keys(iss).await {
+                Ok(by_kid) => {
+                    *keys = Keys { by_kid, fetched: Some(Instant::now()) };
+                }
+                // Stale keys still verify while the issuer is unreachable.
+                Err(err) if !keys.by_kid.is_empty() => tracing::warn!(issuer = iss, error = %err, "keeping old keys"),
+                Err(err) => return Err(err),
+            }
+        }
+        keys.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
+    }
+
+    async fn fetch_keys(&self, iss: &str) -> Result<HashMap<String, DecodingKey>, AuthError> {
+        let discovery =
+            self.http.get_json(&format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))).await?;
+        let jwks_uri = discovery
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthError::Unavailable("discovery document has no jwks_uri".into()))?;
+        let jwks = self.http.get_json(jwks_uri).await?;
+        let mut by_kid = HashMap::new();
+        // One key of a type Lotsen cannot use must not hide the others.
+        for value in jwks.get("keys").and_then(Value::as_array).into_iter().flatten() {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else { continue };
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk)) else { continue };
+            by_kid.insert(kid, key);
+        }
+        tracing::info!(issuer = iss, keys = by_kid.len(), "fetched the issuer's signing keys");
+        Ok(by_kid)
+    }
+}
+
+/// The `iss` claim, read before verification only to choose the issuer's keys.
+fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(String::from)
+}
+
+fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "expired".into(),
+        K::ImmatureSignature => "not yet valid (nbf)".into(),
+        K::InvalidAudience => "wrong audience".into(),
+        K::InvalidIssuer => "wrong issuer".into(),
+        K::InvalidSignature => "bad signature".into(),
+        K::InvalidAlgorithm => "algorithm does not match the key".into(),
+        K::MissingRequiredClaim(c) => format!("missing claim {c}"),
+        _ => "malformed".into(),
+    }
+}
+
+fn caller_from(iss: &str, issuer: &Issuer, claims: &Value) -> Caller {
+    let auth = &issuer.tenant.auth;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(String::from);
+    let raw_roles: Vec<&str> = match claims.get(&auth.role_claim) {
+        Some(Value::String(r)) => vec![r.as_str()],
+        Some(Value::Array(rs)) => rs.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let roles =
+        raw_roles.into_iter().filter_map(|r| Role::parse(auth.role_names.get(r).map_or(r, String::as_str))).collect();
+    let expires_at =
+        claims.get("exp").and_then(Value::as_i64).and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or_else(Utc::now);
+    Caller {
+        tenant: issuer.tenant.kommunkod.clone(),
+        issuer: iss.to_owned(),
+        subject: text("sub").unwrap_or_default(),
+        name: text("name"),
+        roles,
+        officer: text(&auth.officer_claim),
+        client_id: text("client_id").or_else(|| text("azp")),
+        expires_at,
+        config: issuer.tenant.clone(),
+    }
+}
+
+/// Whether the caller's roles allow `rpc` ("Service/Method").
+pub fn permits(caller: &Caller, rpc: &str) -> bool {
+    let by_role =
+        MATRIX.iter().find(|(name, _)| *name == rpc).is_some_and(|(_, roles)| roles.iter().any(|r| caller.has(*r)));
+    let as_integrator = caller.has(Role::Integrator)
+        && caller
+            .client_id
+            .as_ref()
+            .and_then(|c| caller.config.auth.integrators.get(c))
+            .is_some_and(|rpcs| rpcs.iter().any(|r| r == rpc));
+    by_role || as_integrator
+}
+
+/// The tower layer that verifies every call but health and reflection.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthLayer {
+    /// A layer verifying against `verifier`.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        AuthLayer { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService { inner, verifier: self.verifier.clone() }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The clone waits for readiness; the ready one serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
+                return inner.call(req).await;
+            }
+            let rpc = path.strip_prefix("/lots.v1.").unwrap_or(&path).to_owned();
+            match authorize(&verifier, req.headers(), &rpc).await {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                    inner.call(req).await
+                }
+                Err(status) => {
+                    tracing::info!(rpc, code = ?status.code(), reason = status.message(), "call refused");
+                    Ok(status.into_http())
+                }
+            }
+        })
+    }
+}
+
+async fn authorize(verifier: &Verifier, headers: &http::HeaderMap, rpc: &str) -> Result<Caller, Status> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Malformed)?;
+    let caller = verifier.verify(token).await?;
+    if !permits(&caller, rpc) {
+        return Err(Status::permission_denied(format!("{rpc} is not allowed for this caller's role")));
+    }
+    Ok(caller)
+}
+
+/// A client-side interceptor that sends a bearer token with every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// Sends `token` (an access token, without the "Bearer " prefix).
+    pub fn new(token: &str) -> Result<Bearer, AuthError> {
+        format!("Bearer {}", token.trim()).parse().map(Bearer).map_err(|_| AuthError::Malformed)
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A gRPC channel that sends a bearer token with every call.
+pub type AuthedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_in_the_matrix_names_a_service_and_method() {
+        for (rpc, roles) in MATRIX {
+            assert!(rpc.split_once('/').is_some_and(|(s, m)| s.ends_with("Service") && !m.is_empty()), "{rpc}");
+            assert!(!roles.is_empty(), "{rpc} has no roles");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_read_from_an_unverified_payload_only_to_pick_keys() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"iss":"https://idp.example"}"#);
+        assert_eq!(unverified_issuer(&format!("e30.{payload}.sig")).as_deref(), Some("https://idp.example"));
+        assert_eq!(unverified_issuer("not-a-token"), None);
+    }
+}

@@ -1,0 +1,394 @@
+//! Who may do what: bearer tokens from a real OpenID provider (tools/oidc), verified by every
+//! service; the role matrix; tenants kept apart; officers kept to their own tasks.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use lots_platform::auth::{Bearer, MATRIX, Role};
+use lots_proto::v1 as pb;
+use serde_json::json;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::helpers::*;
+
+const SMALL: &str = r#"
+kommunkod = "9999"
+name = "Provkommun"
+reference_prefix = "PRV"
+naringslivschef = "chef"
+
+office_hours = { start = "08:00", end = "16:30" }
+
+[[units]]
+id = "radgivning"
+name = "Rådgivning"
+manager = "chef"
+
+[[officers]]
+id = "chef"
+name = "Chef"
+email = "chef@prov.se"
+unit = "radgivning"
+competences = ["radgivning"]
+capacity = 100
+
+[[officers]]
+id = "a1"
+name = "A Ett"
+email = "a1@prov.se"
+unit = "radgivning"
+competences = ["radgivning"]
+capacity = 100
+
+[commitments.dukat_bord]
+name = "Dukat bord"
+starts_on = "case.registered"
+stops_on = ["meeting.booked"]
+target = { working_days = 5 }
+
+[[case_types]]
+key = "radgivning"
+name = "Rådgivning"
+seats = [{ competence = "radgivning" }]
+meeting_minutes = 30
+min_notice_hours = 1
+commitments = ["dukat_bord"]
+"#;
+
+async fn spawn() -> TestApp {
+    let options = Options { routing: true, sla: true, extra_tenants: vec![SMALL.to_owned()], ..Default::default() };
+    TestApp::spawn_with(lots_testkit::TestNats::start().unwrap(), options).await
+}
+
+/// Channels to the three services, sending `bearer` (or nothing).
+struct Endpoints {
+    intake: Channel,
+    routing: Channel,
+    sla: Channel,
+}
+
+async fn endpoints(app: &TestApp) -> Endpoints {
+    let connect = |addr: std::net::SocketAddr| async move {
+        Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+    };
+    Endpoints {
+        intake: connect(app.addr).await,
+        routing: connect(app.routing.as_ref().unwrap().addr).await,
+        sla: connect(app.sla.as_ref().unwrap().addr).await,
+    }
+}
+
+/// Calls `rpc` ("Service/Method") with an empty request, sending `bearer` if any, and returns
+/// the status (OK when it answered, whatever the answer).
+async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status {
+    use pb::alert_service_client::AlertServiceClient as A;
+    use pb::intake_service_client::IntakeServiceClient as I;
+    use pb::officer_service_client::OfficerServiceClient as O;
+    use pb::task_service_client::TaskServiceClient as T;
+    let with = |channel: &Channel| {
+        let bearer = bearer.clone();
+        tonic::service::interceptor::InterceptedService::new(channel.clone(), move |req: tonic::Request<()>| {
+            match bearer.clone() {
+                Some(mut b) => tonic::service::Interceptor::call(&mut b, req),
+                None => Ok(req),
+            }
+        })
+    };
+    macro_rules! unary {
+        ($client:expr, $method:ident, $req:ident) => {
+            $client.$method(pb::$req::default()).await.map(|_| ())
+        };
+    }
+    let result: Result<(), tonic::Status> = match rpc {
+        "IntakeService/RegisterCase" => unary!(I::new(with(&e.intake)), register_case, RegisterCaseRequest),
+        "IntakeService/GetCase" => unary!(I::new(with(&e.intake)), get_case, GetCaseRequest),
+        "IntakeService/ListCases" => unary!(I::new(with(&e.intake)), list_cases, ListCasesRequest),
+        "IntakeService/AwaitCompany" => unary!(I::new(with(&e.intake)), await_company, AwaitCompanyRequest),
+        "IntakeService/ResumeCase" => unary!(I::new(with(&e.intake)), resume_case, ResumeCaseRequest),
+        "IntakeService/CloseCase" => unary!(I::new(with(&e.intake)), close_case, CloseCaseRequest),
+        "IntakeService/WithdrawCase" => unary!(I::new(with(&e.intake)), withdraw_case, WithdrawCaseRequest),
+        "IntakeService/MarkApplicationComplete" => {
+            unary!(I::new(with(&e.intake)), mark_application_complete, MarkApplicationCompleteRequest)
+        }
+        "IntakeService/ExtendDeadline" => unary!(I::new(with(&e.intake)), extend_deadline, ExtendDeadlineRequest),
+        "TaskService/ListTasks" => unary!(T::new(with(&e.routing)), list_tasks, ListTasksRequest),
+        "TaskService/WatchTasks" => unary!(T::new(with(&e.routing)), watch_tasks, WatchTasksRequest),
+        "TaskService/AcceptTask" => unary!(T::new(with(&e.routing)), accept_task, AcceptTaskRequest),
+        "TaskService/DeclineTask" => unary!(T::new(with(&e.routing)), decline_task, DeclineTaskRequest),
+        "TaskService/CompleteTask" => unary!(T::new(with(&e.routing)), complete_task, CompleteTaskRequest),
+        "TaskService/GetMeeting" => unary!(T::new(with(&e.routing)), get_meeting, GetMeetingRequest),
+        "OfficerService/SetBusyTimes" => unary!(O::new(with(&e.routing)), set_busy_times, SetBusyTimesRequest),
+        "OfficerService/SetAbsence" => unary!(O::new(with(&e.routing)), set_absence, SetAbsenceRequest),
+        "AlertService/WatchAlerts" => unary!(A::new(with(&e.sla)), watch_alerts, WatchAlertsRequest),
+        "AlertService/ListAlerts" => unary!(A::new(with(&e.sla)), list_alerts, ListAlertsRequest),
+        "AlertService/GetCaseClocks" => unary!(A::new(with(&e.sla)), get_case_clocks, GetCaseClocksRequest),
+        other => panic!("the test does not know {other}"),
+    };
+    result.err().unwrap_or_else(|| tonic::Status::ok(""))
+}
+
+fn refused_for_role(status: &tonic::Status) -> bool {
+    status.code() == Code::PermissionDenied && status.message().contains("not allowed for this caller's role")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rpc_but_health_and_reflection_refuses_an_anonymous_call() {
+    let app = spawn().await;
+    let e = endpoints(&app).await;
+    for (rpc, _) in MATRIX {
+        let status = call(&e, rpc, None).await;
+        assert_eq!(status.code(), Code::Unauthenticated, "{rpc} answered an anonymous call: {status:?}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
+    let app = spawn().await;
+    let e = endpoints(&app).await;
+    let nkp = app.tenants().get(NKP).cloned().unwrap();
+    let manager = nkp.units[0].manager.clone();
+    let officer = nkp.officers.iter().find(|o| !nkp.units.iter().any(|u| u.manager == o.id)).unwrap().id.clone();
+    let people = [
+        (Who::Reception, Role::Reception),
+        (Who::Officer(officer), Role::Handlaggare),
+        (Who::Manager(manager), Role::Enhetschef),
+        (Who::Naringslivschef, Role::Naringslivschef),
+        (Who::Integrator, Role::Integrator),
+        (Who::Admin, Role::Admin),
+    ];
+    for (who, role) in people {
+        let bearer = app.bearer(NKP, who.clone()).await;
+        for (rpc, roles) in MATRIX {
+            // The example configuration lets its integrator register and read cases.
+            let listed = role == Role::Integrator && nkp.auth.integrators["integrator"].iter().any(|r| r == rpc);
+            let allowed = roles.contains(&role) || listed;
+            let status = call(&e, rpc, Some(bearer.clone())).await;
+            assert_ne!(status.code(), Code::Unauthenticated, "{who:?} on {rpc}: {status:?}");
+            assert_eq!(refused_for_role(&status), !allowed, "{who:?} on {rpc}: {status:?}");
+        }
+    }
+}
+
+/// The provider's current key id.
+fn kid(app: &TestApp) -> String {
+    let keys: serde_json::Value = serde_json::from_slice(&std::fs::read(app.oidc.keys_file()).unwrap()).unwrap();
+    keys["keys"][0]["kid"].as_str().unwrap().to_owned()
+}
+
+/// A token signed with the provider's real key, with claims the test chooses.
+fn forged(app: &TestApp, alg: Algorithm, claims: serde_json::Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid(app));
+    header.typ = Some("at+jwt".into());
+    let key = EncodingKey::from_rsa_pem(&app.oidc.private_key_pem().unwrap()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn claims(app: &TestApp, tenant: &str, from_now: i64) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": app.oidc.issuer(tenant), "sub": "reception", "aud": "lots", "iat": now,
+        "exp": now + from_now, "lots_role": "reception", "client_id": "lots-test"
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tokens_are_refused_and_change_nothing() {
+    let app = spawn().await;
+    let e = endpoints(&app).await;
+    let good = app.oidc.token(NKP, &Who::Reception).await.unwrap();
+    // The forged tokens below are right in everything but what each case names.
+    let sound = forged(&app, Algorithm::RS256, claims(&app, NKP, 600));
+    assert_eq!(call(&e, "IntakeService/ListCases", Some(Bearer::new(&sound).unwrap())).await.code(), Code::Ok);
+
+    let mut cases: Vec<(&str, String)> = Vec::new();
+    cases.push(("expired beyond the leeway", forged(&app, Algorithm::RS256, claims(&app, NKP, -120))));
+    let mut early = claims(&app, NKP, 600);
+    early["nbf"] = json!(chrono::Utc::now().timestamp() + 300);
+    cases.push(("not yet valid", forged(&app, Algorithm::RS256, early)));
+    let mut audience = claims(&app, NKP, 600);
+    audience["aud"] = json!("another-api");
+    cases.push(("wrong audience", forged(&app, Algorithm::RS256, audience)));
+    let mut issuer = claims(&app, NKP, 600);
+    issuer["iss"] = json!("https://idp.example.org/unknown");
+    cases.push(("unknown issuer", forged(&app, Algorithm::RS256, issuer)));
+    let parts: Vec<&str> = good.split('.').collect();
+    let none_header = b64(br#"{"alg":"none","typ":"at+jwt"}"#);
+    cases.push(("alg none", format!("{none_header}.{}.", parts[1])));
+    let public = std::fs::read_to_string(app.oidc.keys_file()).unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(kid(&app));
+    let hs256 = jsonwebtoken::encode(&hs, &claims(&app, NKP, 600), &EncodingKey::from_secret(public.as_bytes()));
+    cases.push(("HS256 signed with the public key", hs256.unwrap()));
+    let mut sig = parts[2].to_owned().into_bytes();
+    sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
+    cases.push(("tampered signature", format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap())));
+    let mut payload: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1]).unwrap(),
+    )
+    .unwrap();
+    payload["lots_role"] = json!("admin");
+    cases.push(("tampered claims", format!("{}.{}.{}", parts[0], b64(payload.to_string().as_bytes()), parts[2])));
+    cases.push(("not a token", "hello".into()));
+
+    for (what, token) in cases {
+        let status = call(&e, "IntakeService/RegisterCase", Some(Bearer::new(&token).unwrap())).await;
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}: {status:?}");
+    }
+    // A malformed Authorization header.
+    let mut client = pb::intake_service_client::IntakeServiceClient::with_interceptor(
+        e.intake.clone(),
+        |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", "Basic cmVjZXB0aW9uOng=".parse().unwrap());
+            Ok(req)
+        },
+    );
+    let status = client.register_case(app.restaurant("x")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 0, "a refused call changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_signing_key_is_picked_up_without_restarting_lotsen() {
+    let mut app = spawn().await;
+    app.register(app.restaurant("r-1")).await.unwrap();
+    app.oidc.rotate_key().unwrap();
+    // Lotsen refetches the issuer's keys on an unknown key id, at most every few seconds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let fresh = app.intake_as(NKP, Who::Reception).await;
+    fresh.clone().register_case(app.restaurant("r-2")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_case_is_as_unknown_as_none_by_id_and_by_reference() {
+    let app = spawn().await;
+    let case = app.register(app.restaurant("t-1")).await.unwrap();
+    let mut other = app.intake_as("9999", Who::Reception).await;
+    for lookup in [
+        pb::get_case_request::Lookup::Id(case.id.clone()),
+        pb::get_case_request::Lookup::Reference(case.reference.clone()),
+    ] {
+        let err = other.get_case(pb::GetCaseRequest { lookup: Some(lookup) }).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+    }
+    let listed = other.list_cases(pb::ListCasesRequest::default()).await.unwrap().into_inner();
+    assert!(listed.cases.is_empty(), "9999's reception sees Norrköping's cases");
+    let err = other.close_case(pb::CloseCaseRequest {
+        case_id: case.id.clone(),
+        outcome: pb::Outcome::Granted as i32,
+        decision: "Beviljas".into(),
+    });
+    assert_eq!(err.await.unwrap_err().code(), Code::NotFound);
+    assert_ne!(app.get(&case.id).await.status, pb::CaseStatus::Closed as i32, "nothing changed");
+    let mut alerts = app.alerts_as("9999", Who::Naringslivschef).await;
+    let lookup = Some(pb::get_case_clocks_request::Lookup::CaseId(case.id.clone()));
+    let clocks = alerts.get_case_clocks(pb::GetCaseClocksRequest { lookup }).await;
+    assert_eq!(clocks.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handlaggare_sees_only_their_own_tasks_and_a_manager_their_units() {
+    let app = spawn().await;
+    let case = app.register_in("9999", {
+        let mut r = app.restaurant("h-1");
+        r.case_type = "radgivning".into();
+        r
+    });
+    let case = case.await.unwrap();
+    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
+    let mut a1 = app.tasks("9999/a1").await;
+    let own = a1.list_tasks(pb::ListTasksRequest::default()).await;
+    let theirs = a1.list_tasks(pb::ListTasksRequest { officer_id: "chef".into(), ..Default::default() }).await;
+    assert_eq!(theirs.unwrap_err().code(), Code::PermissionDenied);
+    let watch = a1.watch_tasks(pb::WatchTasksRequest { officer_id: "chef".into(), ..Default::default() }).await;
+    assert_eq!(watch.err().map(|s| s.code()), Some(Code::PermissionDenied));
+    // The unit's manager may look at a1's list: the same tasks a1 sees.
+    let routing = app.routing.as_ref().unwrap().addr;
+    let mut chef = pb::task_service_client::TaskServiceClient::new(
+        app.channel_as(routing, "9999", Who::Manager("chef".into())).await,
+    );
+    let seen = chef.list_tasks(pb::ListTasksRequest { officer_id: "a1".into(), ..Default::default() }).await;
+    assert_eq!(seen.unwrap().into_inner().tasks.len(), own.unwrap().into_inner().tasks.len());
+    // Norrköping's managers are strangers here.
+    let nkp_manager = app.tenants().get(NKP).unwrap().units[0].manager.clone();
+    let mut stranger =
+        pb::task_service_client::TaskServiceClient::new(app.channel_as(routing, NKP, Who::Manager(nkp_manager)).await);
+    let err = stranger.list_tasks(pb::ListTasksRequest { officer_id: "a1".into(), ..Default::default() }).await;
+    assert_eq!(err.unwrap_err().code(), Code::PermissionDenied);
+    // A handläggare may not set another officer's busy time; the manager may.
+    let mut officers = app.officers_as("9999", Who::Officer("a1".into())).await;
+    let busy = |officer: &str| pb::SetBusyTimesRequest {
+        officer_id: officer.into(),
+        source: "exchange".into(),
+        busy: Vec::new(),
+    };
+    assert_eq!(officers.set_busy_times(busy("chef")).await.unwrap_err().code(), Code::PermissionDenied);
+    officers.set_busy_times(busy("")).await.unwrap();
+    app.officers_as("9999", Who::Manager("chef".into())).await.set_busy_times(busy("a1")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_ends_unauthenticated_when_its_token_expires() {
+    let app = spawn().await;
+    let nearly = forged(&app, Algorithm::RS256, {
+        let mut c = claims(&app, NKP, 3);
+        c["sub"] = json!("naringslivschef");
+        c["lots_role"] = json!("naringslivschef");
+        c
+    });
+    let channel = Channel::from_shared(format!("http://{}", app.sla.as_ref().unwrap().addr)).unwrap();
+    let mut alerts = pb::alert_service_client::AlertServiceClient::with_interceptor(
+        channel.connect().await.unwrap(),
+        Bearer::new(&nearly).unwrap(),
+    );
+    let mut stream = alerts.watch_alerts(pb::WatchAlertsRequest::default()).await.unwrap().into_inner();
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap();
+    assert_eq!(end.unwrap().unwrap_err().code(), Code::Unauthenticated);
+}
+
+/// Collects every log line of the process.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_log_line_holds_a_token() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,h2=info,hyper=info,tower=info"))
+        .with_writer(move || writer.clone())
+        .try_init()
+        .unwrap();
+    let app = spawn().await;
+    let e = endpoints(&app).await;
+    let good = app.oidc.token(NKP, &Who::Reception).await.unwrap();
+    let expired = forged(&app, Algorithm::RS256, claims(&app, NKP, -300));
+    // Allowed, refused for the role, and refused as expired: every path that logs.
+    app.register(app.restaurant("l-1")).await.unwrap();
+    call(&e, "AlertService/ListAlerts", Some(Bearer::new(&good).unwrap())).await;
+    call(&e, "IntakeService/ListCases", Some(Bearer::new(&expired).unwrap())).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("call refused"), "refusals are logged");
+    for token in [&good, &expired] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature), "a token reached the logs");
+    }
+}
