@@ -410,11 +410,13 @@ fn finale(cases: &HashMap<String, DemoCase>, officer: &str, night: Duration) -> 
     format!(
         "demo: nobody answers {unanswered}, so the servicegaranti warns; the breach and escalations follow \
          tomorrow morning (a night passes in {night}s). Lotsen keeps running; Ctrl-C stops it. Meanwhile, try:\n    \
+         lots login                       # log in as naringslivschef\n    \
          lots alerts list --open\n    \
          lots clocks {unanswered}\n    \
-         lots tasks list --officer {officer}\n    \
          lots meeting show {restaurant}\n    \
-         lots clocks {bygglov}",
+         lots clocks {bygglov}\n    \
+         lots login                       # log in as {officer}\n    \
+         lots tasks list",
         unanswered = reference(Role::Unanswered),
         restaurant = reference(Role::Restaurant),
         bygglov = reference(Role::Bygglov),
