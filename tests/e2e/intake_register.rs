@@ -200,3 +200,12 @@ async fn prometheus_sees_registrations_and_the_outbox() {
     );
     assert!(text.contains("lots_outbox_published_total{service=\"intake\"} 1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn just_after_midnight_on_new_years_day_a_case_gets_the_new_years_reference() {
+    // 00:30 in Stockholm is still 23:30 on 31 December in UTC.
+    let options = Options { now: Some("2027-01-01 00:30"), ..Default::default() };
+    let app = TestApp::spawn_with(lots_testkit::TestNats::start().unwrap(), options).await;
+    let case = app.register(app.restaurant("ny-1")).await.unwrap();
+    assert!(case.reference.starts_with("NKP-2027-"), "{}", case.reference);
+}

@@ -50,7 +50,8 @@ impl Cases {
         }
         let mut tx = self.pool.begin().await?;
         let now = self.clock.now();
-        let year = now.year();
+        // The reference year is the Swedish one: 00:30 on 1 January is already the new year.
+        let year = now.with_timezone(&lots_domain::calendar::TZ).year();
         let number = store::next_reference_number(&mut tx, tenant, year).await?;
         let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
         let reference = reference.to_string();
