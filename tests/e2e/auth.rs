@@ -285,6 +285,7 @@ async fn another_tenants_case_is_as_unknown_as_none_by_id_and_by_reference() {
         case_id: case.id.clone(),
         outcome: pb::Outcome::Granted as i32,
         decision: "Beviljas".into(),
+        ..Default::default()
     });
     assert_eq!(err.await.unwrap_err().code(), Code::NotFound);
     assert_ne!(app.get(&case.id).await.status, pb::CaseStatus::Closed as i32, "nothing changed");
@@ -329,6 +330,7 @@ async fn a_handlaggare_sees_only_their_own_tasks_and_a_manager_their_units() {
         officer_id: officer.into(),
         source: "exchange".into(),
         busy: Vec::new(),
+        ..Default::default()
     };
     assert_eq!(officers.set_busy_times(busy("chef")).await.unwrap_err().code(), Code::PermissionDenied);
     officers.set_busy_times(busy("")).await.unwrap();

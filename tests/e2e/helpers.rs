@@ -349,12 +349,12 @@ impl TestApp {
     }
 
     pub async fn await_company(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned() };
+        let req = pb::AwaitCompanyRequest { case_id: id.to_owned(), reason: reason.to_owned(), ..Default::default() };
         self.reception_of(id).await.await_company(req).await.map(|r| r.into_inner())
     }
 
     pub async fn resume(&self, id: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::ResumeCaseRequest { case_id: id.to_owned() };
+        let req = pb::ResumeCaseRequest { case_id: id.to_owned(), ..Default::default() };
         self.reception_of(id).await.resume_case(req).await.map(|r| r.into_inner())
     }
 
@@ -363,12 +363,13 @@ impl TestApp {
             case_id: id.to_owned(),
             outcome: pb::Outcome::Granted as i32,
             decision: decision.to_owned(),
+            ..Default::default()
         };
         self.reception_of(id).await.close_case(req).await.map(|r| r.into_inner())
     }
 
     pub async fn withdraw(&self, id: &str, reason: &str) -> Result<pb::Case, tonic::Status> {
-        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned() };
+        let req = pb::WithdrawCaseRequest { case_id: id.to_owned(), reason: reason.to_owned(), ..Default::default() };
         self.reception_of(id).await.withdraw_case(req).await.map(|r| r.into_inner())
     }
 

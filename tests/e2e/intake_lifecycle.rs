@@ -113,3 +113,26 @@ async fn lifecycle_requests_name_bad_fields_and_unknown_cases() {
     let err = app.resume(&uuid::Uuid::now_v7().to_string()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_close_with_its_key_is_applied_once_and_answers_with_the_case() {
+    let app = TestApp::spawn().await;
+    let case = app.register(app.restaurant("k-1")).await.unwrap();
+    let close = |decision: &str| pb::CloseCaseRequest {
+        case_id: case.id.clone(),
+        outcome: pb::Outcome::Granted as i32,
+        decision: decision.into(),
+        idempotency_key: "close-1".into(),
+    };
+    let first = app.client.clone().close_case(close("Beviljas")).await.unwrap().into_inner();
+    // The answer was lost; the client sends the same call again.
+    let again = app.client.clone().close_case(close("Beviljas")).await.unwrap().into_inner();
+    assert_eq!(status(&again), pb::CaseStatus::Closed);
+    assert_eq!((again.version, again.decision.as_str()), (first.version, "Beviljas"));
+    assert_eq!(app.events("case.closed", 1).await.len(), 1, "closed once");
+    // The same key for a different call is a mistake the caller hears about.
+    let err = app.client.clone().close_case(close("Avslås")).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    // Without a key a repeated close is refused, as before.
+    assert_eq!(app.close(&case.id, "Beviljas").await.unwrap_err().code(), Code::FailedPrecondition);
+}

@@ -165,6 +165,7 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
             officer_id: id,
             source: "exchange".into(),
             busy: vec![range("2026-05-18 08:00", "2026-05-18 10:00")],
+            ..Default::default()
         };
         officers.set_busy_times(req).await.unwrap();
     }
@@ -172,7 +173,12 @@ async fn a_restaurant_gets_four_officers_at_the_earliest_common_time_after_holid
     for id in holders(&app, "etablering") {
         let period = Some(range("2026-05-11 00:00", "2026-06-30 00:00"));
         officers
-            .set_absence(pb::SetAbsenceRequest { officer_id: id, period, reason: "semester".into() })
+            .set_absence(pb::SetAbsenceRequest {
+                officer_id: id,
+                period,
+                reason: "semester".into(),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
@@ -270,12 +276,20 @@ async fn a_declined_seat_goes_to_another_officer_and_acceptance_books_the_meetin
     let (decliner, competence, _) = tasks.iter().find(|t| t.1 == "bygglov").unwrap().clone();
     let mut client = app.tasks(&decliner).await;
     let err = client
-        .decline_task(pb::DeclineTaskRequest { task_id: task_ids[&decliner].clone(), reason: String::new() })
+        .decline_task(pb::DeclineTaskRequest {
+            task_id: task_ids[&decliner].clone(),
+            reason: String::new(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["reason"]);
     let declined = client
-        .decline_task(pb::DeclineTaskRequest { task_id: task_ids[&decliner].clone(), reason: "Jävig".into() })
+        .decline_task(pb::DeclineTaskRequest {
+            task_id: task_ids[&decliner].clone(),
+            reason: "Jävig".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -288,19 +302,31 @@ async fn a_declined_seat_goes_to_another_officer_and_acceptance_books_the_meetin
     assert_ne!(replacement.0, decliner);
     assert!(holders(&app, &competence).contains(&replacement.0));
 
-    for (officer, _, _) in open {
+    for (officer, _, _) in open.iter().copied() {
         let mut c = app.tasks(officer).await;
         let listed = c.list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner().tasks;
         let mine = listed.iter().find(|t| t.case_id == case.id).unwrap();
-        c.accept_task(pb::AcceptTaskRequest { task_id: mine.id.clone() }).await.unwrap();
+        c.accept_task(pb::AcceptTaskRequest { task_id: mine.id.clone(), ..Default::default() }).await.unwrap();
     }
     app.eventually(&case.id, "meeting_booked", |c| status(c) == pb::CaseStatus::MeetingBooked).await;
     assert_eq!(app.events("meeting.booked", 1).await.len(), 1);
+    // A completion retried with its key is applied once and answered the same.
+    let (officer, _, _) = open[0];
+    let mut c = app.tasks(officer).await;
+    let mine = c.list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner().tasks;
+    let task_id = mine.iter().find(|t| t.case_id == case.id).unwrap().id.clone();
+    let complete =
+        || pb::CompleteTaskRequest { task_id: task_id.clone(), idempotency_key: "done-1".into(), ..Default::default() };
+    let first = c.complete_task(complete()).await.unwrap().into_inner();
+    let again = c.complete_task(complete()).await.unwrap().into_inner();
+    assert_eq!((first.status, first.updated_at), (again.status, again.updated_at));
+    let without_key = pb::CompleteTaskRequest { task_id: task_id.clone(), ..Default::default() };
+    assert_eq!(c.complete_task(without_key).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
     // Someone else's task cannot be answered.
     let err = app
         .tasks(&decliner)
         .await
-        .accept_task(pb::AcceptTaskRequest { task_id: task_ids[&tasks[0].0].clone() })
+        .accept_task(pb::AcceptTaskRequest { task_id: task_ids[&tasks[0].0].clone(), ..Default::default() })
         .await
         .unwrap_err();
     assert!(matches!(err.code(), tonic::Code::PermissionDenied | tonic::Code::FailedPrecondition), "{err:?}");
@@ -590,7 +616,7 @@ async fn two_replicas_route_each_case_once_and_a_standby_takes_over() {
     let accepted = app
         .tasks_at(standby, &officer)
         .await
-        .accept_task(pb::AcceptTaskRequest { task_id: task_id.to_string() })
+        .accept_task(pb::AcceptTaskRequest { task_id: task_id.to_string(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -284,12 +284,16 @@ async fn a_bygglov_deadline_is_extended_once_and_the_fee_reduction_shows() {
     let app = spawn(TestNats::start().unwrap()).await;
     let case = app.register_in("9997", request(&app, "b-1", "bygglov")).await.unwrap();
     let mut client = app.intake_as("9997", Who::Reception).await;
-    let extend = |reason: &str| pb::ExtendDeadlineRequest { case_id: case.id.clone(), reason: reason.to_owned() };
+    let extend = |reason: &str| pb::ExtendDeadlineRequest {
+        case_id: case.id.clone(),
+        reason: reason.to_owned(),
+        ..Default::default()
+    };
     let err = client.extend_deadline(extend("Utredning")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "not before the application is complete");
 
     app.clock.set(local("2026-09-07 10:00"));
-    let complete = pb::MarkApplicationCompleteRequest { case_id: case.id.clone() };
+    let complete = pb::MarkApplicationCompleteRequest { case_id: case.id.clone(), ..Default::default() };
     client.mark_application_complete(complete).await.unwrap();
     let clock = armed(&app, &case.reference, "beslut_pbl").await;
     assert_eq!(due(&clock), local("2026-11-16 16:30"), "10 weeks");

@@ -31,6 +31,7 @@ pub struct Cases {
 }
 
 /// A lifecycle change requested by reception or a handläggare.
+#[derive(Debug)]
 pub enum Op {
     AwaitCompany { reason: String },
     Resume,
@@ -115,11 +116,22 @@ impl Cases {
         Ok(row)
     }
 
-    /// Applies a lifecycle change, refusing it if the case's status does not allow it.
+    /// Applies a lifecycle change, refusing it if the case's status does not allow it. With an
+    /// idempotency `key`, a retry of the same call answers with the case and changes nothing.
     #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
-    pub async fn change(&self, tenant: &str, id: Uuid, actor: &str, op: Op) -> Result<CaseRow> {
+    pub async fn change(&self, tenant: &str, id: Uuid, actor: &str, op: Op, key: Option<&str>) -> Result<CaseRow> {
         let mut tx = self.pool.begin().await?;
         let row = store::lock(&mut tx, Some(tenant), id).await?.ok_or_else(|| not_found(&id.to_string()))?;
+        // The case row lock orders retries of the same call: the second sees the first's record.
+        // A digest, so the table holds no reason or decision text.
+        let fingerprint = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{id}:{op:?}").as_bytes()).to_string();
+        if let Some(key) = key {
+            match store::lifecycle_request(&mut tx, tenant, key).await? {
+                Some(first) if first == fingerprint => return Ok(row),
+                Some(_) => return Err(Error::KeyReused { key: key.to_owned(), reference: row.reference }),
+                None => store::record_lifecycle_request(&mut tx, tenant, key, id, &fingerprint).await?,
+            }
+        }
         let status = row.status()?;
         let now = self.clock.now();
         let mut change = Change {

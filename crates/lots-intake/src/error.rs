@@ -14,7 +14,7 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
     #[error(
-        "idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new case"
+        "idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new request"
     )]
     KeyReused { key: String, reference: String },
     #[error("{0}")]

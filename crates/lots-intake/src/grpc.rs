@@ -153,7 +153,10 @@ impl IntakeService for IntakeApi {
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
         let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::AwaitCompany { reason }).await?;
+        let row = self
+            .cases
+            .change(&caller.tenant, id, &actor, Op::AwaitCompany { reason }, key(&req.idempotency_key)?)
+            .await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -163,7 +166,7 @@ impl IntakeService for IntakeApi {
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
         let actor = caller.actor();
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::Resume).await?;
+        let row = self.cases.change(&caller.tenant, id, &actor, Op::Resume, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -184,7 +187,10 @@ impl IntakeService for IntakeApi {
             }
         };
         let decision = validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::Close { outcome, decision }).await?;
+        let row = self
+            .cases
+            .change(&caller.tenant, id, &actor, Op::Close { outcome, decision }, key(&req.idempotency_key)?)
+            .await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -194,7 +200,8 @@ impl IntakeService for IntakeApi {
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
         let actor = caller.actor();
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::ApplicationComplete).await?;
+        let row =
+            self.cases.change(&caller.tenant, id, &actor, Op::ApplicationComplete, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -205,7 +212,10 @@ impl IntakeService for IntakeApi {
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
         let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::ExtendDeadline { reason }).await?;
+        let row = self
+            .cases
+            .change(&caller.tenant, id, &actor, Op::ExtendDeadline { reason }, key(&req.idempotency_key)?)
+            .await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -216,7 +226,8 @@ impl IntakeService for IntakeApi {
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
         let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::Withdraw { reason }).await?;
+        let row =
+            self.cases.change(&caller.tenant, id, &actor, Op::Withdraw { reason }, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 }
@@ -227,6 +238,15 @@ fn invalid(field: &'static str, description: &str) -> Error {
 
 fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
     Uuid::parse_str(value.trim()).map_err(|_| invalid(field, "must be a case id (a UUID)"))
+}
+
+/// A lifecycle call's optional idempotency key.
+fn key(value: &str) -> Result<Option<&str>> {
+    match value.trim() {
+        "" => Ok(None),
+        k if k.chars().count() <= 128 => Ok(Some(k)),
+        _ => Err(invalid("idempotency_key", "must be at most 128 characters")),
+    }
 }
 
 /// Whether the caller may see this case: tenant-wide roles see every case of their tenant, an

@@ -168,6 +168,35 @@ pub async fn lock(conn: &mut PgConnection, tenant: Option<&str>, id: Uuid) -> Re
         .await?)
 }
 
+/// The fingerprint of the lifecycle call first made with this key, if any.
+pub async fn lifecycle_request(conn: &mut PgConnection, tenant: &str, key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT fingerprint FROM lifecycle_requests WHERE tenant = $1 AND idempotency_key = $2")
+        .bind(tenant)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records a lifecycle call under its key, in the caller's transaction.
+pub async fn record_lifecycle_request(
+    conn: &mut PgConnection,
+    tenant: &str,
+    key: &str,
+    case_id: Uuid,
+    fingerprint: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lifecycle_requests (tenant, idempotency_key, case_id, fingerprint) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(case_id)
+    .bind(fingerprint)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A status change; `emitted` says whether intake emits an event for it (bumping the version).
 pub struct Change<'a> {
     pub status: CaseStatus,

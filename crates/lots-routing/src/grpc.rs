@@ -54,6 +54,15 @@ fn own<T>(req: &Request<T>) -> std::result::Result<(String, String), Status> {
     Ok((caller.tenant, officer))
 }
 
+/// The writer command id for a call with an idempotency key: the same caller, call and key
+/// give the same id, so the writer applies a retry once and answers with the first reply.
+fn command_id<T>(req: &Request<T>, rpc: &str, key: &str) -> Option<Uuid> {
+    let key = key.trim();
+    let caller = req.extensions().get::<Caller>()?;
+    let name = format!("{}\n{}\n{rpc}\n{key}", caller.issuer, caller.subject);
+    (!key.is_empty()).then(|| Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
+}
+
 fn task_id(value: &str) -> Result<Uuid> {
     Uuid::parse_str(value.trim())
         .map_err(|_| Error::Invalid { field: "task_id", message: "must be a task id (a UUID)".into() })
@@ -121,22 +130,27 @@ fn kind_to_pb(kind: &str) -> pb::task_update::Kind {
 
 impl RoutingApi {
     /// Applies a task command through the tenant's writer.
-    async fn task_command(&self, tenant: &str, command: Command) -> Reply<pb::Task> {
+    async fn task_command(&self, tenant: &str, command: Command, id: Option<Uuid>) -> Reply<pb::Task> {
         if self.routing.tenants.get(tenant).is_none() {
             return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
         }
-        match self.writers.call(tenant, command).await? {
+        match self.writers.call(tenant, command, id).await? {
             crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(*task))),
             crate::writer::Reply::Stored(_) => Err(Status::internal("unexpected reply from the routing writer")),
         }
     }
 
     /// Applies a calendar command through the tenant's writer.
-    async fn stored_command(&self, tenant: &str, command: Command) -> Reply<pb::SetBusyTimesResponse> {
+    async fn stored_command(
+        &self,
+        tenant: &str,
+        command: Command,
+        id: Option<Uuid>,
+    ) -> Reply<pb::SetBusyTimesResponse> {
         if self.routing.tenants.get(tenant).is_none() {
             return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
         }
-        match self.writers.call(tenant, command).await? {
+        match self.writers.call(tenant, command, id).await? {
             crate::writer::Reply::Stored(stored) => Ok(Response::new(pb::SetBusyTimesResponse { stored })),
             crate::writer::Reply::Task(_) => Err(Status::internal("unexpected reply from the routing writer")),
         }
@@ -244,7 +258,8 @@ impl TaskService for RoutingApi {
     async fn accept_task(&self, req: Request<pb::AcceptTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        self.task_command(&tenant, Command::Accept { officer, task_id: id }).await
+        let key = command_id(&req, "accept", &req.get_ref().idempotency_key);
+        self.task_command(&tenant, Command::Accept { officer, task_id: id }, key).await
     }
 
     #[instrument(name = "routing.grpc.decline_task", skip_all)]
@@ -253,14 +268,16 @@ impl TaskService for RoutingApi {
         let id = task_id(&req.get_ref().task_id)?;
         // The writer's command checks the reason (Request::validate).
         let reason = req.get_ref().reason.trim().to_owned();
-        self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }).await
+        let key = command_id(&req, "decline", &req.get_ref().idempotency_key);
+        self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }, key).await
     }
 
     #[instrument(name = "routing.grpc.complete_task", skip_all)]
     async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
-        self.task_command(&tenant, Command::Complete { officer, task_id: id }).await
+        let key = command_id(&req, "complete", &req.get_ref().idempotency_key);
+        self.task_command(&tenant, Command::Complete { officer, task_id: id }, key).await
     }
 
     #[instrument(name = "routing.grpc.get_meeting", skip_all)]
@@ -368,6 +385,7 @@ impl OfficerService for RoutingApi {
     #[instrument(name = "routing.grpc.set_busy_times", skip_all)]
     async fn set_busy_times(&self, req: Request<pb::SetBusyTimesRequest>) -> Reply<pb::SetBusyTimesResponse> {
         let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let key = command_id(&req, "set_busy_times", &req.get_ref().idempotency_key);
         let req = req.into_inner();
         let source = req.source.trim();
         if source.is_empty() || source == "absence" || source.starts_with("ical:") {
@@ -382,18 +400,19 @@ impl OfficerService for RoutingApi {
             ranges.push((from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?));
         }
         let command = Command::SetBusy { officer, source: source.to_owned(), ranges };
-        self.stored_command(&caller.tenant, command).await
+        self.stored_command(&caller.tenant, command, key).await
     }
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
     async fn set_absence(&self, req: Request<pb::SetAbsenceRequest>) -> Reply<pb::SetBusyTimesResponse> {
         let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let key = command_id(&req, "set_absence", &req.get_ref().idempotency_key);
         let req = req.into_inner();
         let period = req.period.as_ref();
         let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
         let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
         let command = Command::AddAbsence { officer, period: (s, e), note: note.map(String::from) };
-        self.stored_command(&caller.tenant, command).await
+        self.stored_command(&caller.tenant, command, key).await
     }
 }

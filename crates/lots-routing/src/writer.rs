@@ -186,11 +186,12 @@ impl Writers {
 
     /// Applies `request` through `tenant`'s writer, wherever it runs. While no writer answers
     /// (one is starting, or taking over after a replica died) it keeps trying for a while; every
-    /// try carries the same command id, so the writer applies it at most once.
-    pub async fn call(&self, tenant: &str, request: Request) -> Result<Reply> {
+    /// try carries the same command id (`id`, from the caller's idempotency key, or a new one),
+    /// so the writer applies it at most once.
+    pub async fn call(&self, tenant: &str, request: Request, id: Option<Uuid>) -> Result<Reply> {
         request.validate()?;
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
-        let command = Command { id: Uuid::now_v7(), request };
+        let command = Command { id: id.unwrap_or_else(Uuid::now_v7), request };
         let payload = serde_json::to_vec(&command).map_err(lots_platform::Error::from)?;
         let subject = self.subjects.control("routing", tenant);
         loop {

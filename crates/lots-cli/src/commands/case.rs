@@ -30,31 +30,36 @@ pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
         CaseCommand::List(args) => list(&mut intake, args, out).await,
         CaseCommand::Await { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::AwaitCompanyRequest { case_id, reason };
+            let req = pb::AwaitCompanyRequest { case_id, reason, ..Default::default() };
             let case = intake.await_company(req).await.context("wait for the company")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Resume { case } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::ResumeCaseRequest { case_id };
+            let req = pb::ResumeCaseRequest { case_id, ..Default::default() };
             let case = intake.resume_case(req).await.context("resume the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Close { case, outcome, decision } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::CloseCaseRequest { case_id, outcome: pb::Outcome::from(outcome) as i32, decision };
+            let req = pb::CloseCaseRequest {
+                case_id,
+                outcome: pb::Outcome::from(outcome) as i32,
+                decision,
+                ..Default::default()
+            };
             let case = intake.close_case(req).await.context("close the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Withdraw { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::WithdrawCaseRequest { case_id, reason };
+            let req = pb::WithdrawCaseRequest { case_id, reason, ..Default::default() };
             let case = intake.withdraw_case(req).await.context("withdraw the case")?;
             print_change(out, &case.into_inner(), None)
         }
         CaseCommand::Complete { case } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::MarkApplicationCompleteRequest { case_id };
+            let req = pb::MarkApplicationCompleteRequest { case_id, ..Default::default() };
             let case = intake.mark_application_complete(req).await.context("mark the application complete")?;
             let case = case.into_inner();
             let note = format!(
@@ -65,7 +70,7 @@ pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
         }
         CaseCommand::Extend { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
-            let req = pb::ExtendDeadlineRequest { case_id, reason };
+            let req = pb::ExtendDeadlineRequest { case_id, reason, ..Default::default() };
             let case = intake.extend_deadline(req).await.context("extend the deadline")?;
             let case = case.into_inner();
             let note = format!("legal deadline extended {}", local(case.deadline_extended_at.as_ref()));

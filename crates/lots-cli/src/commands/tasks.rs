@@ -65,17 +65,17 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
             }
         }
         TasksCommand::Accept { task } => {
-            let req = pb::AcceptTaskRequest { task_id: task };
+            let req = pb::AcceptTaskRequest { task_id: task, ..Default::default() };
             let task = tasks.accept_task(req).await.context("accept the task")?;
             print_task(out, "accepted", &task.into_inner())
         }
         TasksCommand::Decline { task, reason } => {
-            let req = pb::DeclineTaskRequest { task_id: task, reason };
+            let req = pb::DeclineTaskRequest { task_id: task, reason, ..Default::default() };
             let task = tasks.decline_task(req).await.context("decline the task")?;
             print_task(out, "declined", &task.into_inner())
         }
         TasksCommand::Complete { task, note } => {
-            let req = pb::CompleteTaskRequest { task_id: task, note };
+            let req = pb::CompleteTaskRequest { task_id: task, note, ..Default::default() };
             let task = tasks.complete_task(req).await.context("complete the task")?;
             print_task(out, "completed", &task.into_inner())
         }

@@ -453,10 +453,14 @@ async fn answer(mut tasks: Tasks, task: pb::Task, decline: bool, after: Duration
     tokio::time::sleep(after).await;
     let officer = task.officer_id.clone();
     let result = if decline {
-        let req = pb::DeclineTaskRequest { task_id: task.id.clone(), reason: "på kurs hela veckan".into() };
+        let req = pb::DeclineTaskRequest {
+            task_id: task.id.clone(),
+            reason: "på kurs hela veckan".into(),
+            ..Default::default()
+        };
         tasks.decline_task(req).await.map(|_| ())
     } else {
-        tasks.accept_task(pb::AcceptTaskRequest { task_id: task.id.clone() }).await.map(|_| ())
+        tasks.accept_task(pb::AcceptTaskRequest { task_id: task.id.clone(), ..Default::default() }).await.map(|_| ())
     };
     if let Err(status) = result {
         let verb = if decline { "decline" } else { "accept" };
@@ -492,15 +496,25 @@ async fn complete_application(
         tokio::time::sleep(sim(30, speed)).await;
         let reason = "situationsplan och fasadritningar saknas";
         intake
-            .await_company(pb::AwaitCompanyRequest { case_id: case_id.clone(), reason: reason.into() })
+            .await_company(pb::AwaitCompanyRequest {
+                case_id: case_id.clone(),
+                reason: reason.into(),
+                ..Default::default()
+            })
             .await
             .context("wait for the company")?;
         say.line(&format!("{reference} waits for the company: {reason} (its clocks pause)"));
         tokio::time::sleep(sim(150, speed)).await;
-        intake.resume_case(pb::ResumeCaseRequest { case_id: case_id.clone() }).await.context("resume the case")?;
+        intake
+            .resume_case(pb::ResumeCaseRequest { case_id: case_id.clone(), ..Default::default() })
+            .await
+            .context("resume the case")?;
         say.line(&format!("the company sends the drawings: {reference} resumes"));
         intake
-            .mark_application_complete(pb::MarkApplicationCompleteRequest { case_id: case_id.clone() })
+            .mark_application_complete(pb::MarkApplicationCompleteRequest {
+                case_id: case_id.clone(),
+                ..Default::default()
+            })
             .await
             .context("mark the application complete")?;
         say.line(&format!("{reference}'s application is complete: PBL's ten weeks to a decision start now"));
