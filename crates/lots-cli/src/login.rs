@@ -155,6 +155,8 @@ fn save(path: &std::path::Path, saved: &Saved) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("write {}", path.display()))?;
+    // `mode` applies only to a new file; an older one may have been readable by others.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(serde_json::to_string(saved)?.as_bytes())?;
     Ok(())
 }

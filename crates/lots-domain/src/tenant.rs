@@ -310,8 +310,12 @@ impl TenantConfig {
             p.add("naringslivschef", format!("no officer has id {:?}", self.naringslivschef));
         }
         for (i, issuer) in self.auth.issuers.iter().enumerate() {
-            if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                p.add(format!("auth.issuers[{i}]"), "must be an http(s) URL");
+            // Plain http only on this machine (lots dev, tests): anywhere else it could be spoofed.
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|l| issuer.strip_prefix(l).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
+            if !(issuer.starts_with("https://") || local) {
+                p.add(format!("auth.issuers[{i}]"), "must be an https URL (http only for 127.0.0.1 or localhost)");
             }
         }
         for (client, rpcs) in &self.auth.integrators {
@@ -485,6 +489,21 @@ meeting_minutes = 30
 min_notice_hours = 4
 commitments = ["first_contact"]
 "#;
+
+    #[test]
+    fn an_issuer_must_be_https_unless_it_is_this_machine() {
+        let base = include_str!("../../../deploy/config/norrkoping.toml");
+        let with = |url: &str| {
+            TenantConfig::from_toml_str(
+                &base.replace(r#"issuers = ["http://127.0.0.1:8088/0581"]"#, &format!(r#"issuers = ["{url}"]"#)),
+            )
+        };
+        assert!(with("https://login.microsoftonline.com/x/v2.0").is_ok());
+        assert!(with("http://localhost:8088/0581").is_ok());
+        let err = with("http://idp.example.se").unwrap_err().to_string();
+        assert!(err.contains("auth.issuers[0]"), "{err}");
+        assert!(with("http://127.0.0.1.example.se").is_err());
+    }
 
     #[test]
     fn the_norrkoping_example_is_valid_and_covers_every_seat() {

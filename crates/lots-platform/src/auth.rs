@@ -154,22 +154,25 @@ impl Caller {
         if tenant_wide.iter().any(|r| self.has(*r)) {
             return None;
         }
-        let managed = match (&self.officer, self.has(Role::Enhetschef)) {
-            (Some(officer), true) => self.config.managed_units(officer).into_iter().map(String::from).collect(),
-            _ => Vec::new(),
-        };
-        Some(managed)
+        Some(self.managed_units().into_iter().map(String::from).collect())
     }
 
-    /// Whether the caller may act on `officer`'s tasks or calendar: the officer themself, the
-    /// manager of the officer's unit, or (for calendars) an admin.
-    pub fn may_act_for(&self, officer: &str) -> bool {
-        if self.officer.as_deref() == Some(officer) || self.has(Role::Admin) {
+    /// Whether the caller may act on `officer`'s tasks, or with `calendar` their busy time: the
+    /// officer themself, the manager of the officer's unit, or for calendars an admin.
+    pub fn may_act_for(&self, officer: &str, calendar: bool) -> bool {
+        if self.officer.as_deref() == Some(officer) || (calendar && self.has(Role::Admin)) {
             return true;
         }
-        let unit = self.config.officer(officer).map(|o| o.unit.as_str());
-        self.has(Role::Enhetschef)
-            && unit.is_some_and(|u| self.units().is_some_and(|units| units.iter().any(|m| m == u)))
+        let Some(unit) = self.config.officer(officer).map(|o| o.unit.as_str()) else { return false };
+        self.managed_units().contains(&unit)
+    }
+
+    /// The units the caller manages as enhetschef (none without that role).
+    fn managed_units(&self) -> Vec<&str> {
+        match (&self.officer, self.has(Role::Enhetschef)) {
+            (Some(officer), true) => self.config.managed_units(officer),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -230,14 +233,21 @@ impl From<AuthError> for Status {
 
 /// One issuer's configuration and cached keys.
 struct Issuer {
+    /// The issuer URL as configured; keys are fetched from it, and tokens must name it exactly.
+    url: String,
     tenant: Arc<TenantConfig>,
     keys: RwLock<Keys>,
+    /// Held by the one fetch in flight, so a burst of unknown `kid`s costs one fetch.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// When the keys were last fetched successfully.
     fetched: Option<Instant>,
+    /// When a fetch was last tried, successful or not: the rate limit.
+    attempted: Option<Instant>,
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -341,8 +351,13 @@ impl Verifier {
         let mut issuers = HashMap::new();
         for tenant in tenants.iter() {
             for url in &tenant.auth.issuers {
-                let issuer = Issuer { tenant: tenant.clone(), keys: RwLock::default() };
-                if let Some(other) = issuers.insert(url.trim_end_matches('/').to_owned(), issuer) {
+                let issuer = Issuer {
+                    url: url.trim_end_matches('/').to_owned(),
+                    tenant: tenant.clone(),
+                    keys: RwLock::default(),
+                    fetching: tokio::sync::Mutex::default(),
+                };
+                if let Some(other) = issuers.insert(issuer.url.clone(), issuer) {
                     return Err(crate::Error::Config(format!(
                         "issuer {url} is configured for both {} and {}",
                         other.tenant.kommunkod, tenant.kommunkod
@@ -364,48 +379,68 @@ impl Verifier {
         let kid = header.kid.ok_or(AuthError::Invalid("no key id (kid) in the header".into()))?;
         let iss = unverified_issuer(token).ok_or(AuthError::Malformed)?;
         let issuer = self.issuers.get(iss.trim_end_matches('/')).ok_or(AuthError::UnknownIssuer)?;
-        let key = self.key(&iss, issuer, &kid).await?;
+        let key = self.key(issuer, &kid).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&[&issuer.tenant.auth.audience]);
-        validation.set_issuer(&[&iss]);
+        validation.set_issuer(&[&issuer.url]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(reason(e.kind())))?
             .claims;
-        Ok(caller_from(&iss, issuer, &claims))
+        Ok(caller_from(issuer, &claims))
     }
 
-    /// The issuer's key with this `kid`, fetching the JWKS when it is unknown (at a bounded rate).
-    async fn key(&self, iss: &str, issuer: &Issuer, kid: &str) -> Result<DecodingKey, AuthError> {
-        {
+    /// The issuer's key with this `kid`. An unknown `kid` fetches the JWKS (one fetch in flight,
+    /// at most every [`REFETCH_MIN`]); a known key older than [`KEYS_MAX_AGE`] is refreshed by one
+    /// caller while the others go on with it. No lock on the keys is held while fetching.
+    async fn key(&self, issuer: &Issuer, kid: &str) -> Result<DecodingKey, AuthError> {
+        let (known, stale) = {
             let keys = issuer.keys.read().await;
-            let fresh = keys.fetched.is_some_and(|t| t.elapsed() < KEYS_MAX_AGE);
-            if let Some(key) = keys.by_kid.get(kid)
-                && fresh
-            {
-                return Ok(key.clone());
-            }
-        }
-        let mut keys = issuer.keys.write().await;
-        let may_fetch = keys.fetched.is_none_or(|t| t.elapsed() >= REFETCH_MIN);
-        if may_fetch {
-            match self.fetch_keys(iss).await {
+            (keys.by_kid.get(kid).cloned(), keys.fetched.is_none_or(|t| t.elapsed() >= KEYS_MAX_AGE))
+        };
+        let _fetching = match &known {
+            Some(key) if !stale => return Ok(key.clone()),
+            Some(key) => match issuer.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(key.clone()),
+            },
+            None => issuer.fetching.lock().await,
+        };
+        let recent = issuer.keys.read().await.attempted.is_some_and(|t| t.elapsed() < REFETCH_MIN);
+        if !recent {
+            let fetched = self.fetch_keys(issuer).await;
+            let mut keys = issuer.keys.write().await;
+            keys.attempted = Some(Instant::now());
+            match fetched {
                 Ok(by_kid) => {
-                    *keys = Keys { by_kid, fetched: Some(Instant::now()) };
+                    keys.by_kid = by_kid;
+                    keys.fetched = keys.attempted;
                 }
-                // Stale keys still verify while the issuer is unreachable.
-                Err(err) if !keys.by_kid.is_empty() => tracing::warn!(issuer = iss, error = %err, "keeping old keys"),
+                // Known keys still verify while the issuer is unreachable.
+                Err(err) if !keys.by_kid.is_empty() => {
+                    tracing::warn!(issuer = issuer.url, error = %err, "keeping the issuer's old keys");
+                }
                 Err(err) => return Err(err),
             }
         }
-        keys.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
+        let keys = issuer.keys.read().await;
+        match keys.by_kid.get(kid) {
+            Some(key) => Ok(key.clone()),
+            None if keys.by_kid.is_empty() => Err(AuthError::Unavailable(format!("no keys from {} yet", issuer.url))),
+            None => Err(AuthError::UnknownKey),
+        }
     }
 
-    async fn fetch_keys(&self, iss: &str) -> Result<HashMap<String, DecodingKey>, AuthError> {
-        let discovery =
-            self.http.get_json(&format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))).await?;
+    async fn fetch_keys(&self, issuer: &Issuer) -> Result<HashMap<String, DecodingKey>, AuthError> {
+        let iss = issuer.url.as_str();
+        let discovery = self.http.get_json(&format!("{iss}/.well-known/openid-configuration")).await?;
+        // OIDC Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
+        let named = discovery.get("issuer").and_then(Value::as_str).map(|i| i.trim_end_matches('/'));
+        if named != Some(iss) {
+            return Err(AuthError::Unavailable(format!("{iss}: the discovery document names issuer {named:?}")));
+        }
         let jwks_uri = discovery
             .get("jwks_uri")
             .and_then(Value::as_str)
@@ -415,6 +450,9 @@ impl Verifier {
         // One key of a type Lotsen cannot use must not hide the others.
         for value in jwks.get("keys").and_then(Value::as_array).into_iter().flatten() {
             let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else { continue };
+            if value.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+                continue;
+            }
             let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk)) else { continue };
             by_kid.insert(kid, key);
         }
@@ -445,7 +483,7 @@ fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     }
 }
 
-fn caller_from(iss: &str, issuer: &Issuer, claims: &Value) -> Caller {
+fn caller_from(issuer: &Issuer, claims: &Value) -> Caller {
     let auth = &issuer.tenant.auth;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(String::from);
     let raw_roles: Vec<&str> = match claims.get(&auth.role_claim) {
@@ -453,13 +491,20 @@ fn caller_from(iss: &str, issuer: &Issuer, claims: &Value) -> Caller {
         Some(Value::Array(rs)) => rs.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let roles =
-        raw_roles.into_iter().filter_map(|r| Role::parse(auth.role_names.get(r).map_or(r, String::as_str))).collect();
+    // With a mapping configured, only mapped values count: an IdP role that happens to be
+    // called "admin" in another application grants nothing here.
+    let roles = raw_roles
+        .into_iter()
+        .filter_map(|r| match auth.role_names.is_empty() {
+            true => Role::parse(r),
+            false => auth.role_names.get(r).and_then(|name| Role::parse(name)),
+        })
+        .collect();
     let expires_at =
         claims.get("exp").and_then(Value::as_i64).and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or_else(Utc::now);
     Caller {
         tenant: issuer.tenant.kommunkod.clone(),
-        issuer: iss.to_owned(),
+        issuer: issuer.url.clone(),
         subject: text("sub").unwrap_or_default(),
         name: text("name"),
         roles,
@@ -594,6 +639,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn with_a_role_mapping_only_mapped_values_count() {
+        let text = include_str!("../../../deploy/config/norrkoping.toml");
+        let mut cfg = TenantConfig::from_toml_str(text).unwrap();
+        cfg.auth.role_names = [("Lots.Reception".to_owned(), "reception".to_owned())].into();
+        let issuer = Issuer {
+            url: "https://idp.example".into(),
+            tenant: Arc::new(cfg),
+            keys: RwLock::default(),
+            fetching: tokio::sync::Mutex::default(),
+        };
+        let claims = serde_json::json!({ "sub": "x", "lots_role": ["Lots.Reception", "admin"] });
+        assert_eq!(caller_from(&issuer, &claims).roles, [Role::Reception]);
+        // Without a mapping, Lotsen's own names are read as they are.
+        let unmapped = Issuer { tenant: Arc::new(TenantConfig::from_toml_str(text).unwrap()), ..issuer };
+        assert_eq!(caller_from(&unmapped, &claims).roles, [Role::Admin]);
+    }
+
+    #[test]
     fn every_rpc_in_the_matrix_names_a_service_and_method() {
         for (rpc, roles) in MATRIX {
             assert!(rpc.split_once('/').is_some_and(|(s, m)| s.ends_with("Service") && !m.is_empty()), "{rpc}");
@@ -602,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issuer_is_read_from_an_unverified_payload_only_to_pick_keys() {
+    fn the_unverified_issuer_is_read_from_the_payload() {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"iss":"https://idp.example"}"#);
         assert_eq!(unverified_issuer(&format!("e30.{payload}.sig")).as_deref(), Some("https://idp.example"));
         assert_eq!(unverified_issuer("not-a-token"), None);

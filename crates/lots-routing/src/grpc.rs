@@ -35,13 +35,13 @@ type Reply<T> = std::result::Result<Response<T>, Status>;
 /// The verified caller, and the officer whose tasks or calendar the call is about: `requested`,
 /// or the caller's own when empty. Only that officer, their unit's manager or (for calendars) an
 /// admin may act for them.
-fn acting<T>(req: &Request<T>, requested: &str) -> std::result::Result<(Caller, String), Status> {
+fn acting<T>(req: &Request<T>, requested: &str, calendar: bool) -> std::result::Result<(Caller, String), Status> {
     let caller = auth::caller(req)?;
     let officer = match requested.trim() {
         "" => caller.officer()?.to_owned(),
         other => other.to_owned(),
     };
-    if !caller.may_act_for(&officer) {
+    if !caller.may_act_for(&officer, calendar) {
         return Err(Status::permission_denied(format!("the caller may not act for officer {officer:?}")));
     }
     Ok((caller, officer))
@@ -161,7 +161,7 @@ impl RoutingApi {
 impl TaskService for RoutingApi {
     #[instrument(name = "routing.grpc.list_tasks", skip_all)]
     async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
-        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id, false)?;
         let tenant = caller.tenant;
         let mut statuses = Vec::new();
         for s in &req.get_ref().statuses {
@@ -185,7 +185,7 @@ impl TaskService for RoutingApi {
 
     #[instrument(name = "routing.grpc.watch_tasks", skip_all)]
     async fn watch_tasks(&self, req: Request<pb::WatchTasksRequest>) -> Reply<Self::WatchTasksStream> {
-        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id, false)?;
         let tenant = caller.tenant.clone();
         let cursor = req.get_ref().cursor.trim();
         let resume = if cursor.is_empty() {
@@ -301,7 +301,8 @@ impl TaskService for RoutingApi {
         .ok_or_else(|| Error::NotFound("no such meeting".into()))?;
         let tasks = store::meeting_tasks(pool, meeting.id).await.map_err(Error::from)?;
         // A handläggare sees meetings they sit at, an enhetschef those of their unit's officers.
-        if caller.units().is_some() && !tasks.iter().any(|t| caller.may_act_for(&t.officer_id)) {
+        let seated = tasks.iter().filter(|t| matches!(t.status.as_str(), "offered" | "accepted" | "completed"));
+        if caller.units().is_some() && !seated.clone().any(|t| caller.may_act_for(&t.officer_id, false)) {
             return Err(Error::NotFound("no such meeting".into()).into());
         }
         let case: store::CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1")
@@ -384,7 +385,7 @@ impl TaskService for RoutingApi {
 impl OfficerService for RoutingApi {
     #[instrument(name = "routing.grpc.set_busy_times", skip_all)]
     async fn set_busy_times(&self, req: Request<pb::SetBusyTimesRequest>) -> Reply<pb::SetBusyTimesResponse> {
-        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id, true)?;
         let key = command_id(&req, "set_busy_times", &req.get_ref().idempotency_key);
         let req = req.into_inner();
         let source = req.source.trim();
@@ -405,7 +406,7 @@ impl OfficerService for RoutingApi {
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
     async fn set_absence(&self, req: Request<pb::SetAbsenceRequest>) -> Reply<pb::SetBusyTimesResponse> {
-        let (caller, officer) = acting(&req, &req.get_ref().officer_id)?;
+        let (caller, officer) = acting(&req, &req.get_ref().officer_id, true)?;
         let key = command_id(&req, "set_absence", &req.get_ref().idempotency_key);
         let req = req.into_inner();
         let period = req.period.as_ref();

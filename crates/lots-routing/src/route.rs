@@ -518,18 +518,23 @@ impl Routing {
         officer: &str,
         task_id: Uuid,
     ) -> Result<(TaskRow, CaseRow)> {
-        let case_id: Option<Uuid> = sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1")
-            .bind(task_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let case_id = case_id.ok_or_else(|| Error::NotFound(format!("no task {task_id}")))?;
+        // Another officer's or another tenant's task is as unknown as none, and its rows stay
+        // untouched (each tenant's writer locks only its own tenant's rows).
+        let case_id: Option<Uuid> =
+            sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1 AND tenant = $2 AND officer_id = $3")
+                .bind(task_id)
+                .bind(tenant)
+                .bind(officer)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let case_id = case_id.ok_or_else(|| Error::NotFound(format!("no task {task_id} of yours")))?;
         // Lock order: case, then task; every writer of a case's tasks takes the case first.
         let case = store::lock_case(conn, case_id).await?.ok_or_else(|| Error::NotFound("case".into()))?;
         sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE").bind(task_id).execute(&mut *conn).await?;
         let task =
             store::task(&mut *conn, task_id).await?.ok_or_else(|| Error::NotFound(format!("no task {task_id}")))?;
         if task.tenant != tenant || task.officer_id != officer {
-            return Err(Error::PermissionDenied("the task belongs to another officer".into()));
+            return Err(Error::NotFound(format!("no task {task_id} of yours")));
         }
         Ok((task, case))
     }

@@ -155,7 +155,8 @@ impl AlertService for AlertApi {
                 // Alerts commit out of seq order across replicas; look back a little and
                 // skip what was sent already.
                 let mut sent: HashSet<Uuid> = HashSet::new();
-                let mut last = sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM alerts")
+                let mut last = sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM alerts WHERE tenant = $1")
+                    .bind(&new.tenant)
                     .fetch_one(&api.sla.pool)
                     .await?
                     .unwrap_or(0);

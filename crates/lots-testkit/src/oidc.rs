@@ -198,7 +198,19 @@ fn stderr_log(keys: &std::path::Path) -> Stdio {
     std::fs::File::create(log).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
 }
 
+/// Starts the provider, trying again once if it does not come up in time.
 fn spawn(config: &str, keys: &std::path::Path, port: u16) -> anyhow::Result<(Child, BufReader<ChildStdout>, String)> {
+    spawn_once(config, keys, port).or_else(|first| {
+        eprintln!("the test OpenID provider did not start ({first:#}); trying once more");
+        spawn_once(config, keys, port)
+    })
+}
+
+fn spawn_once(
+    config: &str,
+    keys: &std::path::Path,
+    port: u16,
+) -> anyhow::Result<(Child, BufReader<ChildStdout>, String)> {
     let dir = provider_dir();
     if !dir.join("node_modules/oidc-provider").is_dir() {
         bail!(
@@ -207,18 +219,23 @@ fn spawn(config: &str, keys: &std::path::Path, port: u16) -> anyhow::Result<(Chi
             dir.display()
         );
     }
+    // The configuration goes in a file beside the key: it holds no secrets a test cares about.
+    let mut config_file = keys.as_os_str().to_owned();
+    config_file.push(".config.json");
+    std::fs::File::create(&config_file)
+        .and_then(|mut f| f.write_all(config.as_bytes()))
+        .context("write the provider's configuration")?;
     let mut child = Command::new("node")
         .arg(dir.join("server.mjs"))
-        .args(["--config", "-", "--port", &port.to_string(), "--keys"])
+        .arg("--config")
+        .arg(&config_file)
+        .args(["--port", &port.to_string(), "--keys"])
         .arg(keys)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr_log(keys))
         .spawn()
         .context("start node (Lotsen's tests need Node.js 20 or newer for the OpenID provider)")?;
-    let mut stdin = child.stdin.take().context("provider stdin")?;
-    stdin.write_all(config.as_bytes()).context("send the provider its configuration")?;
-    drop(stdin);
     let stdout = child.stdout.take().context("provider stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -228,7 +245,7 @@ fn spawn(config: &str, keys: &std::path::Path, port: u16) -> anyhow::Result<(Chi
         let _ = tx.send((read, reader));
     });
     // Node starts in well under a second, but a loaded CI machine can be much slower.
-    match rx.recv_timeout(Duration::from_secs(60)) {
+    match rx.recv_timeout(Duration::from_secs(30)) {
         Ok((Ok(line), reader)) if line.starts_with("ready ") => Ok((child, reader, line[6..].trim().to_owned())),
         other => {
             let _ = child.kill();
