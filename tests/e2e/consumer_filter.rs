@@ -55,7 +55,8 @@ impl Harness {
         let pool = lots_platform::db::connect(&db.url(), "filtered", 4, Duration::from_secs(5)).await.unwrap();
         lots_platform::db::migrate(&pool, &sqlx::migrate::Migrator::with_migrations(Vec::new())).await.unwrap();
         sqlx::query("CREATE TABLE seen (event_id uuid PRIMARY KEY)").execute(&pool).await.unwrap();
-        let client = lots_platform::nats::connect(nats.url(), "filter-test", Duration::from_secs(5)).await.unwrap();
+        let client =
+            lots_platform::nats::connect(nats.url(), "filter-test", Duration::from_secs(5), None).await.unwrap();
         let js = jetstream::new(client);
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
         lots_platform::nats::ensure_stream(&js, &subjects).await.unwrap();

@@ -134,3 +134,24 @@ fn systemd_units_start_the_right_binaries_on_the_right_ports() {
         assert!(known_env(name, &services), "lots.env.example: {name} is read by no service");
     }
 }
+
+#[test]
+fn the_nats_users_in_deploy_grant_each_service_exactly_its_subjects() {
+    let conf = std::fs::read_to_string(deploy().join("nats/nats-cluster.conf")).unwrap();
+    for (service, _) in lots_events::access::EMITS {
+        let block = conf.split(&format!("user: {service}\n")).nth(1).and_then(|b| b.split("\n    }").next());
+        let block = block.unwrap_or_else(|| panic!("no NATS user {service} in deploy/nats"));
+        let wanted = lots_events::access::permissions(service, "").unwrap();
+        let quoted = |s: &String| format!("{s:?}");
+        let granted = |line: &str| -> Vec<String> {
+            let l = block.lines().find(|l| l.trim_start().starts_with(line)).unwrap_or("");
+            l.split('"').skip(1).step_by(2).map(|s| format!("{s:?}")).collect()
+        };
+        assert_eq!(granted("publish"), wanted.publish.iter().map(quoted).collect::<Vec<_>>(), "{service} publish");
+        assert_eq!(
+            granted("subscribe"),
+            wanted.subscribe.iter().map(quoted).collect::<Vec<_>>(),
+            "{service} subscribe"
+        );
+    }
+}

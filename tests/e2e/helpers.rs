@@ -162,7 +162,7 @@ impl TestApp {
         let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_routing::Parts {
             pool: pool.clone(),
-            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            nats: self.nats.connect_as("routing").await.unwrap(),
             subjects: self.subjects.clone(),
             tenants: self.tenants(),
             config_dir: example_config(),
@@ -185,7 +185,7 @@ impl TestApp {
         let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_routing::Parts {
             pool,
-            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            nats: self.nats.connect_as("routing").await.unwrap(),
             subjects: self.subjects.clone(),
             tenants: self.tenants(),
             config_dir: example_config(),
@@ -202,7 +202,7 @@ impl TestApp {
         let pool = db::connect(&self.db.url(), lots_sla::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_sla::Parts {
             pool: pool.clone(),
-            nats: async_nats::connect(self.nats.url()).await.unwrap(),
+            nats: self.nats.connect_as("sla").await.unwrap(),
             subjects: self.subjects.clone(),
             tenants: self.tenants(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -275,7 +275,7 @@ impl TestApp {
     /// Starts (or starts again) intake on the same database and NATS server.
     pub async fn start(&mut self) {
         let pool = db::connect(&self.db.url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
-        let nats = async_nats::connect(self.nats.url()).await.unwrap();
+        let nats = self.nats.connect_as("intake").await.unwrap();
         let parts = Parts {
             pool,
             nats,

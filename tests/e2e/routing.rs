@@ -705,3 +705,38 @@ async fn a_poisonous_event_does_not_hold_up_the_cases_batched_with_it() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_routing_may_reach_the_writers_or_emit_routing_events_on_nats() {
+    use lots_routing::writer::{Command, Request};
+    let app = spawn("2026-09-07 08:00").await;
+    let period = (local("2026-10-05 08:00"), local("2026-10-09 17:00"));
+    let command =
+        Command { id: uuid::Uuid::now_v7(), request: Request::AddAbsence { officer: "a1".into(), period, note: None } };
+    let body = serde_json::to_vec(&command).unwrap();
+    let subject = app.subjects.control("routing", "9999");
+    // Intake's and sla's NATS users may not command a routing writer.
+    for service in ["intake", "sla"] {
+        let nc = app.nats.connect_as(service).await.unwrap();
+        let answer =
+            tokio::time::timeout(Duration::from_secs(3), nc.request(subject.clone(), body.clone().into())).await;
+        assert!(!matches!(answer, Ok(Ok(_))), "{service} reached the routing writer");
+    }
+    // Nor emit routing's events: the stream never gets them.
+    let js = async_nats::jetstream::new(app.nats.connect_as("intake").await.unwrap());
+    let published = async { js.publish(app.subjects.event("9999", "task.accepted"), "{}".into()).await?.await };
+    let stored = tokio::time::timeout(Duration::from_secs(3), published).await;
+    assert!(!matches!(stored, Ok(Ok(_))), "intake published a routing event");
+    let absences: i64 = sqlx::query_scalar("SELECT count(*) FROM busy WHERE source = 'absence'")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(absences, 0);
+    // Routing's own user is answered.
+    let nc = app.nats.connect_as("routing").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while nc.request(subject.clone(), body.clone().into()).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "routing's user got no answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

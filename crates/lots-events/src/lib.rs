@@ -2,6 +2,7 @@
 //!
 //! Every service publishes and consumes through these types; none hard-codes a subject.
 
+pub mod access;
 pub mod payload;
 pub mod subject;
 pub mod views;

@@ -29,6 +29,12 @@ pub struct CommonConfig {
     /// NATS server with JetStream.
     #[arg(long, env = "LOTS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// The service's NATS user (each service has its own, allowed only its subjects).
+    #[arg(long, env = "LOTS_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// A file holding that user's password (a mounted secret); never logged.
+    #[arg(long, env = "LOTS_NATS_PASSWORD_FILE")]
+    pub nats_password_file: Option<PathBuf>,
     /// Municipality configuration: one TOML file, or a folder of them.
     #[arg(long, env = "LOTS_CONFIG", default_value = "deploy/config")]
     pub config: PathBuf,
@@ -58,6 +64,17 @@ impl CommonConfig {
     /// How long shutdown may take.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The NATS credentials to connect with, if a user is configured.
+    pub fn nats_auth(&self) -> crate::Result<Option<crate::nats::NatsAuth>> {
+        let Some(user) = self.nats_user.clone() else { return Ok(None) };
+        let file = self.nats_password_file.as_ref().ok_or_else(|| {
+            crate::Error::Config("LOTS_NATS_USER is set: give its password in LOTS_NATS_PASSWORD_FILE".into())
+        })?;
+        let password = std::fs::read_to_string(file)
+            .map_err(|e| crate::Error::Config(format!("LOTS_NATS_PASSWORD_FILE {}: {e}", file.display())))?;
+        Ok(Some(crate::nats::NatsAuth { user, password: password.trim().to_owned() }))
     }
 
     /// How long to retry dependencies at start.

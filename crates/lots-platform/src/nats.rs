@@ -68,13 +68,35 @@ pub fn check_server_version(client: &async_nats::Client, url: &str) -> Result<()
     )))
 }
 
-/// Connects to NATS, retrying until `timeout` while the server is unreachable, and refuses a
-/// server too old for Lotsen.
+/// A NATS user and password; the password never shows in `Debug`.
+#[derive(Clone)]
+pub struct NatsAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Connects to NATS (as `auth`'s user, if given), retrying until `timeout` while the server is
+/// unreachable, and refuses a server too old for Lotsen.
 #[instrument(name = "platform.init.connect_nats", skip_all)]
-pub async fn connect(url: &str, client_name: &str, timeout: Duration) -> Result<async_nats::Client> {
+pub async fn connect(
+    url: &str,
+    client_name: &str,
+    timeout: Duration,
+    auth: Option<&NatsAuth>,
+) -> Result<async_nats::Client> {
     let deadline = Instant::now() + timeout;
     loop {
-        let opts = async_nats::ConnectOptions::new().name(client_name);
+        let opts = match auth {
+            Some(a) => async_nats::ConnectOptions::with_user_and_password(a.user.clone(), a.password.clone()),
+            None => async_nats::ConnectOptions::new(),
+        }
+        .name(client_name);
         match opts.connect(url).await {
             Ok(client) => {
                 check_server_version(&client, url)?;

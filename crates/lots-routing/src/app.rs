@@ -59,9 +59,10 @@ impl App {
         let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
             .await
             .context("connect to postgres")?;
-        let nats = nats::connect(&common.nats_url, "lots-routing", common.connect_timeout())
-            .await
-            .context("connect to nats")?;
+        let nats =
+            nats::connect(&common.nats_url, "lots-routing", common.connect_timeout(), common.nats_auth()?.as_ref())
+                .await
+                .context("connect to nats")?;
         let parts = Parts {
             pool,
             nats,

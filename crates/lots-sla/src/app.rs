@@ -52,8 +52,9 @@ impl App {
         let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
             .await
             .context("connect to postgres")?;
-        let nats =
-            nats::connect(&common.nats_url, "lots-sla", common.connect_timeout()).await.context("connect to nats")?;
+        let nats = nats::connect(&common.nats_url, "lots-sla", common.connect_timeout(), common.nats_auth()?.as_ref())
+            .await
+            .context("connect to nats")?;
         let parts = Parts {
             pool,
             nats,

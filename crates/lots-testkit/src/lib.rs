@@ -101,7 +101,8 @@ fn nats_server_binary() -> anyhow::Result<PathBuf> {
     found.clone().map_err(|why| anyhow::anyhow!(why))
 }
 
-/// A NATS server with JetStream for one test.
+/// A NATS server with JetStream for one test, with a user per service (lots-events `access`)
+/// and the test's own user, who may do anything.
 pub struct TestNats {
     url: String,
     server: Option<OwnedNats>,
@@ -111,6 +112,8 @@ struct OwnedNats {
     child: Child,
     port: u16,
     store: tempfile::TempDir,
+    /// The password of every user on this server.
+    password: String,
 }
 
 impl TestNats {
@@ -126,13 +129,26 @@ impl TestNats {
     pub fn start_owned() -> anyhow::Result<TestNats> {
         let store = tempfile::tempdir().context("temporary JetStream store")?;
         let port = free_port();
+        let password = uuid::Uuid::now_v7().simple().to_string();
+        write_users(store.path(), &password)?;
         let child = spawn_nats(port, store.path())?;
-        Ok(TestNats { url: format!("nats://127.0.0.1:{port}"), server: Some(OwnedNats { child, port, store }) })
+        let url = format!("nats://127.0.0.1:{port}");
+        Ok(TestNats { url, server: Some(OwnedNats { child, port, store, password }) })
     }
 
-    /// The client URL.
+    /// The client URL; a client without credentials is the test's own user, who may do anything.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A client as `service`'s user ("intake", "routing", "sla"), allowed only its subjects (a
+    /// shared server without users takes everyone).
+    pub async fn connect_as(&self, service: &str) -> anyhow::Result<async_nats::Client> {
+        let options = match &self.server {
+            Some(s) => async_nats::ConnectOptions::with_user_and_password(service.into(), s.password.clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options.name(service).connect(&self.url).await.with_context(|| format!("connect to nats as {service}"))
     }
 
     /// Kills the server (like a crash), keeping its store.
@@ -153,9 +169,33 @@ impl TestNats {
     }
 }
 
+/// Writes the server's users: `test` may do anything, each service only what `access` allows
+/// (with any one-token subject prefix, as tests use).
+fn write_users(store: &Path, password: &str) -> anyhow::Result<()> {
+    let list = |subjects: &[String]| subjects.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+    let mut users = vec![format!("{{ user: test, password: {password:?} }}")];
+    // A client without credentials is `test`.
+    for (service, _) in lots_events::access::EMITS {
+        let Some(p) = lots_events::access::permissions(service, "*") else { continue };
+        // Production subjects have no prefix; tests' have one token.
+        let unprefixed = lots_events::access::permissions(service, "").unwrap_or(p.clone());
+        let publish = [p.publish, unprefixed.publish].concat();
+        let subscribe = [p.subscribe, unprefixed.subscribe].concat();
+        users.push(format!(
+            "{{ user: {service}, password: {password:?}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}",
+            list(&publish),
+            list(&subscribe)
+        ));
+    }
+    let config = format!("no_auth_user: test\nauthorization {{\n  users = [\n    {}\n  ]\n}}\n", users.join("\n    "));
+    std::fs::write(store.join("users.conf"), config).context("write the NATS users")
+}
+
 fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {
     let bin = nats_server_binary()?;
     let child = Command::new(bin)
+        .arg("-c")
+        .arg(store.join("users.conf"))
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
         .arg(store)
         .stdout(Stdio::null())

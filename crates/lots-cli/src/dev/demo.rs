@@ -69,7 +69,7 @@ pub async fn prepare(database_url: &str, nats_url: &str, tenant: &TenantConfig, 
     admin.close().await.ok();
 
     let subjects = Subjects::new(PREFIX).context("demo subject prefix")?;
-    let nc = lots_platform::nats::connect(nats_url, "lots-dev-demo", Duration::from_secs(10))
+    let nc = lots_platform::nats::connect(nats_url, "lots-dev-demo", Duration::from_secs(10), None)
         .await
         .context("connect to nats")?;
     let js = async_nats::jetstream::new(nc.clone());

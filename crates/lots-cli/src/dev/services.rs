@@ -157,7 +157,7 @@ async fn connect(
     let pool = db::connect(&cfg.database_url, schema, POOL_SIZE, CONNECT_TIMEOUT)
         .await
         .with_context(|| format!("connect to postgres (schema {schema})"))?;
-    let nc = nats::connect(&cfg.nats_url, client_name, CONNECT_TIMEOUT).await.context("connect to nats")?;
+    let nc = nats::connect(&cfg.nats_url, client_name, CONNECT_TIMEOUT, None).await.context("connect to nats")?;
     Ok((pool, nc))
 }
 

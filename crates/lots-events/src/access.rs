@@ -1,0 +1,89 @@
+//! Who may publish and subscribe what on NATS: each service connects as its own user, allowed
+//! to publish only the event types it emits (and routing alone its control subject). The
+//! testkit, `deploy/nats` and `lots dev` build their server users from this.
+
+use crate::Payload;
+use crate::payload::*;
+
+/// The event types each service emits.
+pub const EMITS: &[(&str, &[&str])] = &[
+    (
+        "intake",
+        &[
+            CaseRegistered::TYPE,
+            CaseWaitingForCompany::TYPE,
+            CaseResumed::TYPE,
+            CaseClosed::TYPE,
+            CaseWithdrawn::TYPE,
+            CaseApplicationComplete::TYPE,
+            CaseDeadlineExtended::TYPE,
+        ],
+    ),
+    (
+        "routing",
+        &[
+            CaseRouted::TYPE,
+            CaseOwnerChanged::TYPE,
+            CaseUnroutable::TYPE,
+            MeetingBooked::TYPE,
+            MeetingProposed::TYPE,
+            MeetingCancelled::TYPE,
+            TaskOffered::TYPE,
+            TaskAccepted::TYPE,
+            TaskDeclined::TYPE,
+            TaskCompleted::TYPE,
+            TaskCancelled::TYPE,
+        ],
+    ),
+    ("sla", &[SlaWarning::TYPE, SlaBreached::TYPE, SlaEscalated::TYPE, SlaMet::TYPE, SlaDelayNotice::TYPE]),
+];
+
+/// One NATS user's allowed subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+/// What `service`'s user may do. `prefix` is prepended to Lotsen's subjects: empty in
+/// production, `"*"` where every test has a prefix of its own.
+pub fn permissions(service: &str, prefix: &str) -> Option<Permissions> {
+    let emits = EMITS.iter().find(|(name, _)| *name == service)?.1;
+    let p = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
+    // JetStream's API (streams, consumers, pulls) and acks; replies come to the client's inbox.
+    let mut publish: Vec<String> = vec!["$JS.API.>".into(), "$JS.ACK.>".into()];
+    publish.extend(emits.iter().map(|kind| format!("{p}lots.*.{kind}")));
+    let mut subscribe = vec!["_INBOX.>".to_owned()];
+    if service == "routing" {
+        // Only routing replicas forward and answer task and calendar commands.
+        publish.push(format!("{p}lotsctl.routing.*"));
+        publish.push("_INBOX.>".into());
+        subscribe.push(format!("{p}lotsctl.routing.*"));
+    }
+    Some(Permissions { publish, subscribe })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_one_emitter() {
+        let all: Vec<&str> = EMITS.iter().flat_map(|(_, kinds)| kinds.iter().copied()).collect();
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(all.len(), unique.len(), "an event type is emitted by two services");
+        assert_eq!(all.len(), 23, "a new event type needs an emitter here");
+    }
+
+    #[test]
+    fn only_routing_may_use_the_control_subject() {
+        for service in ["intake", "sla"] {
+            let p = permissions(service, "").unwrap();
+            assert!(!p.publish.iter().any(|s| s.contains("lotsctl")), "{service}");
+        }
+        assert!(permissions("routing", "*").unwrap().subscribe.contains(&"*.lotsctl.routing.*".to_owned()));
+        assert!(permissions("integrator", "").is_none());
+    }
+}
