@@ -209,3 +209,45 @@ async fn just_after_midnight_on_new_years_day_a_case_gets_the_new_years_referenc
     let case = app.register(app.restaurant("ny-1")).await.unwrap();
     assert!(case.reference.starts_with("NKP-2027-"), "{}", case.reference);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_certificate_intake_serves_grpc_over_tls_only() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+    let app = TestApp::spawn().await;
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (issued.cert.pem(), issued.signing_key.serialize_pem());
+    let parts = lots_intake::Parts {
+        pool: lots_platform::db::connect(&app.db.url(), lots_intake::app::SCHEMA, 4, std::time::Duration::from_secs(5))
+            .await
+            .unwrap(),
+        nats: app.nats.connect_as("intake").await.unwrap(),
+        subjects: app.subjects.clone(),
+        tenants: app.tenants(),
+        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        clock: app.clock.clone(),
+    };
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(&cert, &key));
+    let intake = lots_intake::App::from_parts(parts).await.unwrap().with_grpc_tls(tls);
+    let port = intake.local_addr().unwrap().port();
+    let token = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(intake.run(token.clone()));
+    let bearer = app.bearer(NKP, Who::Reception).await;
+
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&cert)).domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://localhost:{port}")).unwrap().tls_config(tls).unwrap();
+    let mut client = pb::intake_service_client::IntakeServiceClient::with_interceptor(
+        channel.connect().await.unwrap(),
+        bearer.clone(),
+    );
+    let case = client.register_case(app.restaurant("tls-1")).await.unwrap().into_inner();
+    assert!(case.reference.starts_with("NKP-"));
+
+    // Plain HTTP/2 gets no answer from a TLS port.
+    let plain = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await;
+    if let Ok(plain) = plain {
+        let mut client = pb::intake_service_client::IntakeServiceClient::with_interceptor(plain, bearer);
+        assert!(client.register_case(app.restaurant("tls-2")).await.is_err());
+    }
+    token.cancel();
+    running.await.unwrap().unwrap();
+}

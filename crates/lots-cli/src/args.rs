@@ -40,6 +40,9 @@ pub struct Global {
     /// who acts come from the token.
     #[arg(long, global = true, env = "LOTS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM CA certificate to trust for `https://` service URLs, beside the system's.
+    #[arg(long, global = true, env = "LOTS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What `lots` does.

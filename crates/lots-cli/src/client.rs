@@ -22,8 +22,9 @@ pub type Intake = IntakeServiceClient<AuthedChannel>;
 pub type Tasks = TaskServiceClient<AuthedChannel>;
 pub type Alerts = AlertServiceClient<AuthedChannel>;
 
-/// Opens a channel to `url`, failing fast (exit code 5) when nothing answers.
-pub async fn channel(service: &'static str, url: &str) -> anyhow::Result<Channel> {
+/// Opens a channel to `url`, failing fast (exit code 5) when nothing answers. An `https://` URL
+/// is verified against the system's CA certificates and `ca` (a PEM file), if given.
+pub async fn channel(service: &'static str, url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Channel> {
     if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(UsageError(format!("--{service} {url:?} must be a URL like http://127.0.0.1:50051")).into());
     }
@@ -31,44 +32,59 @@ pub async fn channel(service: &'static str, url: &str) -> anyhow::Result<Channel
         .map_err(|e| UsageError(format!("--{service} {url:?} is not a URL: {e}")))?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
+    let endpoint = if url.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).map_err(|e| UsageError(format!("--ca-file {}: {e}", ca.display())))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        endpoint.tls_config(tls).map_err(|e| UsageError(format!("TLS for {url}: {e}")))?
+    } else {
+        endpoint
+    };
     endpoint.connect().await.map_err(|source| anyhow::Error::new(Unreachable { service, url: url.to_owned(), source }))
 }
 
 /// An authenticated channel to `url`, sending `token`.
-pub async fn authed(service: &'static str, url: &str, token: &str) -> anyhow::Result<AuthedChannel> {
+pub async fn authed(
+    service: &'static str,
+    url: &str,
+    token: &str,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<AuthedChannel> {
     let bearer =
         Bearer::new(token).map_err(|_| UsageError("the access token holds characters a header cannot".into()))?;
-    Ok(InterceptedService::new(channel(service, url).await?, bearer))
+    Ok(InterceptedService::new(channel(service, url, ca).await?, bearer))
 }
 
 /// Intake's `IntakeService` at `url`, as the holder of `token`.
-pub async fn intake_at(url: &str, token: &str) -> anyhow::Result<Intake> {
-    Ok(IntakeServiceClient::new(authed("intake", url, token).await?))
+pub async fn intake_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Intake> {
+    Ok(IntakeServiceClient::new(authed("intake", url, token, ca).await?))
 }
 
 /// Routing's `TaskService` at `url`, as the holder of `token`.
-pub async fn tasks_at(url: &str, token: &str) -> anyhow::Result<Tasks> {
-    Ok(TaskServiceClient::new(authed("routing", url, token).await?))
+pub async fn tasks_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Tasks> {
+    Ok(TaskServiceClient::new(authed("routing", url, token, ca).await?))
 }
 
 /// The sla service's `AlertService` at `url`, as the holder of `token`.
-pub async fn alerts_at(url: &str, token: &str) -> anyhow::Result<Alerts> {
-    Ok(AlertServiceClient::new(authed("sla", url, token).await?))
+pub async fn alerts_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Alerts> {
+    Ok(AlertServiceClient::new(authed("sla", url, token, ca).await?))
 }
 
 /// Intake, as the logged-in caller.
 pub async fn intake(global: &Global) -> anyhow::Result<Intake> {
-    intake_at(&global.intake, &crate::login::token(global)?).await
+    intake_at(&global.intake, &crate::login::token(global)?, global.ca_file.as_deref()).await
 }
 
 /// Routing's `TaskService`, as the logged-in caller.
 pub async fn tasks(global: &Global) -> anyhow::Result<Tasks> {
-    tasks_at(&global.routing, &crate::login::token(global)?).await
+    tasks_at(&global.routing, &crate::login::token(global)?, global.ca_file.as_deref()).await
 }
 
 /// The sla service's `AlertService`, as the logged-in caller.
 pub async fn alerts(global: &Global) -> anyhow::Result<Alerts> {
-    alerts_at(&global.sla, &crate::login::token(global)?).await
+    alerts_at(&global.sla, &crate::login::token(global)?, global.ca_file.as_deref()).await
 }
 
 /// How a case is named on the command line.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lots_events::Subjects;
-use lots_platform::metrics::{self, Metrics};
+use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::intake_service_server::{IntakeServiceServer, SERVICE_NAME};
@@ -61,14 +61,9 @@ impl App {
             grpc_addr: config.grpc_addr,
             clock: lots_platform::Clock::system(),
         };
-        let app = Self::from_parts(parts).await?;
-        match common.metrics_addr {
-            Some(addr) => {
-                let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
-                Ok(app.with_metrics_listener(listener))
-            }
-            None => Ok(app),
-        }
+        let mut app = Self::from_parts(parts).await?;
+        app.service.apply(common).await?;
+        Ok(app)
     }
 
     /// Builds from injected parts: migrates, ensures the stream, binds the listener.
@@ -97,6 +92,12 @@ impl App {
     /// The address gRPC listens on (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.service.listener.local_addr()
+    }
+
+    /// Serves gRPC over TLS with this identity (what `LOTS_GRPC_TLS_CERT`/`_KEY` configure).
+    pub fn with_grpc_tls(mut self, tls: tonic::transport::ServerTlsConfig) -> Self {
+        self.service.tls = Some(tls);
+        self
     }
 
     /// Serves Prometheus metrics on `listener` while running.

@@ -50,6 +50,15 @@ pub struct CommonConfig {
     /// Address for Prometheus metrics (`GET /metrics`); none when unset.
     #[arg(long, env = "LOTS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// PEM certificate (chain) for gRPC over TLS; with `--grpc-tls-key`. Unset: plain HTTP/2.
+    #[arg(long, env = "LOTS_GRPC_TLS_CERT", requires = "grpc_tls_key")]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// PEM private key for `--grpc-tls-cert` (a mounted secret).
+    #[arg(long, env = "LOTS_GRPC_TLS_KEY", requires = "grpc_tls_cert")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for NATS over TLS (`tls://` URLs), beside the system's.
+    #[arg(long, env = "LOTS_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
     /// Seconds to keep retrying Postgres and NATS at start.
     #[arg(long, env = "LOTS_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
     pub connect_timeout_secs: u64,
@@ -66,15 +75,31 @@ impl CommonConfig {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
-    /// The NATS credentials to connect with, if a user is configured.
+    /// The gRPC server's TLS identity, if a certificate is configured.
+    pub fn grpc_tls(&self) -> crate::Result<Option<tonic::transport::ServerTlsConfig>> {
+        let (Some(cert), Some(key)) = (&self.grpc_tls_cert, &self.grpc_tls_key) else { return Ok(None) };
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| crate::Error::Config(format!("gRPC TLS file {}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        Ok(Some(tonic::transport::ServerTlsConfig::new().identity(identity)))
+    }
+
+    /// How to identify to NATS: the user (with its password file) and extra CA certificates.
     pub fn nats_auth(&self) -> crate::Result<Option<crate::nats::NatsAuth>> {
-        let Some(user) = self.nats_user.clone() else { return Ok(None) };
-        let file = self.nats_password_file.as_ref().ok_or_else(|| {
-            crate::Error::Config("LOTS_NATS_USER is set: give its password in LOTS_NATS_PASSWORD_FILE".into())
-        })?;
-        let password = std::fs::read_to_string(file)
-            .map_err(|e| crate::Error::Config(format!("LOTS_NATS_PASSWORD_FILE {}: {e}", file.display())))?;
-        Ok(Some(crate::nats::NatsAuth { user, password: password.trim().to_owned() }))
+        let user = match &self.nats_user {
+            None => None,
+            Some(user) => {
+                let file = self.nats_password_file.as_ref().ok_or_else(|| {
+                    crate::Error::Config("LOTS_NATS_USER is set: give its password in LOTS_NATS_PASSWORD_FILE".into())
+                })?;
+                let password = std::fs::read_to_string(file)
+                    .map_err(|e| crate::Error::Config(format!("LOTS_NATS_PASSWORD_FILE {}: {e}", file.display())))?;
+                Some((user.clone(), password.trim().to_owned()))
+            }
+        };
+        let auth = crate::nats::NatsAuth { user, ca_file: self.nats_ca_file.clone() };
+        Ok((auth.user.is_some() || auth.ca_file.is_some()).then_some(auth))
     }
 
     /// How long to retry dependencies at start.

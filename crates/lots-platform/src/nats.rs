@@ -68,16 +68,19 @@ pub fn check_server_version(client: &async_nats::Client, url: &str) -> Result<()
     )))
 }
 
-/// A NATS user and password; the password never shows in `Debug`.
-#[derive(Clone)]
+/// How a service identifies itself to NATS: its user and password (the password never shows in
+/// `Debug`), and CA certificates for a server with TLS.
+#[derive(Clone, Default)]
 pub struct NatsAuth {
-    pub user: String,
-    pub password: String,
+    pub user: Option<(String, String)>,
+    /// Extra CA certificates; with them, TLS is required.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for NatsAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+        let user = self.user.as_ref().map(|(u, _)| u.as_str());
+        f.debug_struct("NatsAuth").field("user", &user).field("password", &"<redacted>").finish()
     }
 }
 
@@ -92,11 +95,14 @@ pub async fn connect(
 ) -> Result<async_nats::Client> {
     let deadline = Instant::now() + timeout;
     loop {
-        let opts = match auth {
-            Some(a) => async_nats::ConnectOptions::with_user_and_password(a.user.clone(), a.password.clone()),
+        let mut opts = match auth.and_then(|a| a.user.clone()) {
+            Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(user, password),
             None => async_nats::ConnectOptions::new(),
         }
         .name(client_name);
+        if let Some(ca) = auth.and_then(|a| a.ca_file.clone()) {
+            opts = opts.add_root_certificates(ca).require_tls(true);
+        }
         match opts.connect(url).await {
             Ok(client) => {
                 check_server_version(&client, url)?;

@@ -40,6 +40,8 @@ pub struct Service {
     pub consumer_kinds: Vec<String>,
     /// Verifies every caller of the gRPC routes.
     pub verifier: Arc<Verifier>,
+    /// gRPC over TLS when set.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Service {
@@ -72,7 +74,19 @@ impl Service {
             consumer_lanes,
             consumer_kinds: defaults.kinds,
             verifier,
+            tls: None,
         })
+    }
+
+    /// Applies what every service's command line configures the same way: gRPC TLS and the
+    /// metrics listener.
+    pub async fn apply(&mut self, common: &crate::CommonConfig) -> anyhow::Result<()> {
+        self.tls = common.grpc_tls()?;
+        if let Some(addr) = common.metrics_addr {
+            let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
+            self.metrics_listener = Some(listener);
+        }
+        Ok(())
     }
 
     /// Starts the relay, the durable consumer feeding `handler`, and the metrics endpoint.
@@ -126,7 +140,11 @@ impl Service {
         let reflection = reflection.build_v1().context("build reflection service")?;
         let name = self.name;
         tracing::info!(%addr, "{name} listening (gRPC)");
-        let served = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls).context("gRPC TLS certificate and key")?;
+        }
+        let served = builder
             .layer(AuthLayer::new(self.verifier.clone()))
             .trace_fn(move |req| tracing::info_span!("grpc", service = name, path = %req.uri().path()))
             .add_routes(routes.add_service(health_service).add_service(reflection))

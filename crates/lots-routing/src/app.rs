@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lots_events::Subjects;
-use lots_platform::metrics::{self, Metrics};
+use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::officer_service_server::{self, OfficerServiceServer};
@@ -72,14 +72,9 @@ impl App {
             grpc_addr: config.grpc_addr,
             clock: Clock::system(),
         };
-        let app = Self::from_parts(parts).await?;
-        match common.metrics_addr {
-            Some(addr) => {
-                let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
-                Ok(app.with_metrics_listener(listener))
-            }
-            None => Ok(app),
-        }
+        let mut app = Self::from_parts(parts).await?;
+        app.service.apply(common).await?;
+        Ok(app)
     }
 
     /// Builds from injected parts: migrates, ensures the stream, binds. Each tenant's writer

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lots_events::Subjects;
-use lots_platform::metrics::{self, Metrics};
+use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::alert_service_server::{AlertServiceServer, SERVICE_NAME};
@@ -64,14 +64,9 @@ impl App {
             clock: Clock::system(),
             tick: Duration::from_secs(1),
         };
-        let app = Self::from_parts(parts).await?;
-        match common.metrics_addr {
-            Some(addr) => {
-                let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
-                Ok(app.with_metrics_listener(listener))
-            }
-            None => Ok(app),
-        }
+        let mut app = Self::from_parts(parts).await?;
+        app.service.apply(common).await?;
+        Ok(app)
     }
 
     /// Builds from injected parts: migrates, ensures the stream, binds.

@@ -218,8 +218,8 @@ async fn script(
         }
     }
     let code = tenant.kommunkod.as_str();
-    let mut intake = client::intake_at(&endpoints.intake, &endpoints.token(code, Who::Reception).await?).await?;
-    let mut sla = client::alerts_at(&endpoints.sla, &endpoints.token(code, Who::Naringslivschef).await?).await?;
+    let mut intake = client::intake_at(&endpoints.intake, &endpoints.token(code, Who::Reception).await?, None).await?;
+    let mut sla = client::alerts_at(&endpoints.sla, &endpoints.token(code, Who::Naringslivschef).await?, None).await?;
     let say = Say { clock: clock.clone() };
     say.line(&format!(
         "demo: time runs {speed}× faster, from {} (a working hour every {:.0} s)",
@@ -246,7 +246,7 @@ async fn script(
     let mut officer_tasks: HashMap<String, Tasks> = HashMap::new();
     for officer in &tenant.officers {
         let token = endpoints.token(code, Who::Officer(officer.id.clone())).await?;
-        let tasks = client::tasks_at(&endpoints.routing, &token).await?;
+        let tasks = client::tasks_at(&endpoints.routing, &token, None).await?;
         officer_tasks.insert(officer.id.clone(), tasks.clone());
         let mut stream = tasks
             .clone()
