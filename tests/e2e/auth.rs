@@ -429,3 +429,25 @@ async fn no_log_line_holds_a_token() {
         assert!(!text.contains(signature), "a token reached the logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn row_level_security_hides_other_tenants_from_a_query_without_a_tenant_filter() {
+    use lots_platform::db;
+    let app = spawn().await;
+    app.register(app.restaurant("rls-1")).await.unwrap();
+    let mut small = app.restaurant("rls-2");
+    small.case_type = "radgivning".into();
+    app.register_in("9999", small).await.unwrap();
+    // The services' role, as they connect; the queries below forget their tenant filter.
+    let url = app.db.service_url();
+    let pool = db::connect(&url, lots_intake::app::SCHEMA, 2, Duration::from_secs(5)).await.unwrap();
+    let count = || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM cases").fetch_one(&pool).await.unwrap() };
+    assert_eq!(count().await, 0, "outside any scope no tenant's rows are visible");
+    assert_eq!(db::scoped("9999", count()).await, 1);
+    assert_eq!(db::scoped(NKP, count()).await, 1);
+    assert_eq!(db::scoped(db::SYSTEM, count()).await, 2);
+    // Nor can a scoped connection write into another tenant.
+    let moved =
+        db::scoped("9999", sqlx::query("UPDATE cases SET tenant = '9999' WHERE tenant = '0581'").execute(&pool));
+    assert_eq!(moved.await.unwrap().rows_affected(), 0);
+}

@@ -159,9 +159,12 @@ impl TestApp {
 
     /// Starts routing on the same database server (its own schema) and NATS server.
     pub async fn start_routing(&mut self) {
-        let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        // The test reads through its own pool; the service connects as the service role.
+        let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 2, Duration::from_secs(5)).await.unwrap();
+        let url = self.db.service_url();
+        let service = db::connect(&url, lots_routing::app::SCHEMA, 8, Duration::from_secs(5));
         let parts = lots_routing::Parts {
-            pool: pool.clone(),
+            pool: service.await.unwrap(),
             nats: self.nats.connect_as("routing").await.unwrap(),
             subjects: self.subjects.clone(),
             tenants: self.tenants(),
@@ -182,7 +185,8 @@ impl TestApp {
         &self,
         token: CancellationToken,
     ) -> (SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>) {
-        let pool = db::connect(&self.db.url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let pool =
+            db::connect(&self.db.service_url(), lots_routing::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let parts = lots_routing::Parts {
             pool,
             nats: self.nats.connect_as("routing").await.unwrap(),
@@ -199,9 +203,11 @@ impl TestApp {
 
     /// Starts the sla service with a short timer tick (the clock is moved by the test).
     pub async fn start_sla(&mut self) {
-        let pool = db::connect(&self.db.url(), lots_sla::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let pool = db::connect(&self.db.url(), lots_sla::app::SCHEMA, 2, Duration::from_secs(5)).await.unwrap();
+        let url = self.db.service_url();
+        let service = db::connect(&url, lots_sla::app::SCHEMA, 8, Duration::from_secs(5));
         let parts = lots_sla::Parts {
-            pool: pool.clone(),
+            pool: service.await.unwrap(),
             nats: self.nats.connect_as("sla").await.unwrap(),
             subjects: self.subjects.clone(),
             tenants: self.tenants(),
@@ -274,7 +280,8 @@ impl TestApp {
 
     /// Starts (or starts again) intake on the same database and NATS server.
     pub async fn start(&mut self) {
-        let pool = db::connect(&self.db.url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let pool =
+            db::connect(&self.db.service_url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
         let nats = self.nats.connect_as("intake").await.unwrap();
         let parts = Parts {
             pool,

@@ -217,9 +217,14 @@ async fn with_a_certificate_intake_serves_grpc_over_tls_only() {
     let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert, key) = (issued.cert.pem(), issued.signing_key.serialize_pem());
     let parts = lots_intake::Parts {
-        pool: lots_platform::db::connect(&app.db.url(), lots_intake::app::SCHEMA, 4, std::time::Duration::from_secs(5))
-            .await
-            .unwrap(),
+        pool: lots_platform::db::connect(
+            &app.db.service_url(),
+            lots_intake::app::SCHEMA,
+            4,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
         nats: app.nats.connect_as("intake").await.unwrap(),
         subjects: app.subjects.clone(),
         tenants: app.tenants(),

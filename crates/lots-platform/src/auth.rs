@@ -585,8 +585,10 @@ where
             let rpc = path.strip_prefix("/lots.v1.").unwrap_or(&path).to_owned();
             match authorize(&verifier, req.headers(), &rpc).await {
                 Ok(caller) => {
+                    // Row-level security sees the caller's tenant only, for the whole call.
+                    let tenant = caller.tenant.clone();
                     req.extensions_mut().insert(caller);
-                    inner.call(req).await
+                    crate::db::scoped(tenant, inner.call(req)).await
                 }
                 Err(status) => {
                     tracing::info!(rpc, code = ?status.code(), reason = status.message(), "call refused");

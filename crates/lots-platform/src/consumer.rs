@@ -108,7 +108,7 @@ pub async fn run<H: Handler>(
     for _ in 0..settings.lanes.max(1) {
         let (tx, mut rx) = mpsc::channel::<Message>(64);
         let (pool, handler, settings) = (pool.clone(), handler.clone(), settings.clone());
-        tracker.spawn(async move {
+        tracker.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
             while let Some(first) = rx.recv().await {
                 // Whatever else is already queued joins the same transaction.
                 let mut batch = vec![first];
@@ -120,7 +120,7 @@ pub async fn run<H: Handler>(
                 }
                 process_batch(&pool, handler.as_ref(), &settings, batch).await;
             }
-        });
+        }));
         lanes.push(tx);
     }
     tracker.close();

@@ -1,4 +1,11 @@
-//! PostgreSQL: a pool whose connections live in the service's own schema, and migrations.
+//! PostgreSQL: a pool whose connections live in the service's own schema, migrations, and the
+//! tenant scope row-level security sees.
+//!
+//! Every connection taken from a pool first sets `lots.tenant` to the task's scope: the caller's
+//! kommunkod while a gRPC call is served ([`scoped`], set by the auth layer), [`SYSTEM`] in the
+//! background work that serves every tenant (consumers, relays, timers, routing's writers), and
+//! nothing elsewhere, so a query outside any scope sees no tenant's rows. The policies on the
+//! tables that hold company or case data compare their `tenant` column with it.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +17,22 @@ use tracing::instrument;
 use crate::{Error, Result};
 
 static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The scope of background work that serves every tenant.
+pub const SYSTEM: &str = "*";
+
+tokio::task_local! {
+    static TENANT: String;
+}
+
+/// Runs `work` with row-level security scoped to `tenant` (a kommunkod, or [`SYSTEM`]). A task
+/// spawned from it must be scoped again: tokio tasks do not inherit the scope.
+pub fn scoped<F: std::future::Future>(
+    tenant: impl Into<String>,
+    work: F,
+) -> impl std::future::Future<Output = F::Output> {
+    TENANT.scope(tenant.into(), work)
+}
 
 /// Connects to `url` with `search_path` set to `schema`, creating the database and the schema
 /// if they are missing, and retrying until `timeout` while the server is unreachable.
@@ -44,9 +67,24 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32, timeout: Dur
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection opened for this acquire skips `before_acquire`, so both set the scope.
+        .after_connect(|conn, _| Box::pin(set_scope(conn)))
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                set_scope(conn).await?;
+                Ok(true)
+            })
+        })
         .connect_with(opts)
         .await?;
     Ok(pool)
+}
+
+/// Sets `lots.tenant` on `conn` to the current task's scope (nothing outside any scope).
+async fn set_scope(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let tenant = TENANT.try_with(String::clone).unwrap_or_default();
+    sqlx::query("SELECT set_config('lots.tenant', $1, false)").bind(tenant).execute(conn).await?;
+    Ok(())
 }
 
 async fn connect_or_create(opts: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {

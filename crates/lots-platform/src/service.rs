@@ -101,16 +101,16 @@ impl Service {
             ..ConsumerSettings::new(self.name)
         };
         let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);
-        tasks.spawn(async move {
+        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
             let result = consumer::run(pool, js, subjects, settings, handler, tok).await;
             shutdown::report_exit(name, result);
-        });
+        }));
     }
 
     /// Starts the outbox relay and the metrics endpoint, for a service that consumes events
     /// its own way (routing's per-tenant writers).
     pub fn spawn_support(&mut self, tasks: &TaskTracker, token: &CancellationToken) {
-        tasks.spawn(self.relay.clone().run(token.clone()));
+        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, self.relay.clone().run(token.clone())));
         if let Some(listener) = self.metrics_listener.take() {
             tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
         }

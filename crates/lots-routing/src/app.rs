@@ -122,10 +122,10 @@ impl App {
         let tasks = TaskTracker::new();
         self.api.stopping = token.child_token();
         let routing = self.api.routing.clone();
-        tasks.spawn(self.api.hub.clone().listen(routing.pool.clone(), token.clone()));
+        tasks.spawn(db::scoped(db::SYSTEM, self.api.hub.clone().listen(routing.pool.clone(), token.clone())));
         self.service.spawn_support(&tasks, &token);
         // Routing consumes per tenant: one writer per tenant, each with its own consumer.
-        tasks.spawn(crate::writer::supervise(routing, self.api.writers.clone(), token.clone()));
+        tasks.spawn(db::scoped(db::SYSTEM, crate::writer::supervise(routing, self.api.writers.clone(), token.clone())));
         let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
             .add_service(OfficerServiceServer::new(self.api));
         let names = [task_service_server::SERVICE_NAME, officer_service_server::SERVICE_NAME];

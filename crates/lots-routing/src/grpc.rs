@@ -200,7 +200,9 @@ impl TaskService for RoutingApi {
         let stopping = self.stopping.clone();
         let mut wake = self.hub.subscribe(&format!("{tenant}/{officer}"));
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
+        // The stream's queries run in its own task, scoped to the caller's tenant.
+        let scope = caller.tenant.clone();
+        tokio::spawn(lots_platform::db::scoped(scope, async move {
             let result: Result<()> = async {
                 let mut seq = match resume {
                     Some(seq) => seq,
@@ -250,7 +252,7 @@ impl TaskService for RoutingApi {
             if let Err(err) = result {
                 let _ = tx.send(Err(err.into())).await;
             }
-        });
+        }));
         Ok(Response::new(auth::until_expiry(ReceiverStream::new(rx), &caller)))
     }
 

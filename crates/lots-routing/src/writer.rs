@@ -261,7 +261,7 @@ pub async fn supervise(routing: Routing, writers: Writers, token: CancellationTo
                     writers.local.lock().unwrap_or_else(|p| p.into_inner()).insert(code.clone(), tx);
                     let (routing, writers, token, tenant) =
                         (routing.clone(), writers.clone(), token.clone(), tenant.clone());
-                    tracker.spawn(async move {
+                    tracker.spawn(lots_platform::db::scoped(lots_platform::db::SYSTEM, async move {
                         tracing::info!(tenant = %code, epoch, "routing writer starts");
                         let registered = Registered { writers: writers.clone(), tenant: code.clone() };
                         let result = run_writer(&routing, &writers, tenant, epoch, rx, &token).await;
@@ -277,7 +277,7 @@ pub async fn supervise(routing: Routing, writers: Writers, token: CancellationTo
                                 "routing writer ended; it restarts"
                             ),
                         }
-                    });
+                    }));
                 }
                 Ok(None) => {}
                 Err(err) => tracing::warn!(error = %err, tenant = %code, "cannot take the writer lease"),

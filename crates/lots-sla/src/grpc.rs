@@ -150,7 +150,9 @@ impl AlertService for AlertApi {
         let api = self.clone();
         let stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
+        // The stream's queries run in its own task, scoped to the caller's tenant.
+        let scope = caller.tenant.clone();
+        tokio::spawn(lots_platform::db::scoped(scope, async move {
             let result: Result<()> = async {
                 // Alerts commit out of seq order across replicas; look back a little and
                 // skip what was sent already.
@@ -185,7 +187,7 @@ impl AlertService for AlertApi {
             if let Err(err) = result {
                 let _ = tx.send(Err(err.into())).await;
             }
-        });
+        }));
         Ok(Response::new(auth::until_expiry(ReceiverStream::new(rx), &caller)))
     }
 

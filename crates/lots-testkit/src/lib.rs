@@ -101,6 +101,9 @@ fn nats_server_binary() -> anyhow::Result<PathBuf> {
     found.clone().map_err(|why| anyhow::anyhow!(why))
 }
 
+/// The role the services connect as in tests.
+const SERVICE_ROLE: &str = "lots_service";
+
 /// A NATS server with JetStream for one test, with a user per service (lots-events `access`)
 /// and the test's own user, who may do anything.
 pub struct TestNats {
@@ -229,17 +232,39 @@ impl TestDb {
         let mut conn = PgConnection::connect(&format!("{server_url}/postgres"))
             .await
             .with_context(|| format!("connect to test postgres at {server_url}"))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        // The services connect as a role without superuser or BYPASSRLS, as in production, so
+        // row-level security applies to them; the test's own connections (`url`) see everything.
+        let role = format!(
+            "DO $$ BEGIN CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(role)).execute(&mut conn).await.context("create the service role")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} OWNER {SERVICE_ROLE}")))
             .execute(&mut conn)
             .await
             .context("create test database")?;
         conn.close().await?;
+        let mut db =
+            PgConnection::connect(&format!("{server_url}/{name}")).await.context("connect to the test database")?;
+        for schema in ["intake", "routing", "sla"] {
+            let create = format!("CREATE SCHEMA {schema} AUTHORIZATION {SERVICE_ROLE}");
+            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut db).await.context("create a service schema")?;
+        }
+        db.close().await?;
         Ok(TestDb { server_url, name })
     }
 
-    /// The database's URL.
+    /// The database's URL, as the test's own (super)user.
     pub fn url(&self) -> String {
         format!("{}/{}", self.server_url, self.name)
+    }
+
+    /// The database's URL as the services' role, which row-level security applies to.
+    pub fn service_url(&self) -> String {
+        // Replace whoever the server URL names with the service role (trust auth, as in CI).
+        let (scheme, rest) = self.server_url.split_once("://").unwrap_or(("postgres", &self.server_url));
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{SERVICE_ROLE}@{host}/{}", self.name)
     }
 }
 
