@@ -163,8 +163,8 @@ async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
     // R reception, H handläggare, E enhetschef, N näringslivschef, A admin; I integrator (by config).
     let expected: &[(&str, &str)] = &[
         ("IntakeService/RegisterCase", "RI"),
-        ("IntakeService/GetCase", "RENI"),
-        ("IntakeService/ListCases", "REN"),
+        ("IntakeService/GetCase", "RHENI"),
+        ("IntakeService/ListCases", "RHEN"),
         ("IntakeService/AwaitCompany", "R"),
         ("IntakeService/ResumeCase", "R"),
         ("IntakeService/CloseCase", "R"),
@@ -450,4 +450,34 @@ async fn row_level_security_hides_other_tenants_from_a_query_without_a_tenant_fi
     let moved =
         db::scoped("9999", sqlx::query("UPDATE cases SET tenant = '9999' WHERE tenant = '0581'").execute(&pool));
     assert_eq!(moved.await.unwrap().rows_affected(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handlaggare_reads_the_cases_they_sit_on_and_a_manager_those_of_their_units() {
+    let app = spawn().await;
+    let mut req = app.restaurant("seat-1");
+    req.case_type = "radgivning".into();
+    let case = app.register_in("9999", req).await.unwrap();
+    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
+    let seated: Vec<String> = sqlx::query_scalar("SELECT officer_id FROM tasks WHERE case_id = $1::uuid")
+        .bind(&case.id)
+        .fetch_all(app.routing_pool())
+        .await
+        .unwrap();
+    let lookup = || pb::GetCaseRequest { lookup: Some(pb::get_case_request::Lookup::Id(case.id.clone())) };
+    // Intake records the seats from case.routed; it may take a moment.
+    let sitter = app.intake_as("9999", Who::Officer(seated[0].clone())).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sitter.clone().get_case(lookup()).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the seated officer never saw the case");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = sitter.clone().list_cases(pb::ListCasesRequest::default()).await.unwrap().into_inner().cases;
+    assert_eq!(listed.len(), 1);
+    let other = if seated[0] == "a1" { "chef" } else { "a1" };
+    let mut stranger = app.intake_as("9999", Who::Officer(other.into())).await;
+    assert_eq!(stranger.get_case(lookup()).await.unwrap_err().code(), Code::NotFound);
+    assert!(stranger.list_cases(pb::ListCasesRequest::default()).await.unwrap().into_inner().cases.is_empty());
+    let mut manager = app.intake_as("9999", Who::Manager("chef".into())).await;
+    manager.get_case(lookup()).await.unwrap();
 }

@@ -54,20 +54,16 @@ impl IntakeService for IntakeApi {
         let row = match req.into_inner().lookup {
             Some(pb::get_case_request::Lookup::Id(id)) => {
                 let id = parse_id("id", &id)?;
-                store::get(&self.cases.pool, tenant, id)
-                    .await?
-                    .filter(|c| visible(&caller, c))
-                    .ok_or_else(|| not_found(&id.to_string()))?
+                let row = store::get(&self.cases.pool, tenant, id).await?;
+                self.visible(&caller, row).await?.ok_or_else(|| not_found(&id.to_string()))?
             }
             Some(pb::get_case_request::Lookup::Reference(r)) => {
                 let Some(reference) = Reference::parse(&r) else {
                     return Err(invalid("reference", "must look like NKP-2026-000123").into());
                 };
                 let reference = reference.to_string();
-                store::by_reference(&self.cases.pool, tenant, &reference)
-                    .await?
-                    .filter(|c| visible(&caller, c))
-                    .ok_or_else(|| not_found(&reference))?
+                let row = store::by_reference(&self.cases.pool, tenant, &reference).await?;
+                self.visible(&caller, row).await?.ok_or_else(|| not_found(&reference))?
             }
             None => return Err(invalid("lookup", "give either id or reference").into()),
         };
@@ -125,9 +121,10 @@ impl IntakeService for IntakeApi {
         }
         let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
         let case_type = non_empty(&req.case_type);
+        let reach = reach(&caller);
         let filter = Filter {
             tenant: &caller.tenant,
-            case_types: visible_case_types(&caller),
+            reach: reach.as_ref(),
             status,
             org_nr: org_nr.as_ref().map(|o| o.expose()),
             case_type: case_type.as_deref(),
@@ -249,27 +246,33 @@ fn key(value: &str) -> Result<Option<&str>> {
     }
 }
 
-/// Whether the caller may see this case: tenant-wide roles see every case of their tenant, an
-/// enhetschef the cases whose type draws on a unit they manage.
-fn visible(caller: &Caller, case: &CaseRow) -> bool {
-    match caller.units() {
-        None => true,
-        Some(units) => {
-            let touched = caller.config.units_of_case_type(&case.case_type);
+/// How far a caller without tenant-wide reach sees: a handläggare the cases they sit on, an
+/// enhetschef the cases with a seat in their units (before routing: the case types that draw on
+/// them). `None`: the whole tenant.
+fn reach(caller: &Caller) -> Option<store::Reach> {
+    let units = caller.units()?;
+    let case_types = caller
+        .config
+        .case_types
+        .iter()
+        .map(|t| t.key.as_str())
+        .filter(|t| {
+            let touched = caller.config.units_of_case_type(t);
             units.iter().any(|u| touched.contains(u.as_str()))
-        }
-    }
+        })
+        .map(String::from)
+        .collect();
+    Some(store::Reach { officer: caller.officer.clone(), units, case_types })
 }
 
-/// The case types the caller may list, or `None` for every type.
-fn visible_case_types(caller: &Caller) -> Option<Vec<String>> {
-    let units = caller.units()?;
-    let types = caller.config.case_types.iter().map(|t| t.key.as_str());
-    let visible = types.filter(|t| {
-        let touched = caller.config.units_of_case_type(t);
-        units.iter().any(|u| touched.contains(u.as_str()))
-    });
-    Some(visible.map(String::from).collect())
+impl IntakeApi {
+    /// The case if the caller may see it (another unit's case is as unknown as none).
+    async fn visible(&self, caller: &Caller, case: Option<CaseRow>) -> Result<Option<CaseRow>> {
+        let Some(case) = case else { return Ok(None) };
+        let Some(reach) = reach(caller) else { return Ok(Some(case)) };
+        let within = store::within(&self.cases.pool, case.id, &case.case_type, &reach).await?;
+        Ok(within.then_some(case))
+    }
 }
 
 /// The proto form of a stored case.

@@ -232,14 +232,38 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, change: &Change<'_>) -> R
 /// Filters of `ListCases`; `None` matches everything.
 pub struct Filter<'a> {
     pub tenant: &'a str,
-    /// Only these case types (an enhetschef's view); `None`: every type.
-    pub case_types: Option<Vec<String>>,
+    /// Only cases within this reach (a handläggare's or enhetschef's view); `None`: every case.
+    pub reach: Option<&'a Reach>,
     pub status: Option<CaseStatus>,
     pub org_nr: Option<&'a str>,
     pub case_type: Option<&'a str>,
     /// Only cases with an id below this one (newest first paging).
     pub before: Option<Uuid>,
     pub limit: i64,
+}
+
+/// The cases a caller without tenant-wide reach may read: those where the officer sits, or with a
+/// seat in one of the units; before routing (no seats yet) those of the case types.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub officer: Option<String>,
+    pub units: Vec<String>,
+    pub case_types: Vec<String>,
+}
+
+/// Whether case `id` is within `reach`.
+pub async fn within(db: impl PgExecutor<'_>, id: Uuid, case_type: &str, reach: &Reach) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM case_seats s WHERE s.case_id = $1 AND (s.officer_id = $2 OR s.unit = ANY ($3)))
+             OR (NOT EXISTS (SELECT 1 FROM case_seats s WHERE s.case_id = $1) AND $4 = ANY ($5))",
+    )
+    .bind(id)
+    .bind(reach.officer.as_deref())
+    .bind(&reach.units)
+    .bind(case_type)
+    .bind(&reach.case_types)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Cases matching `f`, newest first.
@@ -252,7 +276,9 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow
            AND ($3::text IS NULL OR org_nr = $3)
            AND ($4::text IS NULL OR case_type = $4)
            AND ($5::uuid IS NULL OR id < $5)
-           AND ($7::text[] IS NULL OR case_type = ANY ($7))
+           AND (NOT $7 OR EXISTS (SELECT 1 FROM case_seats s WHERE s.case_id = cases.id
+                                   AND (s.officer_id = $8 OR s.unit = ANY ($9)))
+                OR (NOT EXISTS (SELECT 1 FROM case_seats s WHERE s.case_id = cases.id) AND case_type = ANY ($10)))
          ORDER BY id DESC LIMIT $6",
     )
     .bind(f.tenant)
@@ -261,7 +287,10 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter<'_>) -> Result<Vec<CaseRow
     .bind(f.case_type)
     .bind(f.before)
     .bind(f.limit)
-    .bind(&f.case_types)
+    .bind(f.reach.is_some())
+    .bind(f.reach.and_then(|r| r.officer.as_deref()))
+    .bind(f.reach.map(|r| r.units.clone()).unwrap_or_default())
+    .bind(f.reach.map(|r| r.case_types.clone()).unwrap_or_default())
     .fetch_all(db)
     .await?)
 }

@@ -91,8 +91,8 @@ pub const MATRIX: &[(&str, &[Role])] = {
     use Role::*;
     &[
         ("IntakeService/RegisterCase", &[Reception]),
-        ("IntakeService/GetCase", &[Reception, Enhetschef, Naringslivschef]),
-        ("IntakeService/ListCases", &[Reception, Enhetschef, Naringslivschef]),
+        ("IntakeService/GetCase", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
+        ("IntakeService/ListCases", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
         ("IntakeService/AwaitCompany", &[Reception]),
         ("IntakeService/ResumeCase", &[Reception]),
         ("IntakeService/CloseCase", &[Reception]),
