@@ -172,9 +172,15 @@ impl TestNats {
     }
 }
 
-/// Writes the server's users: `test` may do anything, each service only what `access` allows
-/// (with any one-token subject prefix, as tests use).
+/// Writes the server's users (see [`nats_users`]) to `<store>/users.conf`.
 fn write_users(store: &Path, password: &str) -> anyhow::Result<()> {
+    std::fs::write(store.join("users.conf"), nats_users(password)).context("write the NATS users")
+}
+
+/// A nats-server configuration with a user per service, each allowed only what lots-events
+/// `access` grants (with or without a one-token subject prefix), all with `password`; a client
+/// without credentials is `test`, who may do anything. Tests and `lots dev` use it.
+pub fn nats_users(password: &str) -> String {
     let list = |subjects: &[String]| subjects.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     let mut users = vec![format!("{{ user: test, password: {password:?} }}")];
     // A client without credentials is `test`.
@@ -190,8 +196,7 @@ fn write_users(store: &Path, password: &str) -> anyhow::Result<()> {
             list(&subscribe)
         ));
     }
-    let config = format!("no_auth_user: test\nauthorization {{\n  users = [\n    {}\n  ]\n}}\n", users.join("\n    "));
-    std::fs::write(store.join("users.conf"), config).context("write the NATS users")
+    format!("no_auth_user: test\nauthorization {{\n  users = [\n    {}\n  ]\n}}\n", users.join("\n    "))
 }
 
 fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {

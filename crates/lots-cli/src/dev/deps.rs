@@ -23,13 +23,15 @@ pub struct Dependency {
     pub url: String,
     /// Started by this `lots dev`, with data and log under this folder.
     pub started_in: Option<PathBuf>,
+    /// For a nats-server `lots dev` started: the password of its service users.
+    pub password: Option<String>,
 }
 
 /// NATS with JetStream at `url`, or a `nats-server -js` started under `state/nats`.
 pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::Result<Dependency> {
     match probe_nats(url).await {
         Ok(()) => {
-            return Ok(Dependency { url: url.to_owned(), started_in: None });
+            return Ok(Dependency { url: url.to_owned(), started_in: None, password: None });
         }
         Err(why) => println!("nats:     {why} at {url}; starting nats-server under {}", state.join("nats").display()),
     }
@@ -37,8 +39,14 @@ pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::R
     let dir = state.join("nats");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let port = process::free_port(local_port(url))?;
+    // Each service connects as its own user, as in production (lots-events `access`).
+    let password = uuid::Uuid::now_v7().simple().to_string();
+    let users = dir.join("users.conf");
+    std::fs::write(&users, lots_testkit::nats_users(&password)).context("write the NATS users")?;
     let mut cmd = Command::new(bin);
-    cmd.args(["-js", "-n", "lots-dev", "-a", "127.0.0.1", "-p"])
+    cmd.arg("-c")
+        .arg(&users)
+        .args(["-js", "-n", "lots-dev", "-a", "127.0.0.1", "-p"])
         .arg(port.to_string())
         .arg("--store_dir")
         .arg(dir.join("jetstream"));
@@ -49,7 +57,7 @@ pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::R
     }
     let url = format!("nats://127.0.0.1:{port}");
     probe_nats(&url).await.map_err(|why| anyhow::anyhow!("the nats-server just started: {why}"))?;
-    Ok(Dependency { url, started_in: Some(dir) })
+    Ok(Dependency { url, started_in: Some(dir), password: Some(password) })
 }
 
 /// Whether a NATS server with JetStream answers at `url`; the reason when not.
@@ -102,7 +110,7 @@ enum PgProbe {
 /// PostgreSQL at `url`, or a cluster started under `state/pg` (reused when it exists).
 pub async fn postgres(url: &str, state: &Path, children: &mut Children) -> anyhow::Result<Dependency> {
     if let PgProbe::Ready = probe_postgres(url).await? {
-        return Ok(Dependency { url: url.to_owned(), started_in: None });
+        return Ok(Dependency { url: url.to_owned(), started_in: None, password: None });
     }
     let dir = state.join("pg");
     println!("postgres: nothing answers at {}; starting PostgreSQL under {}", redact(url), dir.display());
@@ -149,7 +157,7 @@ pub async fn postgres(url: &str, state: &Path, children: &mut Children) -> anyho
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(Dependency { url, started_in: Some(state.join("pg")) })
+    Ok(Dependency { url, started_in: Some(state.join("pg")), password: None })
 }
 
 async fn probe_postgres(url: &str) -> anyhow::Result<PgProbe> {

@@ -65,6 +65,7 @@ async fn run_stack(args: &DevArgs, signal: &CancellationToken, children: &mut Ch
     let mut cfg = StackConfig {
         database_url: pg.url.clone(),
         nats_url: nats.url.clone(),
+        nats_password: nats.password.clone(),
         subjects: Subjects::new(&args.subject_prefix).context("--subject-prefix")?,
         tenants: tenants.clone(),
         config_dir: services::config_dir(&args.config),

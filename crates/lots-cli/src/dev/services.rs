@@ -23,6 +23,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct StackConfig {
     pub database_url: String,
     pub nats_url: String,
+    /// The services' NATS password when `lots dev` started the server with users.
+    pub nats_password: Option<String>,
     pub subjects: Subjects,
     pub tenants: Tenants,
     /// Where routing looks up calendar files named in the configuration.
@@ -157,7 +159,12 @@ async fn connect(
     let pool = db::connect(&cfg.database_url, schema, POOL_SIZE, CONNECT_TIMEOUT)
         .await
         .with_context(|| format!("connect to postgres (schema {schema})"))?;
-    let nc = nats::connect(&cfg.nats_url, client_name, CONNECT_TIMEOUT, None).await.context("connect to nats")?;
+    let auth = cfg
+        .nats_password
+        .as_ref()
+        .map(|password| nats::NatsAuth { user: Some((schema.to_owned(), password.clone())), ca_file: None });
+    let nc =
+        nats::connect(&cfg.nats_url, client_name, CONNECT_TIMEOUT, auth.as_ref()).await.context("connect to nats")?;
     Ok((pool, nc))
 }
 
