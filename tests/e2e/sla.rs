@@ -326,3 +326,29 @@ async fn a_bygglov_deadline_is_extended_once_and_the_fee_reduction_shows() {
     let all = fired(&app, 3).await;
     assert!(all.iter().any(|a| a.0 == "delay_notice"), "{all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unroutable_case_is_escalated_at_once_to_the_unit_manager_and_the_naringslivschef() {
+    let app = spawn(TestNats::start().unwrap()).await;
+    // The only officer with the case type's competence is away for months: nobody can take it.
+    let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 };
+    let period = pb::TimeRange { start: Some(ts(local("2026-09-01 00:00"))), end: Some(ts(local("2027-03-01 00:00"))) };
+    let absence = pb::SetAbsenceRequest { officer_id: "handl".into(), period: Some(period), ..Default::default() };
+    app.officers_as("9997", Who::Admin).await.set_absence(absence).await.unwrap();
+    let case = app.register_in("9997", request(&app, "u-1", "radgivning")).await.unwrap();
+    app.eventually(&case.id, "unroutable", |c| status(c) == pb::CaseStatus::Unroutable).await;
+    let alerts = fired(&app, 2).await;
+    assert_eq!(kinds(&alerts), ["escalated:boss:1", "escalated:chef:2"]);
+    // Closing the case settles them.
+    app.close(&case.id, "Hänvisad till annan myndighet").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM alerts WHERE open").fetch_one(app.sla_pool()).await.unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the escalations stayed open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -19,6 +19,11 @@ pub fn clock_id(case_id: Uuid, commitment: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("{case_id}/{commitment}").as_bytes())
 }
 
+/// The pseudo-clock an unroutable case's escalations hang on (derived, so they fire once).
+pub fn unroutable_id(case_id: Uuid) -> Uuid {
+    Uuid::new_v5(&case_id, b"unroutable")
+}
+
 /// An alert's id: clock + stage + deadline version, so firing twice yields one alert.
 pub fn alert_id(clock: Uuid, stage: &str, version: u32) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("{clock}/{stage}/{version}").as_bytes())

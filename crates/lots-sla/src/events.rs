@@ -2,7 +2,7 @@
 //! clock, records it, and recomputes the case's clocks in the same transaction.
 
 use lots_domain::guarantee::{CASE_ENDED, DEADLINE_EXTENDED, State};
-use lots_events::{CaseOwnerChanged, CaseRegistered, CaseRouted, Envelope, Payload, Source};
+use lots_events::{CaseOwnerChanged, CaseRegistered, CaseRouted, CaseUnroutable, Envelope, Payload, Source};
 use lots_platform::consumer::{Handler, HandlerError};
 use sqlx::PgConnection;
 
@@ -58,6 +58,17 @@ impl Handler for Sla {
         let Some(case_type) = tenant.case_type(&case.case_type) else {
             return Ok(());
         };
+        if let Some(unroutable) = event.decode::<CaseUnroutable>().transpose()? {
+            let fired = Fired::unroutable(&tenant, case_type, &case, &unroutable.reason, self.clock.now());
+            self.publish(tx, fired).await?;
+        }
+        if CASE_ENDED.contains(&event.kind.as_str()) {
+            // The case ended: its unroutable escalations need no more action.
+            sqlx::query("UPDATE alerts SET open = false WHERE clock_id = $1 AND open")
+                .bind(clocks::unroutable_id(case.id))
+                .execute(&mut *tx)
+                .await?;
+        }
         let relevant = event.kind == DEADLINE_EXTENDED
             || CASE_ENDED.contains(&event.kind.as_str())
             || case_type.commitments.iter().filter_map(|k| tenant.commitments.get(k)).any(|c| {

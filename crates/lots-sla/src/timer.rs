@@ -111,6 +111,52 @@ impl Fired {
     }
 
     /// The `sla.met` alert of a clock that just stopped in time or late.
+    /// An unroutable case escalates at once to the manager of the coordinating seat's unit and
+    /// to the näringslivschef: nobody else will act on it. Open until the case ends.
+    pub fn unroutable(
+        tenant: &TenantConfig,
+        case_type: &lots_domain::tenant::CaseType,
+        case: &CaseRow,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Option<Fired>> {
+        let competence = case_type.coordinating_competence().unwrap_or_default();
+        let unit = tenant
+            .officers
+            .iter()
+            .find(|o| o.competences.iter().any(|c| c == competence))
+            .map(|o| o.unit.clone())
+            .unwrap_or_default();
+        let manager = tenant.unit(&unit).map(|u| u.manager.clone()).unwrap_or_else(|| tenant.naringslivschef.clone());
+        let clock_id = clocks::unroutable_id(case.id);
+        let mut recipients = vec![(1, "unit_manager", manager)];
+        if recipients[0].2 != tenant.naringslivschef {
+            recipients.push((2, "naringslivschef", tenant.naringslivschef.clone()));
+        }
+        recipients
+            .into_iter()
+            .map(|(step, level, recipient)| {
+                let data = AlertData {
+                    clock_id,
+                    commitment: "dukat_bord".into(),
+                    commitment_name: "Dukat bord kunde inte planeras".into(),
+                    reference: case.reference.clone(),
+                    unit: unit.clone(),
+                    recipient: recipient.clone(),
+                    due_at: now,
+                    late: false,
+                };
+                let message = format!(
+                    "{}: no dukat bord could be planned ({reason}); escalated to {recipient} ({level})",
+                    case.reference
+                );
+                let payload = SlaEscalated { alert: data.clone(), step, level: level.to_owned() };
+                let id = clocks::alert_id(clock_id, &format!("unroutable-{step}"), 0);
+                Self::build(id, Severity::Escalation, step as i32, true, message, case, data, payload, now)
+            })
+            .collect()
+    }
+
     pub fn met(tenant: &TenantConfig, case: &CaseRow, s: &Stopped, now: DateTime<Utc>) -> Option<Fired> {
         let commitment = tenant.commitments.get(&s.commitment)?;
         let met_at = s.clock.stopped_at.unwrap_or(now);
