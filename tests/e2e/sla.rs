@@ -352,3 +352,32 @@ async fn an_unroutable_case_is_escalated_at_once_to_the_unit_manager_and_the_nar
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warning_that_fires_after_its_clock_stopped_is_not_left_open() {
+    let mut app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "late-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    // sla is down while the 50 % warning falls due and the officer then answers.
+    app.stop_sla().await;
+    app.clock.set(local("2026-09-07 13:00"));
+    let mut handl = app.tasks("9997/handl").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let task = loop {
+        let tasks = handl.list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner().tasks;
+        if let Some(t) = tasks.into_iter().find(|t| t.case_id == case.id) {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no task for the case");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    handl.accept_task(pb::AcceptTaskRequest { task_id: task.id, ..Default::default() }).await.unwrap();
+    app.start_sla().await;
+    // The late warning still fires (it fell due while the clock ran), and nothing stays open.
+    let alerts = fired(&app, 2).await;
+    assert!(kinds(&alerts).contains(&"warning:handl:50".to_owned()), "{alerts:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM alerts WHERE open").fetch_one(app.sla_pool()).await.unwrap();
+    assert_eq!(open, 0, "an alert about a stopped clock stayed open");
+}

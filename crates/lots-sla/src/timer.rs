@@ -191,6 +191,8 @@ struct DueRow {
     deadline_version: i32,
     due_at: DateTime<Utc>,
     commitment: String,
+    /// The clock's state now: a stage that fell due while it ran may fire after it stopped.
+    clock_state: String,
     #[sqlx(flatten)]
     case: CaseRow,
 }
@@ -254,7 +256,7 @@ impl Sla {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let rows: Vec<DueRow> = sqlx::query_as(
-            "SELECT s.clock_id, s.stage, s.deadline_version, s.due_at, c.commitment,
+            "SELECT s.clock_id, s.stage, s.deadline_version, s.due_at, c.commitment, c.state AS clock_state,
                     k.id, k.tenant, k.reference, k.case_type, k.officer_id, k.unit
              FROM stages s JOIN clocks c ON c.id = s.clock_id JOIN cases k ON k.id = c.case_id
              WHERE s.fired_at IS NULL AND s.due_at <= $1
@@ -312,18 +314,20 @@ impl Sla {
             late,
         };
         let id = clocks::alert_id(row.clock_id, &row.stage, version);
+        // An alert about a clock that has stopped since is history: it is never open.
+        let open = matches!(row.clock_state.as_str(), "running" | "paused" | "breached");
         let late_note = if late { " (fired late)" } else { "" };
         let mut out = Vec::new();
         if let Some(percent) = row.stage.strip_prefix("warn").and_then(|p| p.parse::<u8>().ok()) {
             let data = due(EscalationLevel::Officer);
             let msg = format!("{}: {}: {percent} % of the time used{late_note}", case.reference, commitment.name);
             let payload = SlaWarning { alert: data.clone(), percent };
-            out.extend(Fired::build(id, Severity::Warning, i32::from(percent), true, msg, case, data, payload, now));
+            out.extend(Fired::build(id, Severity::Warning, i32::from(percent), open, msg, case, data, payload, now));
         } else if row.stage == "breach" {
             let data = due(EscalationLevel::Officer);
             let msg = format!("{}: {} was not met{late_note}", case.reference, commitment.name);
             let payload = SlaBreached { alert: data.clone() };
-            out.extend(Fired::build(id, Severity::Breach, 0, true, msg, case, data.clone(), payload, now));
+            out.extend(Fired::build(id, Severity::Breach, 0, open, msg, case, data.clone(), payload, now));
             if commitment.stops_on.iter().any(|e| e == "case.closed") {
                 // Förvaltningslagen 11 §: a delayed decision must be told to the company.
                 let notice = clocks::alert_id(row.clock_id, "delay_notice", version);
@@ -332,7 +336,7 @@ impl Sla {
                     case.reference
                 );
                 let payload = SlaDelayNotice { alert: data.clone() };
-                out.extend(Fired::build(notice, Severity::Breach, 0, true, msg, case, data, payload, now));
+                out.extend(Fired::build(notice, Severity::Breach, 0, open, msg, case, data, payload, now));
             }
         } else if let Some(step) = row.stage.strip_prefix("esc").and_then(|s| s.parse::<usize>().ok()) {
             let Some(level) = commitment.escalation.get(step.saturating_sub(1)).map(|e| e.to) else {
@@ -349,7 +353,7 @@ impl Sla {
                 case.reference, commitment.name, data.recipient
             );
             let payload = SlaEscalated { alert: data.clone(), step: step as u32, level: level_text.to_owned() };
-            out.extend(Fired::build(id, Severity::Escalation, step as i32, true, msg, case, data, payload, now));
+            out.extend(Fired::build(id, Severity::Escalation, step as i32, open, msg, case, data, payload, now));
         }
         out
     }
