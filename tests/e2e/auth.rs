@@ -480,4 +480,15 @@ async fn a_handlaggare_reads_the_cases_they_sit_on_and_a_manager_those_of_their_
     assert!(stranger.list_cases(pb::ListCasesRequest::default()).await.unwrap().into_inner().cases.is_empty());
     let mut manager = app.intake_as("9999", Who::Manager("chef".into())).await;
     manager.get_case(lookup()).await.unwrap();
+    // The seated officer declines: the seat and the right to read move to the other one.
+    let mut tasks = app.tasks(&format!("9999/{}", seated[0])).await;
+    let task = tasks.list_tasks(pb::ListTasksRequest::default()).await.unwrap().into_inner().tasks.remove(0);
+    let decline = pb::DeclineTaskRequest { task_id: task.id, reason: "Jävig".into(), ..Default::default() };
+    tasks.decline_task(decline).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stranger.get_case(lookup()).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the new officer never saw the case");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sitter.clone().get_case(lookup()).await.unwrap_err().code(), Code::NotFound);
 }

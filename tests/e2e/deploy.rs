@@ -102,9 +102,19 @@ fn every_manifest_parses_and_deployments_match_the_services() {
                 .and_then(|p| p["containerPort"].as_u64())
                 .unwrap();
             assert_eq!(port, u64::from(service.grpc_port), "{}: gRPC port", service.binary);
+            // Probes use the plain-text health listener: gRPC itself may be TLS only.
+            let health_port = container["env"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .find(|e| e["name"] == "LOTS_HEALTH_ADDR")
+                .and_then(|e| e["value"].as_str())
+                .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
+                .map(|a| u64::from(a.port()));
+            assert!(health_port.is_some(), "{}: LOTS_HEALTH_ADDR", service.binary);
             for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
                 let grpc = &container[probe]["grpc"];
-                assert_eq!(grpc["port"].as_u64(), Some(port), "{} {probe} port", service.binary);
+                assert_eq!(grpc["port"].as_u64(), health_port, "{} {probe} port", service.binary);
                 assert_eq!(grpc["service"].as_str(), Some(service.health_name), "{} {probe} service", service.binary);
             }
             for env in container["env"].as_sequence().unwrap() {

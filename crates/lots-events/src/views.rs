@@ -29,8 +29,11 @@ impl View {
 }
 
 /// Intake follows routing's outcome of a case.
-pub const INTAKE: View =
-    View { service: "intake", applies: &[CaseRouted::TYPE, CaseUnroutable::TYPE, MeetingBooked::TYPE] };
+/// It also keeps who sits at each case (seats offered and declined), for who may read it.
+pub const INTAKE: View = View {
+    service: "intake",
+    applies: &[CaseRouted::TYPE, CaseUnroutable::TYPE, MeetingBooked::TYPE, TaskOffered::TYPE, TaskDeclined::TYPE],
+};
 
 /// Routing routes registered cases and frees seats of ended ones.
 pub const ROUTING: View =
@@ -102,13 +105,13 @@ mod tests {
         };
         let mut routed = ev(1, CaseRouted::TYPE);
         views.stamp(&mut routed);
-        let mut offered = ev(2, TaskOffered::TYPE);
+        let mut offered = ev(2, TaskAccepted::TYPE);
         views.stamp(&mut offered);
         let mut booked = ev(3, MeetingBooked::TYPE);
         views.stamp(&mut booked);
         assert_eq!(routed.prev.get("intake"), Some(&0));
         assert_eq!(routed.prev.get("sla"), Some(&0));
-        assert_eq!(offered.prev.get("intake"), None, "intake does not apply task.offered");
+        assert_eq!(offered.prev.get("intake"), None, "intake does not apply task.accepted");
         assert_eq!(offered.prev.get("sla"), Some(&1));
         // Intake's view skips version 2: meeting.booked follows case.routed directly.
         assert_eq!(booked.prev.get("intake"), Some(&1));

@@ -2,7 +2,7 @@
 //! who sits at its dukat bord is recorded for who may read it.
 
 use lots_domain::CaseStatus;
-use lots_events::{CaseRouted, CaseUnroutable, Envelope, MeetingBooked, Payload};
+use lots_events::{CaseRouted, CaseUnroutable, Envelope, MeetingBooked, Payload, TaskDeclined, TaskOffered};
 use lots_platform::consumer::{Handler, HandlerError};
 use sqlx::PgConnection;
 
@@ -15,6 +15,35 @@ pub struct FollowRouting {
 
 impl Handler for FollowRouting {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let db = |e: sqlx::Error| HandlerError::from(crate::error::Error::from(e));
+        // A re-seat: the new officer may read the case, the one who declined no longer.
+        if let Some(offered) =
+            event.decode::<TaskOffered>().transpose().map_err(|e| HandlerError::from(lots_platform::Error::from(e)))?
+        {
+            sqlx::query(
+                "INSERT INTO case_seats (tenant, case_id, officer_id, unit) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (case_id, officer_id) DO NOTHING",
+            )
+            .bind(&event.tenant)
+            .bind(event.case_id)
+            .bind(&offered.task.officer_id)
+            .bind(&offered.task.unit)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            return Ok(());
+        }
+        if let Some(declined) =
+            event.decode::<TaskDeclined>().transpose().map_err(|e| HandlerError::from(lots_platform::Error::from(e)))?
+        {
+            sqlx::query("DELETE FROM case_seats WHERE case_id = $1 AND officer_id = $2")
+                .bind(event.case_id)
+                .bind(&declined.task.officer_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            return Ok(());
+        }
         let target = match event.kind.as_str() {
             CaseRouted::TYPE => CaseStatus::Routed,
             CaseUnroutable::TYPE => CaseStatus::Unroutable,
@@ -38,7 +67,7 @@ impl Handler for FollowRouting {
             .bind(&units)
             .execute(&mut *tx)
             .await
-            .map_err(|e| HandlerError::from(crate::error::Error::from(e)))?;
+            .map_err(db)?;
         }
         Ok(())
     }

@@ -50,6 +50,10 @@ pub struct CommonConfig {
     /// Address for Prometheus metrics (`GET /metrics`); none when unset.
     #[arg(long, env = "LOTS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Address of a plain-text gRPC listener with only `grpc.health.v1` (for probes when gRPC
+    /// uses TLS); none when unset.
+    #[arg(long, env = "LOTS_HEALTH_ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
     /// PEM certificate (chain) for gRPC over TLS; with `--grpc-tls-key`. Unset: plain HTTP/2.
     #[arg(long, env = "LOTS_GRPC_TLS_CERT", requires = "grpc_tls_key")]
     pub grpc_tls_cert: Option<PathBuf>,

@@ -42,6 +42,9 @@ pub struct Service {
     pub verifier: Arc<Verifier>,
     /// gRPC over TLS when set.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// A plain-text listener serving only `grpc.health.v1`, for probes that cannot speak TLS
+    /// (Kubernetes' native gRPC probes).
+    pub health_listener: Option<TcpListener>,
 }
 
 impl Service {
@@ -75,6 +78,7 @@ impl Service {
             consumer_kinds: defaults.kinds,
             verifier,
             tls: None,
+            health_listener: None,
         })
     }
 
@@ -82,6 +86,10 @@ impl Service {
     /// metrics listener.
     pub async fn apply(&mut self, common: &crate::CommonConfig) -> anyhow::Result<()> {
         self.tls = common.grpc_tls()?;
+        if let Some(addr) = common.health_addr {
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("bind health on {addr}"))?;
+            self.health_listener = Some(listener);
+        }
         if let Some(addr) = common.metrics_addr {
             let listener = metrics::bind(addr).await.with_context(|| format!("bind metrics on {addr}"))?;
             self.metrics_listener = Some(listener);
@@ -140,6 +148,19 @@ impl Service {
         let reflection = reflection.build_v1().context("build reflection service")?;
         let name = self.name;
         tracing::info!(%addr, "{name} listening (gRPC)");
+        if let Some(listener) = self.health_listener {
+            tracing::info!(addr = %listener.local_addr()?, "{name} health listening (plain gRPC)");
+            let (health_only, stop) = (health_service.clone(), token.clone());
+            tasks.spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .add_service(health_only)
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::warn!(error = %err, "the health listener stopped");
+                }
+            });
+        }
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls.clone() {
             builder = builder.tls_config(tls).context("gRPC TLS certificate and key")?;

@@ -261,7 +261,9 @@ pub async fn supervise(routing: Routing, writers: Writers, token: CancellationTo
                     writers.local.lock().unwrap_or_else(|p| p.into_inner()).insert(code.clone(), tx);
                     let (routing, writers, token, tenant) =
                         (routing.clone(), writers.clone(), token.clone(), tenant.clone());
-                    tracker.spawn(lots_platform::db::scoped(lots_platform::db::SYSTEM, async move {
+                    // The writer serves one tenant: row-level security holds it (and the commands it
+                    // applies for callers) to that tenant's rows.
+                    tracker.spawn(lots_platform::db::scoped(code.clone(), async move {
                         tracing::info!(tenant = %code, epoch, "routing writer starts");
                         let registered = Registered { writers: writers.clone(), tenant: code.clone() };
                         let result = run_writer(&routing, &writers, tenant, epoch, rx, &token).await;

@@ -59,7 +59,13 @@ impl Handler for Sla {
             return Ok(());
         };
         if let Some(unroutable) = event.decode::<CaseUnroutable>().transpose()? {
-            let fired = Fired::unroutable(&tenant, case_type, &case, &unroutable.reason, self.clock.now());
+            let ended: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM case_events WHERE case_id = $1 AND kind = ANY ($2))")
+                    .bind(case.id)
+                    .bind(CASE_ENDED.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let fired = Fired::unroutable(&tenant, case_type, &case, &unroutable.reason, ended, self.clock.now());
             self.publish(tx, fired).await?;
         }
         if CASE_ENDED.contains(&event.kind.as_str()) {

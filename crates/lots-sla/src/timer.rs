@@ -118,15 +118,20 @@ impl Fired {
         case_type: &lots_domain::tenant::CaseType,
         case: &CaseRow,
         reason: &str,
+        ended: bool,
         now: DateTime<Utc>,
     ) -> Vec<Option<Fired>> {
+        // The owner's unit once there was one (a decline left no one), else the coordinating
+        // seat's competence's unit.
         let competence = case_type.coordinating_competence().unwrap_or_default();
-        let unit = tenant
-            .officers
-            .iter()
-            .find(|o| o.competences.iter().any(|c| c == competence))
-            .map(|o| o.unit.clone())
-            .unwrap_or_default();
+        let unit = Some(case.unit.clone()).filter(|u| !u.is_empty()).unwrap_or_else(|| {
+            tenant
+                .officers
+                .iter()
+                .find(|o| o.competences.iter().any(|c| c == competence))
+                .map(|o| o.unit.clone())
+                .unwrap_or_default()
+        });
         let manager = tenant.unit(&unit).map(|u| u.manager.clone()).unwrap_or_else(|| tenant.naringslivschef.clone());
         let clock_id = clocks::unroutable_id(case.id);
         let mut recipients = vec![(1, "unit_manager", manager)];
@@ -138,7 +143,7 @@ impl Fired {
             .map(|(step, level, recipient)| {
                 let data = AlertData {
                     clock_id,
-                    commitment: "dukat_bord".into(),
+                    commitment: "unroutable".into(),
                     commitment_name: "Dukat bord kunde inte planeras".into(),
                     reference: case.reference.clone(),
                     unit: unit.clone(),
@@ -152,7 +157,8 @@ impl Fired {
                 );
                 let payload = SlaEscalated { alert: data.clone(), step, level: level.to_owned() };
                 let id = clocks::alert_id(clock_id, &format!("unroutable-{step}"), 0);
-                Self::build(id, Severity::Escalation, step as i32, true, message, case, data, payload, now)
+                // A case that already ended (its end arrived first) needs no action.
+                Self::build(id, Severity::Escalation, step as i32, !ended, message, case, data, payload, now)
             })
             .collect()
     }
@@ -412,6 +418,15 @@ impl Sla {
         .bind(&messages)
         .bind(now)
         .fetch_all(&mut *conn)
+        .await?;
+        // A clock may have stopped after this transaction read it: an alert about it is closed
+        // (this statement sees what committed since; the stop's own closing may have run first).
+        sqlx::query(
+            "UPDATE alerts SET open = false WHERE id = ANY ($1) AND open
+               AND clock_id IN (SELECT id FROM clocks WHERE state NOT IN ('running', 'paused', 'breached'))",
+        )
+        .bind(&ids)
+        .execute(&mut *conn)
         .await?;
         let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
         for f in fired.iter().filter(|f| inserted.contains(&f.id)) {
