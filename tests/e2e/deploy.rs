@@ -153,15 +153,13 @@ fn the_nats_users_in_deploy_grant_each_service_exactly_its_subjects() {
         let block = block.unwrap_or_else(|| panic!("no NATS user {service} in deploy/nats"));
         let wanted = lots_events::access::permissions(service, "").unwrap();
         let quoted = |s: &String| format!("{s:?}");
-        let granted = |line: &str| -> Vec<String> {
-            let l = block.lines().find(|l| l.trim_start().starts_with(line)).unwrap_or("");
-            l.split('"').skip(1).step_by(2).map(|s| format!("{s:?}")).collect()
-        };
-        assert_eq!(granted("publish"), wanted.publish.iter().map(quoted).collect::<Vec<_>>(), "{service} publish");
-        assert_eq!(
-            granted("subscribe"),
-            wanted.subscribe.iter().map(quoted).collect::<Vec<_>>(),
-            "{service} subscribe"
-        );
+        let line = |name: &str| block.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or("").to_owned();
+        let strings = |l: &str| -> Vec<String> { l.split('"').skip(1).step_by(2).map(|s| format!("{s:?}")).collect() };
+        let want = |v: &[String]| v.iter().map(quoted).collect::<Vec<_>>();
+        let publish = line("publish");
+        let (allow, deny) = publish.split_once("deny:").unwrap_or((&publish, ""));
+        assert_eq!(strings(allow), want(&wanted.publish), "{service} publish");
+        assert_eq!(strings(deny), want(&wanted.publish_deny), "{service} deny");
+        assert_eq!(strings(&line("subscribe")), want(&wanted.subscribe), "{service} subscribe");
     }
 }

@@ -635,7 +635,8 @@ async fn a_command_retried_after_a_lost_reply_is_applied_once_and_answered_the_s
         id: uuid::Uuid::now_v7(),
         request: Request::AddAbsence { officer: "a1".into(), period, note: Some("Semester".into()) },
     };
-    let nats = async_nats::connect(app.nats.url()).await.unwrap();
+    // Another routing replica's connection, as forwarded commands come.
+    let nats = app.nats.connect_as("routing").await.unwrap();
     let subject = app.subjects.control("routing", "9999");
     let body = serde_json::to_vec(&command).unwrap();
     // The caller did not hear the first answer and sends the same command again.
@@ -732,6 +733,13 @@ async fn only_routing_may_reach_the_writers_or_emit_routing_events_on_nats() {
         .await
         .unwrap();
     assert_eq!(absences, 0);
+    // No service may delete the stream, nor sla a consumer of another service.
+    let sla = async_nats::jetstream::new(app.nats.connect_as("sla").await.unwrap());
+    let deleted = tokio::time::timeout(Duration::from_secs(3), sla.delete_stream(app.subjects.stream_name())).await;
+    assert!(!matches!(deleted, Ok(Ok(_))), "sla deleted the stream");
+    let stream = sla.get_stream(app.subjects.stream_name()).await.expect("the stream is still there");
+    let dropped = tokio::time::timeout(Duration::from_secs(3), stream.delete_consumer("intake")).await;
+    assert!(!matches!(dropped, Ok(Ok(_))), "sla deleted intake's consumer");
     // Routing's own user is answered.
     let nc = app.nats.connect_as("routing").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

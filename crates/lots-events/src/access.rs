@@ -42,7 +42,15 @@ pub const EMITS: &[(&str, &[&str])] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions {
     pub publish: Vec<String>,
+    /// Refused even where `publish` allows (NATS applies deny first).
+    pub publish_deny: Vec<String>,
     pub subscribe: Vec<String>,
+}
+
+/// The inbox prefix a service's connection uses, so no service can read another's replies
+/// (pull deliveries, acks of publishes, command answers).
+pub fn inbox_prefix(service: &str) -> String {
+    format!("_INBOX_{service}")
 }
 
 /// What `service`'s user may do. `prefix` is prepended to Lotsen's subjects: empty in
@@ -50,17 +58,27 @@ pub struct Permissions {
 pub fn permissions(service: &str, prefix: &str) -> Option<Permissions> {
     let emits = EMITS.iter().find(|(name, _)| *name == service)?.1;
     let p = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
-    // JetStream's API (streams, consumers, pulls) and acks; replies come to the client's inbox.
-    let mut publish: Vec<String> = vec!["$JS.API.>".into(), "$JS.ACK.>".into()];
+    let inbox = format!("{}.>", inbox_prefix(service));
+    // JetStream's API for its stream and its own consumers, and acks of its own deliveries
+    // (routing's durables are one per tenant, so routing may ack on any).
+    let ack = if service == "routing" { "$JS.ACK.>".to_owned() } else { format!("$JS.ACK.*.{service}.>") };
+    let mut publish: Vec<String> = vec!["$JS.API.>".into(), ack];
     publish.extend(emits.iter().map(|kind| format!("{p}lots.*.{kind}")));
-    let mut subscribe = vec!["_INBOX.>".to_owned()];
+    // No service may delete, purge or reshape the stream; only routing removes a consumer
+    // (its pre-writer shared one).
+    let mut publish_deny: Vec<String> =
+        ["DELETE", "PURGE", "UPDATE", "MSG.DELETE"].iter().map(|op| format!("$JS.API.STREAM.{op}.>")).collect();
+    if service != "routing" {
+        publish_deny.push("$JS.API.CONSUMER.DELETE.>".into());
+    }
+    let mut subscribe = vec![inbox.clone()];
     if service == "routing" {
         // Only routing replicas forward and answer task and calendar commands.
         publish.push(format!("{p}lotsctl.routing.*"));
-        publish.push("_INBOX.>".into());
+        publish.push(inbox);
         subscribe.push(format!("{p}lotsctl.routing.*"));
     }
-    Some(Permissions { publish, subscribe })
+    Some(Permissions { publish, publish_deny, subscribe })
 }
 
 #[cfg(test)]

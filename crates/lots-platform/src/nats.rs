@@ -95,8 +95,10 @@ pub async fn connect(
 ) -> Result<async_nats::Client> {
     let deadline = Instant::now() + timeout;
     loop {
+        // A service user reads replies only on its own inbox prefix (lots-events `access`).
         let mut opts = match auth.and_then(|a| a.user.clone()) {
-            Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(user, password),
+            Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(user.clone(), password)
+                .custom_inbox_prefix(lots_events::access::inbox_prefix(&user)),
             None => async_nats::ConnectOptions::new(),
         }
         .name(client_name);

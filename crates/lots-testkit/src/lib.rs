@@ -148,7 +148,8 @@ impl TestNats {
     /// shared server without users takes everyone).
     pub async fn connect_as(&self, service: &str) -> anyhow::Result<async_nats::Client> {
         let options = match &self.server {
-            Some(s) => async_nats::ConnectOptions::with_user_and_password(service.into(), s.password.clone()),
+            Some(s) => async_nats::ConnectOptions::with_user_and_password(service.into(), s.password.clone())
+                .custom_inbox_prefix(lots_events::access::inbox_prefix(service)),
             None => async_nats::ConnectOptions::new(),
         };
         options.name(service).connect(&self.url).await.with_context(|| format!("connect to nats as {service}"))
@@ -191,8 +192,10 @@ pub fn nats_users(password: &str) -> String {
         let publish = [p.publish, unprefixed.publish].concat();
         let subscribe = [p.subscribe, unprefixed.subscribe].concat();
         users.push(format!(
-            "{{ user: {service}, password: {password:?}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}",
+            "{{ user: {service}, password: {password:?}, permissions: {{ publish: {{ allow: [{}], deny: [{}] }}, \
+             subscribe: {{ allow: [{}] }} }} }}",
             list(&publish),
+            list(&p.publish_deny),
             list(&subscribe)
         ));
     }
