@@ -256,3 +256,13 @@ async fn with_a_certificate_intake_serves_grpc_over_tls_only() {
     token.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_statement_may_run_longer_than_the_limit() {
+    let app = TestApp::spawn().await;
+    let url = app.db.service_url();
+    let pool =
+        lots_platform::db::connect(&url, lots_intake::app::SCHEMA, 1, std::time::Duration::from_secs(5)).await.unwrap();
+    let limit: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&pool).await.unwrap();
+    assert_eq!(limit, lots_platform::db::STATEMENT_TIMEOUT);
+}

@@ -748,3 +748,29 @@ async fn only_routing_may_reach_the_writers_or_emit_routing_events_on_nats() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_busy_ranges_are_refused_by_name_and_nothing_is_stored() {
+    let app = spawn("2026-09-07 08:00").await;
+    let ranges: Vec<pb::TimeRange> = (0..5_001)
+        .map(|i| {
+            let start = local("2026-10-05 08:00") + chrono::Duration::minutes(i);
+            let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 };
+            pb::TimeRange { start: Some(ts(start)), end: Some(ts(start + chrono::Duration::seconds(30))) }
+        })
+        .collect();
+    let req = pb::SetBusyTimesRequest {
+        officer_id: "a1".into(),
+        source: "exchange".into(),
+        busy: ranges,
+        ..Default::default()
+    };
+    let err = app.officers_as("9999", Who::Admin).await.set_busy_times(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["busy"], "{err:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM busy WHERE source = 'exchange'")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}

@@ -18,6 +18,9 @@ use crate::{Error, Result};
 
 static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
+/// The longest any statement may run (Postgres `statement_timeout`).
+pub const STATEMENT_TIMEOUT: &str = "30s";
+
 /// The scope of background work that serves every tenant.
 pub const SYSTEM: &str = "*";
 
@@ -62,7 +65,8 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32, timeout: Dur
         Err(e) => return Err(e.into()),
     }
     conn.close().await?;
-    let opts = base.options([("search_path", schema)]);
+    // No statement runs longer than this: a stuck query fails instead of holding a connection.
+    let opts = base.options([("search_path", schema), ("statement_timeout", STATEMENT_TIMEOUT)]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)

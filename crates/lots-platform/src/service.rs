@@ -21,6 +21,11 @@ use crate::metrics::{self, Metrics};
 use crate::outbox::Relay;
 use crate::shutdown;
 
+/// How long one gRPC call may take before it ends with DEADLINE_EXCEEDED.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Calls one client connection may have in flight at once.
+pub const MAX_CALLS_PER_CONNECTION: usize = 256;
+
 /// A service's shared wiring, built once its parts are connected.
 pub struct Service {
     /// Short name, e.g. "intake": the durable consumer, the log lines, the span prefix.
@@ -161,7 +166,11 @@ impl Service {
                 }
             });
         }
-        let mut builder = tonic::transport::Server::builder();
+        // Limits: a unary call that takes longer ends DEADLINE_EXCEEDED; each connection has a
+        // bounded number of calls in flight (streams stay open; their handlers return at once).
+        let mut builder = tonic::transport::Server::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION);
         if let Some(tls) = self.tls.clone() {
             builder = builder.tls_config(tls).context("gRPC TLS certificate and key")?;
         }
