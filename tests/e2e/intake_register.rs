@@ -266,3 +266,26 @@ async fn no_statement_may_run_longer_than_the_limit() {
     let limit: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&pool).await.unwrap();
     assert_eq!(limit, lots_platform::db::STATEMENT_TIMEOUT);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_whose_consumer_cannot_run_stops_with_the_reason_instead_of_serving_on() {
+    let app = TestApp::spawn().await;
+    let url = app.db.service_url();
+    let parts = lots_intake::Parts {
+        pool: lots_platform::db::connect(&url, lots_intake::app::SCHEMA, 4, std::time::Duration::from_secs(5))
+            .await
+            .unwrap(),
+        nats: app.nats.connect_as("intake").await.unwrap(),
+        subjects: app.subjects.clone(),
+        tenants: app.tenants(),
+        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        clock: app.clock.clone(),
+    };
+    let intake = lots_intake::App::from_parts(parts).await.unwrap();
+    // The stream disappears before the replica's consumer starts (an operator mistake).
+    app.js.delete_stream(app.subjects.stream_name()).await.unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), intake.run(token)).await;
+    let err = ended.expect("the service kept running without its consumer").unwrap_err();
+    assert!(format!("{err:#}").contains("consumer"), "{err:#}");
+}

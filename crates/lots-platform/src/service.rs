@@ -50,6 +50,42 @@ pub struct Service {
     /// A plain-text listener serving only `grpc.health.v1`, for probes that cannot speak TLS
     /// (Kubernetes' native gRPC probes).
     pub health_listener: Option<TcpListener>,
+    /// Why a background task the service cannot live without ended, if one did.
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Watches a background task the service cannot live without: if it ends (returns or panics)
+/// while the service is not stopping, the service stops with that failure instead of running on
+/// without it (health would still say SERVING), so its supervisor restarts it.
+struct Critical {
+    name: &'static str,
+    token: CancellationToken,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+    metrics: Metrics,
+    error: Option<String>,
+}
+
+impl Drop for Critical {
+    fn drop(&mut self) {
+        if self.token.is_cancelled() {
+            return;
+        }
+        let why = match (&self.error, std::thread::panicking()) {
+            (Some(error), _) => error.clone(),
+            (None, true) => "it panicked".to_owned(),
+            (None, false) => "it ended".to_owned(),
+        };
+        tracing::error!(task = self.name, why, "a background task ended; the service stops");
+        self.metrics.count(
+            "lots_background_task_failures_total",
+            "Background tasks (consumer, relay, timer, writers) that ended while the service ran.",
+            &[("task", self.name)],
+            1.0,
+        );
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.get_or_insert_with(|| format!("{} stopped: {why}", self.name));
+        self.token.cancel();
+    }
 }
 
 impl Service {
@@ -84,7 +120,29 @@ impl Service {
             verifier,
             tls: None,
             health_listener: None,
+            failed: Arc::default(),
         })
+    }
+
+    /// A watch on a background task the service cannot live without (see [`Critical`]).
+    fn critical(&self, name: &'static str, token: &CancellationToken) -> Critical {
+        Critical { name, token: token.clone(), failed: self.failed.clone(), metrics: self.metrics.clone(), error: None }
+    }
+
+    /// Spawns `work` (in the background scope that serves every tenant) as a task the service
+    /// cannot live without: if it ends before `token` is cancelled, the service stops.
+    pub fn spawn_critical(
+        &self,
+        tasks: &TaskTracker,
+        name: &'static str,
+        token: &CancellationToken,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let critical = self.critical(name, token);
+        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
+            work.await;
+            drop(critical);
+        }));
     }
 
     /// Applies what every service's command line configures the same way: gRPC TLS and the
@@ -114,16 +172,19 @@ impl Service {
             ..ConsumerSettings::new(self.name)
         };
         let (pool, subjects, tok, name) = (self.pool.clone(), self.subjects.clone(), token.clone(), self.name);
+        let mut critical = self.critical("consumer", token);
         tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
             let result = consumer::run(pool, js, subjects, settings, handler, tok).await;
+            critical.error = result.as_ref().err().map(|e| crate::error::chain(e));
             shutdown::report_exit(name, result);
+            drop(critical);
         }));
     }
 
     /// Starts the outbox relay and the metrics endpoint, for a service that consumes events
     /// its own way (routing's per-tenant writers).
     pub fn spawn_support(&mut self, tasks: &TaskTracker, token: &CancellationToken) {
-        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, self.relay.clone().run(token.clone())));
+        self.spawn_critical(tasks, "outbox relay", token, self.relay.clone().run(token.clone()));
         if let Some(listener) = self.metrics_listener.take() {
             tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
         }
@@ -187,6 +248,9 @@ impl Service {
         }
         self.pool.close().await;
         served.context("gRPC server")?;
+        if let Some(why) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            anyhow::bail!("{name} stopped because a background task failed: {why}");
+        }
         tracing::info!("{name} stopped");
         Ok(())
     }

@@ -125,7 +125,12 @@ impl App {
         tasks.spawn(db::scoped(db::SYSTEM, self.api.hub.clone().listen(routing.pool.clone(), token.clone())));
         self.service.spawn_support(&tasks, &token);
         // Routing consumes per tenant: one writer per tenant, each with its own consumer.
-        tasks.spawn(db::scoped(db::SYSTEM, crate::writer::supervise(routing, self.api.writers.clone(), token.clone())));
+        self.service.spawn_critical(
+            &tasks,
+            "routing writers",
+            &token,
+            crate::writer::supervise(routing, self.api.writers.clone(), token.clone()),
+        );
         let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
             .add_service(OfficerServiceServer::new(self.api));
         let names = [task_service_server::SERVICE_NAME, officer_service_server::SERVICE_NAME];

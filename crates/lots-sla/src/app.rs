@@ -111,7 +111,7 @@ impl App {
     /// Serves until `token` is cancelled, then drains like intake.
     pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        tasks.spawn(lots_platform::db::scoped(lots_platform::db::SYSTEM, self.sla.clone().run_timer(token.clone())));
+        self.service.spawn_critical(&tasks, "sla timer", &token, self.sla.clone().run_timer(token.clone()));
         self.service.spawn_background(&tasks, Arc::new(self.sla.clone()), &token);
         let routes = tonic::service::Routes::new(AlertServiceServer::new(AlertApi {
             sla: self.sla,
