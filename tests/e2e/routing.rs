@@ -774,3 +774,30 @@ async fn too_many_busy_ranges_are_refused_by_name_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_task_list_comes_in_pages_in_meeting_order() {
+    let app = spawn("2026-09-07 08:00").await;
+    let mut ids = Vec::new();
+    for (i, org) in ["556036-0793", "212000-0142", "556016-0680"].into_iter().enumerate() {
+        ids.push(app.register_in("9999", small(&app, &format!("pg-{i}"), "radgivning", org)).await.unwrap().id);
+    }
+    for id in &ids {
+        app.eventually(id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
+    }
+    let mut chef = app.tasks("9999/chef").await;
+    let page = |token: String| pb::ListTasksRequest { page_size: 2, page_token: token, ..Default::default() };
+    let first = chef.list_tasks(page(String::new())).await.unwrap().into_inner();
+    assert_eq!(first.tasks.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let second = chef.list_tasks(page(first.next_page_token.clone())).await.unwrap().into_inner();
+    assert_eq!(second.tasks.len(), 1);
+    assert!(second.next_page_token.is_empty(), "the last page says so");
+    let all: BTreeSet<String> = first.tasks.iter().chain(&second.tasks).map(|t| t.case_id.clone()).collect();
+    assert_eq!(all, ids.iter().cloned().collect::<BTreeSet<_>>());
+    let starts: Vec<i64> =
+        first.tasks.iter().chain(&second.tasks).map(|t| t.meeting_starts_at.unwrap().seconds).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "in meeting order");
+    let err = chef.list_tasks(page("nonsense".into())).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["page_token"]);
+}

@@ -63,6 +63,12 @@ fn command_id<T>(req: &Request<T>, rpc: &str, key: &str) -> Option<Uuid> {
     (!key.is_empty()).then(|| Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
 }
 
+/// The (meeting start, task id) a ListTasks page token stands for.
+fn page_token(token: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (micros, id) = token.split_once('_')?;
+    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, Uuid::parse_str(id).ok()?))
+}
+
 fn task_id(value: &str) -> Result<Uuid> {
     Uuid::parse_str(value.trim())
         .map_err(|_| Error::Invalid { field: "task_id", message: "must be a task id (a UUID)".into() })
@@ -175,9 +181,30 @@ impl TaskService for RoutingApi {
         if statuses.is_empty() {
             statuses = vec!["offered", "accepted"];
         }
-        let tasks =
-            store::officer_tasks(&self.routing.pool, &tenant, &officer, &statuses).await.map_err(Error::from)?;
-        Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect() }))
+        let req = req.get_ref();
+        let page_size = match req.page_size {
+            0 => 100,
+            n @ 1..=500 => i64::from(n),
+            _ => return Err(Error::Invalid { field: "page_size", message: "must be between 1 and 500".into() }.into()),
+        };
+        let after = match req.page_token.trim() {
+            "" => None,
+            token => Some(page_token(token).ok_or_else(|| Error::Invalid {
+                field: "page_token",
+                message: "is not a token from a previous ListTasks".into(),
+            })?),
+        };
+        // One extra row tells whether another page exists.
+        let page = store::Page { after, limit: Some(page_size + 1) };
+        let mut tasks =
+            store::officer_tasks(&self.routing.pool, &tenant, &officer, &statuses, page).await.map_err(Error::from)?;
+        let more = tasks.len() as i64 > page_size;
+        tasks.truncate(page_size as usize);
+        let next_page_token = match (more, tasks.last()) {
+            (true, Some(last)) => format!("{}_{}", last.starts_at.timestamp_micros(), last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect(), next_page_token }))
     }
 
     type WatchTasksStream =
@@ -208,7 +235,9 @@ impl TaskService for RoutingApi {
                     Some(seq) => seq,
                     None => {
                         let seq = store::change_seq(&pool, &tenant, &officer).await?.unwrap_or(0);
-                        let open = store::officer_tasks(&pool, &tenant, &officer, &["offered", "accepted"]).await?;
+                        let all = store::Page::default();
+                        let open =
+                            store::officer_tasks(&pool, &tenant, &officer, &["offered", "accepted"], all).await?;
                         for t in open {
                             let update = pb::TaskUpdate {
                                 kind: pb::task_update::Kind::Snapshot as i32,

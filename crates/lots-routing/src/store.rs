@@ -190,15 +190,29 @@ pub async fn officer_tasks(
     tenant: &str,
     officer: &str,
     statuses: &[&str],
+    page: Page,
 ) -> sqlx::Result<Vec<TaskRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{TASK_SELECT} WHERE t.tenant = $1 AND t.officer_id = $2 AND t.status = ANY ($3) ORDER BY m.starts_at, t.id"
+        "{TASK_SELECT} WHERE t.tenant = $1 AND t.officer_id = $2 AND t.status = ANY ($3)
+           AND ($4::timestamptz IS NULL OR (m.starts_at, t.id) > ($4, $5))
+         ORDER BY m.starts_at, t.id LIMIT $6"
     )))
     .bind(tenant)
     .bind(officer)
     .bind(statuses)
+    .bind(page.after.map(|a| a.0))
+    .bind(page.after.map(|a| a.1))
+    .bind(page.limit)
     .fetch_all(db)
     .await
+}
+
+/// Which part of a task list: after the (meeting start, task id) of the previous page's last
+/// task, at most `limit` (`None`: all).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page {
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: Option<i64>,
 }
 
 /// Task changes of an officer after `seq`, in order, with the task as it is now.

@@ -26,8 +26,22 @@ pub async fn run(global: &Global, command: TasksCommand) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            let req = pb::ListTasksRequest { statuses, officer_id: officer.officer.clone().unwrap_or_default() };
-            let list = tasks.list_tasks(req).await.context("list tasks")?.into_inner();
+            // Every page, in meeting order.
+            let mut list = pb::ListTasksResponse::default();
+            loop {
+                let req = pb::ListTasksRequest {
+                    statuses: statuses.clone(),
+                    officer_id: officer.officer.clone().unwrap_or_default(),
+                    page_size: 500,
+                    page_token: list.next_page_token.clone(),
+                };
+                let page = tasks.list_tasks(req).await.context("list tasks")?.into_inner();
+                list.tasks.extend(page.tasks);
+                list.next_page_token = page.next_page_token;
+                if list.next_page_token.is_empty() {
+                    break;
+                }
+            }
             if out.json {
                 for t in &list.tasks {
                     out.json_line(&TaskView::new(t))?;
