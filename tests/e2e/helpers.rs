@@ -129,16 +129,7 @@ impl TestApp {
     /// Every configured tenant (the Norrköping example and the test's own), each trusting its
     /// issuer at the test's OpenID provider.
     pub fn tenants(&self) -> Tenants {
-        let configured = configured_tenants(&self.options);
-        let configs: Vec<_> = configured
-            .iter()
-            .map(|t| {
-                let mut t = (**t).clone();
-                t.auth.issuers = vec![self.oidc.issuer(&t.kommunkod)];
-                t
-            })
-            .collect();
-        Tenants::from_configs(configs).unwrap()
+        self.oidc.trusted_by(&configured_tenants(&self.options)).unwrap()
     }
 
     /// A bearer token interceptor for `who` in `tenant`.

@@ -89,11 +89,7 @@ async fn start(
     tenants: &Tenants,
 ) -> anyhow::Result<Services> {
     let oidc = Arc::new(TestOidc::start(tenants)?);
-    let tenants = &Tenants::from_configs(tenants.iter().map(|t| {
-        let mut t = (**t).clone();
-        t.auth.issuers = vec![oidc.issuer(&t.kommunkod)];
-        t
-    }))?;
+    let tenants = &oidc.trusted_by(tenants)?;
     let token = CancellationToken::new();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
     let intake = lots_intake::App::from_parts(lots_intake::Parts {

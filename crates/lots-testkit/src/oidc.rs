@@ -85,6 +85,16 @@ impl TestOidc {
         Ok(TestOidc { child, _stdout: stdout, base, port, keys, _dir: None, config, http, tokens: Mutex::default() })
     }
 
+    /// `tenants` as they are configured, except that each trusts only its issuer here.
+    pub fn trusted_by(&self, tenants: &Tenants) -> anyhow::Result<Tenants> {
+        let configs = tenants.iter().map(|t| {
+            let mut t = (**t).clone();
+            t.auth.issuers = vec![self.issuer(&t.kommunkod)];
+            t
+        });
+        Ok(Tenants::from_configs(configs.collect::<Vec<_>>())?)
+    }
+
     /// The provider's base URL; each tenant's issuer is `<base>/<kommunkod>`.
     pub fn base_url(&self) -> &str {
         &self.base

@@ -50,11 +50,7 @@ async fn run_stack(args: &DevArgs, signal: &CancellationToken, children: &mut Ch
     let oidc = tokio::task::block_in_place(|| lots_testkit::TestOidc::start_at(&configured, args.oidc_port, keys))
         .with_context(|| format!("start the local OpenID provider on port {} (--oidc-port)", args.oidc_port))?;
     let oidc = std::sync::Arc::new(oidc);
-    let tenants = Tenants::from_configs(configured.iter().map(|t| {
-        let mut t = (**t).clone();
-        t.auth.issuers = vec![oidc.issuer(&t.kommunkod)];
-        t
-    }))?;
+    let tenants = oidc.trusted_by(&configured)?;
     let Some(nats) = until(signal, deps::nats(&args.nats_url, &args.state_dir, children)).await? else {
         return Ok(());
     };
