@@ -256,10 +256,7 @@ fn reach(caller: &Caller) -> Option<store::Reach> {
         .case_types
         .iter()
         .map(|t| t.key.as_str())
-        .filter(|t| {
-            let touched = caller.config.units_of_case_type(t);
-            units.iter().any(|u| touched.contains(u.as_str()))
-        })
+        .filter(|t| caller.reaches_case_type(t))
         .map(String::from)
         .collect();
     Some(store::Reach { officer: caller.officer.clone(), units, case_types })

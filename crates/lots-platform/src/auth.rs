@@ -157,6 +157,18 @@ impl Caller {
         Some(self.managed_units().into_iter().map(String::from).collect())
     }
 
+    /// Whether a case of this type draws on a unit the caller may see (for a tenant-wide caller,
+    /// every type does).
+    pub fn reaches_case_type(&self, case_type: &str) -> bool {
+        match self.units() {
+            None => true,
+            Some(units) => {
+                let touched = self.config.units_of_case_type(case_type);
+                units.iter().any(|u| touched.contains(u.as_str()))
+            }
+        }
+    }
+
     /// Whether the caller may act on `officer`'s tasks, or with `calendar` their busy time: the
     /// officer themself, the manager of the officer's unit, or for calendars an admin.
     pub fn may_act_for(&self, officer: &str, calendar: bool) -> bool {

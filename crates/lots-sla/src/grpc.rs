@@ -245,15 +245,9 @@ impl AlertService for AlertApi {
             }
         }
         .map_err(Error::from)?;
-        let visible = |c: &CaseRow| match caller.units() {
-            None => true,
-            Some(units) => {
-                let touched = caller.config.units_of_case_type(&c.case_type);
-                units.iter().any(|u| touched.contains(u.as_str()))
-            }
-        };
-        let case =
-            case.filter(visible).ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
+        let case = case
+            .filter(|c| caller.reaches_case_type(&c.case_type))
+            .ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
         let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
         let events = clocks::events(pool, case.id).await.map_err(Error::from)?;
         let calendar = WorkCalendar::for_tenant(&tenant);
