@@ -9,6 +9,4 @@ CREATE TABLE case_seats (
 );
 CREATE INDEX case_seats_by_officer ON case_seats (tenant, officer_id);
 CREATE INDEX case_seats_by_unit ON case_seats (tenant, unit);
-ALTER TABLE case_seats ENABLE ROW LEVEL SECURITY;
-ALTER TABLE case_seats FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON case_seats USING (tenant = current_setting('lots.tenant', true) OR current_setting('lots.tenant', true) = '*');
+SELECT lots_tenant_scope('case_seats');

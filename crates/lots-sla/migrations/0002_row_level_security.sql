@@ -1,12 +1,4 @@
--- Row-level security: a connection sees a tenant's rows only while its scope (lots.tenant, set
--- by lots-platform for every connection it hands out) is that tenant or '*' (background work
--- that serves every tenant). A query that forgets its tenant filter sees nothing more.
-ALTER TABLE cases ENABLE ROW LEVEL SECURITY;
-ALTER TABLE cases FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON cases USING (tenant = current_setting('lots.tenant', true) OR current_setting('lots.tenant', true) = '*');
-ALTER TABLE clocks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE clocks FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON clocks USING (tenant = current_setting('lots.tenant', true) OR current_setting('lots.tenant', true) = '*');
-ALTER TABLE alerts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE alerts FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON alerts USING (tenant = current_setting('lots.tenant', true) OR current_setting('lots.tenant', true) = '*');
+-- Row-level security by tenant (lots_tenant_scope, platform migration 9002).
+SELECT lots_tenant_scope('cases');
+SELECT lots_tenant_scope('clocks');
+SELECT lots_tenant_scope('alerts');
