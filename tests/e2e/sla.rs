@@ -381,3 +381,99 @@ async fn a_warning_that_fires_after_its_clock_stopped_is_not_left_open() {
         sqlx::query_scalar("SELECT count(*) FROM alerts WHERE open").fetch_one(app.sla_pool()).await.unwrap();
     assert_eq!(open, 0, "an alert about a stopped clock stayed open");
 }
+
+/// Writes `n` alerts of tenant 9997 in the given transaction (as the timer would, in bulk).
+async fn insert_alerts(conn: &mut sqlx::PgConnection, n: i64, open: bool) {
+    sqlx::query(
+        "INSERT INTO alerts (id, kind, severity, tenant, unit, case_id, reference, clock_id, commitment,
+            commitment_name, recipient, due_at, fired_at, late, open, message)
+         SELECT gen_random_uuid(), 'warning', 2, '9997', 'u', gen_random_uuid(), 'SLA-2026-000001',
+            gen_random_uuid(), 'first_contact', 'Första kontakt', 'handl', now(), now(), false, $2, 'probe'
+         FROM generate_series(1, $1)",
+    )
+    .bind(n)
+    .bind(open)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_alert_committed_after_a_streams_snapshot_reaches_it_once_whatever_the_commit_order() {
+    let app = spawn(TestNats::start().unwrap()).await;
+    // More open alerts than the old snapshot's silent cap of 10,000.
+    let mut conn = app.sla_pool().acquire().await.unwrap();
+    insert_alerts(&mut conn, 10_050, true).await;
+    drop(conn);
+    sqlx::query("SELECT pg_notify('lots_sla_alerts', '')").execute(app.sla_pool()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut watch = app
+        .alerts_as("9997", Who::Naringslivschef)
+        .await
+        .watch_alerts(pb::WatchAlertsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Transaction A writes one alert but commits only after B wrote 1,500 more.
+    let mut a = app.sla_pool().begin().await.unwrap();
+    insert_alerts(&mut a, 1, false).await;
+    let mut b = app.sla_pool().begin().await.unwrap();
+    insert_alerts(&mut b, 1_500, false).await;
+    b.commit().await.unwrap();
+    sqlx::query("SELECT pg_notify('lots_sla_alerts', '')").execute(app.sla_pool()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.commit().await.unwrap();
+    sqlx::query("SELECT pg_notify('lots_sla_alerts', '')").execute(app.sla_pool()).await.unwrap();
+
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let expected = 10_050 + 1_500 + 1;
+    while seen.len() < expected {
+        let next = tokio::time::timeout(Duration::from_secs(10), watch.next()).await;
+        let a = next.unwrap_or_else(|_| panic!("only {} of {expected} alerts arrived", seen.len()));
+        *seen.entry(a.unwrap().unwrap().id).or_default() += 1;
+    }
+    // A few more polls of the hub: nothing arrives twice.
+    let extra = tokio::time::timeout(Duration::from_secs(5), watch.next()).await;
+    assert!(extra.is_err(), "an alert arrived after all had: {extra:?}");
+    assert!(seen.values().all(|n| *n == 1), "an alert arrived twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_alert_streams_hold_no_connection_and_a_caller_may_keep_eight() {
+    let app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "w-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    // Sixteen streams against a pool of eight connections.
+    let mut streams = Vec::new();
+    for who in [Who::Naringslivschef, Who::Manager("boss".into())] {
+        let mut client = app.alerts_as("9997", who).await;
+        for _ in 0..8 {
+            streams.push(client.watch_alerts(pb::WatchAlertsRequest::default()).await.unwrap().into_inner());
+        }
+    }
+    let lookup = Some(pb::get_case_clocks_request::Lookup::Reference(case.reference.clone()));
+    let mut reception = app.alerts_as("9997", Who::Reception).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(3),
+        reception.get_case_clocks(pb::GetCaseClocksRequest { lookup: lookup.clone() }),
+    )
+    .await;
+    assert!(answer.expect("GetCaseClocks starved by open streams").is_ok());
+    // A ninth stream of the same caller is refused, naming the limit; closing one frees a place.
+    let mut chef = app.alerts_as("9997", Who::Naringslivschef).await;
+    let refused = chef.watch_alerts(pb::WatchAlertsRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(refused.message().contains("streams per caller"), "{}", refused.message());
+    drop(streams.remove(0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while chef.watch_alerts(pb::WatchAlertsRequest::default()).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "a closed stream kept its place");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The open streams still get new alerts: the 50 % warning reaches every one.
+    app.clock.set(local("2026-09-07 12:00"));
+    for s in &mut streams {
+        let a = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(a.kind, pb::AlertKind::Warning as i32);
+    }
+}

@@ -15,6 +15,7 @@ pub mod nats;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;
+pub mod streams;
 pub mod telemetry;
 pub mod tenants;
 

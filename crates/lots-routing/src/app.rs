@@ -97,7 +97,13 @@ impl App {
             metrics: service.metrics.clone(),
         };
         let writers = Writers::new(service.nats.clone(), service.subjects.clone());
-        let api = RoutingApi { routing, hub: Hub::default(), writers, stopping: CancellationToken::new() };
+        let api = RoutingApi {
+            routing,
+            hub: Hub::default(),
+            writers,
+            stopping: CancellationToken::new(),
+            streams: Default::default(),
+        };
         Ok(App { service, api })
     }
 

@@ -28,6 +28,7 @@ pub struct RoutingApi {
     pub(crate) writers: Writers,
     /// Ends open `WatchTasks` streams when the service shuts down, so draining does not wait.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    pub(crate) streams: lots_platform::streams::StreamLimits,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -223,6 +224,7 @@ impl TaskService for RoutingApi {
                 message: "is not a cursor from an earlier TaskUpdate".into(),
             })?)
         };
+        let permit = self.streams.admit(&caller)?;
         let pool = self.routing.pool.clone();
         let stopping = self.stopping.clone();
         let mut wake = self.hub.subscribe(&format!("{tenant}/{officer}"));
@@ -230,6 +232,7 @@ impl TaskService for RoutingApi {
         // The stream's queries run in its own task, scoped to the caller's tenant.
         let scope = caller.tenant.clone();
         tokio::spawn(lots_platform::db::scoped(scope, async move {
+            let _permit = permit;
             let result: Result<()> = async {
                 let mut seq = match resume {
                     Some(seq) => seq,
@@ -268,12 +271,13 @@ impl TaskService for RoutingApi {
                             return Ok(());
                         }
                     }
-                    // NOTIFY wakes us at once; the timer covers a missed notification.
+                    // The replica's one listener wakes us when this officer's tasks change (and
+                    // everyone after it reconnects); the slow timer is only a safety net.
                     tokio::select! {
                         _ = tx.closed() => return Ok(()),
                         _ = stopping.cancelled() => return Ok(()),
                         _ = wake.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                     }
                 }
             }

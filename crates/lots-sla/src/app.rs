@@ -8,6 +8,7 @@ use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
+use lots_platform::streams::StreamLimits;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::alert_service_server::{AlertServiceServer, SERVICE_NAME};
 use sqlx::PgPool;
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::grpc::AlertApi;
 use crate::timer::Sla;
+use crate::watch::AlertHub;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -113,9 +115,13 @@ impl App {
         let tasks = TaskTracker::new();
         self.service.spawn_critical(&tasks, "sla timer", &token, self.sla.clone().run_timer(token.clone()));
         self.service.spawn_background(&tasks, Arc::new(self.sla.clone()), &token);
+        let hub = AlertHub::default();
+        tasks.spawn(db::scoped(db::SYSTEM, hub.clone().run(self.sla.pool.clone(), token.clone())));
         let routes = tonic::service::Routes::new(AlertServiceServer::new(AlertApi {
             sla: self.sla,
             stopping: token.child_token(),
+            hub,
+            streams: StreamLimits::default(),
         }));
         self.service.serve(routes, &[SERVICE_NAME], &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }

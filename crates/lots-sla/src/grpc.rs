@@ -1,19 +1,16 @@
 //! `AlertService`: managers watch and list alerts; reception reads a case's clocks.
 
-use std::collections::HashSet;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use lots_domain::calendar::WorkCalendar;
 use lots_domain::guarantee::{self, State};
 use lots_domain::tenant::Target;
 use lots_platform::auth::{self, Caller};
+use lots_platform::streams::StreamLimits;
 use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
 use pb::alert_service_server::AlertService;
 use sqlx::FromRow;
-use sqlx::postgres::PgListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -21,7 +18,8 @@ use uuid::Uuid;
 
 use crate::clocks::{self, CaseRow};
 use crate::error::{Error, Result};
-use crate::timer::{ALERTS_CHANNEL, Sla};
+use crate::timer::Sla;
+use crate::watch::{self, AlertHub};
 
 /// The gRPC face of the sla service.
 #[derive(Clone)]
@@ -29,13 +27,16 @@ pub struct AlertApi {
     pub(crate) sla: Sla,
     /// Ends open `WatchAlerts` streams when the service shuts down, so draining does not wait.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// The replica's one follower of new alerts, which every stream filters.
+    pub(crate) hub: AlertHub,
+    pub(crate) streams: StreamLimits,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
 #[derive(FromRow)]
-struct AlertRow {
-    id: Uuid,
+pub(crate) struct AlertRow {
+    pub(crate) id: Uuid,
     seq: i64,
     kind: String,
     severity: i32,
@@ -52,9 +53,11 @@ struct AlertRow {
     late: bool,
     open: bool,
     message: String,
+    /// The transaction that wrote the alert, for commit-order fan-out (see `watch`).
+    pub(crate) txid: i64,
 }
 
-fn to_pb(a: AlertRow) -> pb::Alert {
+fn to_pb(a: &AlertRow) -> pb::Alert {
     let kind = match a.kind.as_str() {
         "warning" => pb::AlertKind::Warning,
         "breached" => pb::AlertKind::Breached,
@@ -67,19 +70,19 @@ fn to_pb(a: AlertRow) -> pb::Alert {
         id: a.id.to_string(),
         kind: kind as i32,
         severity: a.severity,
-        tenant: a.tenant,
-        unit: a.unit,
+        tenant: a.tenant.clone(),
+        unit: a.unit.clone(),
         case_id: a.case_id.to_string(),
-        case_reference: a.reference,
-        commitment: a.commitment,
-        commitment_name: a.commitment_name,
-        recipient: a.recipient,
+        case_reference: a.reference.clone(),
+        commitment: a.commitment.clone(),
+        commitment_name: a.commitment_name.clone(),
+        recipient: a.recipient.clone(),
         level: a.level.max(0) as u32,
         due_at: Some(timestamp(a.due_at)),
         fired_at: Some(timestamp(a.fired_at)),
         late: a.late,
         open: a.open,
-        message: a.message,
+        message: a.message.clone(),
     }
 }
 
@@ -92,24 +95,42 @@ struct Filter {
     case_id: Option<Uuid>,
 }
 
-const ALERT_QUERY: &str = "SELECT * FROM alerts
+const ALERT_QUERY: &str = "SELECT *, xid::text::bigint AS txid FROM alerts
      WHERE ($1::text IS NULL OR tenant = $1) AND (cardinality($2::text[]) = 0 OR unit = ANY ($2))
        AND severity >= $3 AND (NOT $4 OR open) AND ($5::uuid IS NULL OR case_id = $5) AND seq > $6
      ORDER BY seq LIMIT $7";
 
+impl Filter {
+    /// Whether a broadcast alert is one this filter asks for (as the query would decide).
+    fn matches(&self, a: &AlertRow) -> bool {
+        self.tenant.as_ref().is_none_or(|t| *t == a.tenant)
+            && (self.units.is_empty() || self.units.contains(&a.unit))
+            && a.severity >= self.min_severity
+            && (!self.open_only || a.open)
+            && self.case_id.is_none_or(|c| c == a.case_id)
+    }
+}
+
+/// Alerts read per query of a stream's snapshot.
+const SNAPSHOT_PAGE: i64 = 1000;
+
 impl AlertApi {
     async fn query(&self, f: &Filter, after: i64, limit: i64) -> Result<Vec<AlertRow>> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(ALERT_QUERY))
-            .bind(&f.tenant)
-            .bind(&f.units)
-            .bind(f.min_severity)
-            .bind(f.open_only)
-            .bind(f.case_id)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.sla.pool)
-            .await?)
+        query(&self.sla.pool, f, after, limit).await
     }
+}
+
+async fn query<'c, E: sqlx::PgExecutor<'c>>(db: E, f: &Filter, after: i64, limit: i64) -> Result<Vec<AlertRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(ALERT_QUERY))
+        .bind(&f.tenant)
+        .bind(&f.units)
+        .bind(f.min_severity)
+        .bind(f.open_only)
+        .bind(f.case_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(db)
+        .await?)
 }
 
 /// The caller's tenant and the units asked for, limited to those the caller may see.
@@ -145,49 +166,56 @@ impl AlertService for AlertApi {
         let req = req.into_inner();
         let open = filter(&caller, &req.units, req.min_severity, true, None)?;
         let new = filter(&caller, &req.units, req.min_severity, false, None)?;
-        let mut listener = PgListener::connect_with(&self.sla.pool).await.map_err(Error::from)?;
-        listener.listen(ALERTS_CHANNEL).await.map_err(Error::from)?;
-        let api = self.clone();
+        let permit = self.streams.admit(&caller)?;
+        // Subscribe first, then take the snapshot: what the snapshot does not see comes
+        // through the broadcast (see `watch`).
+        let mut live = self.hub.subscribe();
+        let (mut tx, snapshot) = watch::snapshot_tx(&self.sla.pool).await?;
+        let mut current = Vec::new();
+        loop {
+            let after = current.last().map_or(0, |a: &AlertRow| a.seq);
+            let page = query(&mut *tx, &open, after, SNAPSHOT_PAGE).await?;
+            let done = (page.len() as i64) < SNAPSHOT_PAGE;
+            current.extend(page);
+            if done {
+                break;
+            }
+        }
+        tx.commit().await.map_err(Error::from)?;
         let stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        // The stream's queries run in its own task, scoped to the caller's tenant.
-        let scope = caller.tenant.clone();
-        tokio::spawn(lots_platform::db::scoped(scope, async move {
-            let result: Result<()> = async {
-                // Alerts commit out of seq order across replicas; look back a little and
-                // skip what was sent already.
-                let mut sent: HashSet<Uuid> = HashSet::new();
-                let mut last = sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM alerts WHERE tenant = $1")
-                    .bind(&new.tenant)
-                    .fetch_one(&api.sla.pool)
-                    .await?
-                    .unwrap_or(0);
-                for a in api.query(&open, 0, 10_000).await? {
-                    sent.insert(a.id);
-                    if tx.send(Ok(to_pb(a))).await.is_err() {
-                        return Ok(());
-                    }
+        tokio::spawn(async move {
+            let _permit = permit;
+            for a in &current {
+                if tx.send(Ok(to_pb(a))).await.is_err() {
+                    return;
                 }
-                loop {
-                    for a in api.query(&new, (last - 1000).max(0), 10_000).await? {
-                        last = last.max(a.seq);
-                        if sent.insert(a.id) && tx.send(Ok(to_pb(a))).await.is_err() {
-                            return Ok(());
+            }
+            drop(current);
+            loop {
+                let a = tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = stopping.cancelled() => return,
+                    a = live.recv() => a,
+                };
+                match a {
+                    Ok(a) if !snapshot.sees(a.txid) && new.matches(&a) => {
+                        if tx.send(Ok(to_pb(&a))).await.is_err() {
+                            return;
                         }
                     }
-                    tokio::select! {
-                        _ = tx.closed() => return Ok(()),
-                        _ = stopping.cancelled() => return Ok(()),
-                        n = listener.recv() => { n?; }
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let status = Status::unavailable(format!(
+                            "the stream fell {n} alerts behind and was ended; reconnect for a fresh snapshot"
+                        ));
+                        let _ = tx.send(Err(status)).await;
+                        return;
                     }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
-            .await;
-            if let Err(err) = result {
-                let _ = tx.send(Err(err.into())).await;
-            }
-        }));
+        });
         Ok(Response::new(auth::until_expiry(ReceiverStream::new(rx), &caller)))
     }
 
@@ -211,7 +239,7 @@ impl AlertService for AlertApi {
         };
         let f = filter(&caller, &req.units, req.min_severity, req.open_only, case_id)?;
         let alerts = self.query(&f, 0, limit).await?;
-        Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.into_iter().map(to_pb).collect() }))
+        Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.iter().map(to_pb).collect() }))
     }
 
     #[instrument(name = "sla.grpc.get_case_clocks", skip_all)]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod timer;
+pub mod watch;
 
 pub use app::{App, Parts};
 pub use config::Config;

@@ -1,0 +1,4 @@
+-- The transaction that wrote each alert, so watchers follow alerts in commit order: every alert
+-- whose transaction is older than a snapshot's xmin is visible in it (see src/watch.rs).
+ALTER TABLE alerts ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX alerts_by_xid ON alerts (xid);
