@@ -54,6 +54,8 @@ pub struct TestApp {
 pub struct ServiceHandle {
     pub pool: PgPool,
     pub addr: SocketAddr,
+    /// Where the service serves Prometheus metrics (sla only; else unset).
+    pub metrics_addr: Option<SocketAddr>,
     running: (CancellationToken, JoinHandle<anyhow::Result<()>>),
 }
 
@@ -167,7 +169,7 @@ impl TestApp {
         let addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        self.routing = Some(ServiceHandle { pool, addr, running: (token, handle) });
+        self.routing = Some(ServiceHandle { pool, addr, metrics_addr: None, running: (token, handle) });
     }
 
     /// Starts one more routing replica on the same database and NATS; it stops when `token` is
@@ -206,11 +208,13 @@ impl TestApp {
             clock: self.clock.clone(),
             tick: Duration::from_millis(50),
         };
-        let app = lots_sla::App::from_parts(parts).await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = Some(metrics.local_addr().unwrap());
+        let app = lots_sla::App::from_parts(parts).await.unwrap().with_metrics_listener(metrics);
         let addr = app.local_addr().unwrap();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
-        self.sla = Some(ServiceHandle { pool, addr, running: (token, handle) });
+        self.sla = Some(ServiceHandle { pool, addr, metrics_addr, running: (token, handle) });
     }
 
     /// Stops the sla service as SIGTERM would.
@@ -465,17 +469,32 @@ impl TestApp {
 
     /// Intake's Prometheus metrics text.
     pub async fn scrape(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr).await.unwrap();
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: lots\r\n\r\n").await.unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.unwrap();
-        text
+        scrape(self.metrics_addr).await
+    }
+
+    /// The sla service's Prometheus metrics text.
+    pub async fn scrape_sla(&self) -> String {
+        scrape(self.sla.as_ref().and_then(|s| s.metrics_addr).expect("sla runs")).await
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
+}
+
+/// The Prometheus metrics text served at `addr`.
+async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: lots\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+/// The value of the metric line starting with `series` (name and labels), or 0 if absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }
 
 impl Drop for TestApp {

@@ -477,3 +477,81 @@ async fn open_alert_streams_hold_no_connection_and_a_caller_may_keep_eight() {
         assert_eq!(a.kind, pb::AlertKind::Warning as i32);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_never_contradicts_an_event_that_was_in_the_stream_when_it_fell_due() {
+    let mut app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "stale-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    // sla is down; a backlog builds up, and last the case waits for the company (pausing its
+    // clock at 11:00, before any stage falls due).
+    app.stop_sla().await;
+    for i in 0..150 {
+        app.register_in("9997", request(&app, &format!("backlog-{i}"), "radgivning")).await.unwrap();
+    }
+    app.clock.set(local("2026-09-07 11:00"));
+    app.await_company(&case.id, "Ritningar saknas").await.unwrap();
+    // The warnings and the breach of the case would have fallen due by now.
+    app.clock.set(local("2026-09-07 17:00"));
+    app.start_sla().await;
+    // Once the backlog is applied the clock is paused, and the case never got an alert.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = clocks(&app, &case.reference).await.remove("first_contact").unwrap();
+        if c.state == pb::ClockState::Paused as i32 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the pause was never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts: Vec<String> = sqlx::query_scalar("SELECT kind FROM alerts WHERE reference = $1")
+        .bind(&case.reference)
+        .fetch_all(app.sla_pool())
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "alerts fired on stale knowledge: {alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timer_that_keeps_failing_backs_off_and_says_so() {
+    let app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "fail-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    // The service loses the right to mark stages fired: every firing fails.
+    sqlx::query("REVOKE UPDATE ON stages FROM lots_service").execute(app.sla_pool()).await.unwrap();
+    app.clock.set(local("2026-09-07 12:00"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let errors = metric(&app.scrape_sla().await, "lots_sla_timer_errors_total{service=\"sla\"}");
+    assert!((1.0..=12.0).contains(&errors), "{errors} failed rounds in 3 s: no backoff (or no failure)");
+    // Given the right back, the warning fires.
+    sqlx::query("GRANT UPDATE ON stages TO lots_service").execute(app.sla_pool()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while fired(&app, 0).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the warning never fired after recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_of_a_commitment_removed_from_the_configuration_is_counted_and_logged() {
+    let mut app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "gone-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    app.stop_sla().await;
+    // The municipality drops the commitment (and its use by the case type).
+    let start = SLA_TENANT.find("[commitments.first_contact]").unwrap();
+    let end = SLA_TENANT.find("[commitments.beslut_pbl]").unwrap();
+    let config = format!("{}{}", &SLA_TENANT[..start], &SLA_TENANT[end..])
+        .replace("commitments = [\"first_contact\"]", "commitments = []");
+    app.options.extra_tenants = vec![config];
+    app.start_sla().await;
+    app.clock.set(local("2026-09-07 12:00"));
+    let series = "lots_sla_stages_skipped_total{service=\"sla\",reason=\"commitment_removed\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric(&app.scrape_sla().await, series) < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the skipped stage left no trace");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fired(&app, 0).await.is_empty());
+}

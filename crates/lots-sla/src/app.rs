@@ -90,6 +90,8 @@ impl App {
             wake: Arc::new(Notify::new()),
             tick: parts.tick,
             metrics: service.metrics.clone(),
+            js: async_nats::jetstream::new(service.nats.clone()),
+            durable: service.name.to_owned(),
         };
         Ok(App { service, sla })
     }

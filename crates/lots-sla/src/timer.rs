@@ -10,7 +10,7 @@ use lots_domain::tenant::{EscalationLevel, TenantConfig};
 use lots_events::{
     AlertData, Envelope, Payload, SlaBreached, SlaDelayNotice, SlaEscalated, SlaMet, SlaWarning, Subjects,
 };
-use lots_platform::{Clock, Tenants, outbox};
+use lots_platform::{Clock, Tenants, consumer, outbox};
 use sqlx::{FromRow, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,12 @@ const LATE_AFTER_SECS: i64 = 60;
 const BATCH: i64 = 500;
 /// Transactions firing due stages at the same time.
 const FIRING_CONCURRENCY: usize = 4;
+/// Longest wait for the consumer to apply what was in the stream when stages fell due; past it
+/// they fire anyway (a stuck consumer must not silence every alert), logged and counted.
+const CATCH_UP_MAX: Duration = Duration::from_secs(30);
+/// Pause after a failed look at the stages, doubling to [`ERROR_PAUSE_MAX`].
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+const ERROR_PAUSE_MAX: Duration = Duration::from_secs(30);
 
 /// The sla service's shared state.
 #[derive(Clone)]
@@ -42,6 +48,9 @@ pub struct Sla {
     /// Longest sleep between looks at the stages.
     pub tick: Duration,
     pub metrics: lots_platform::metrics::Metrics,
+    /// The stream, and sla's durable consumer on it, for the catch-up check before firing.
+    pub js: async_nats::jetstream::Context,
+    pub durable: String,
 }
 
 /// Alert severities, as in the API.
@@ -95,7 +104,14 @@ impl Fired {
         now: DateTime<Utc>,
     ) -> Option<Fired> {
         // Time-derived events carry version 0: unordered, deduplicated by their derived id.
-        let event = Envelope::new(&case.tenant, case.id, 0, "sla", now, payload).with_id(id).into_raw().ok()?;
+        let event = match Envelope::new(&case.tenant, case.id, 0, "sla", now, payload).with_id(id).into_raw() {
+            Ok(event) => event,
+            Err(err) => {
+                // Counted by `publish` (it receives None); the stage stays fired, the alert unsent.
+                tracing::error!(kind = T::TYPE, case_id = %case.id, error = %err, "an alert's event cannot be serialised; it is not sent");
+                return None;
+            }
+        };
         Some(Fired {
             id,
             kind: T::TYPE,
@@ -207,6 +223,7 @@ impl Sla {
     /// Looks for due stages until `token` is cancelled.
     pub async fn run_timer(self, token: CancellationToken) {
         let mut last_report = std::time::Instant::now() - Duration::from_secs(60);
+        let mut pause = ERROR_PAUSE;
         loop {
             if last_report.elapsed() >= Duration::from_secs(5) {
                 let open: Result<i64, _> =
@@ -218,31 +235,19 @@ impl Sla {
                 }
                 last_report = std::time::Instant::now();
             }
-            // A burst is fired by a few claimers at once; SKIP LOCKED keeps their batches apart.
-            let claimers = (0..FIRING_CONCURRENCY).map(|_| async {
-                let mut fired = 0;
-                loop {
-                    match self.fire_due().await {
-                        Ok(n) => {
-                            fired += n;
-                            if (n as i64) < BATCH {
-                                return fired;
-                            }
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "firing due alerts failed; retrying");
-                            return fired;
-                        }
-                    }
+            let sleep = match self.fire_round(&token).await {
+                Ok(next) => {
+                    pause = ERROR_PAUSE;
+                    next.map_or(self.tick, |next| (next - self.clock.now()).to_std().unwrap_or_default().min(self.tick))
                 }
-            });
-            let fired: usize = futures::future::join_all(claimers).await.into_iter().sum();
-            if fired > 0 {
-                self.relay.notify_one();
-            }
-            let sleep = match self.next_due().await {
-                Ok(Some(next)) => (next - self.clock.now()).to_std().unwrap_or_default().min(self.tick),
-                _ => self.tick,
+                Err(err) => {
+                    // A persistent failure (a lost privilege, a broken row) must not spin.
+                    self.metrics.count("lots_sla_timer_errors_total", "Failed looks at due stages.", &[], 1.0);
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "firing due alerts failed");
+                    let wait = pause;
+                    pause = (pause * 2).min(ERROR_PAUSE_MAX);
+                    wait
+                }
             };
             tokio::select! {
                 _ = token.cancelled() => return,
@@ -252,13 +257,91 @@ impl Sla {
         }
     }
 
+    /// Fires every stage due by now, once sla has applied what the stream held by then; returns
+    /// when the next stage falls due.
+    async fn fire_round(&self, token: &CancellationToken) -> Result<Option<DateTime<Utc>>> {
+        let horizon = self.clock.now();
+        if self.next_due().await?.is_some_and(|next| next <= horizon) {
+            // An event that stops or pauses a clock may be in the stream but not yet applied:
+            // fire only once everything published by `horizon` has been applied.
+            self.await_applied(token).await;
+            // A burst is fired by a few claimers at once; SKIP LOCKED keeps their batches apart.
+            let claimers = (0..FIRING_CONCURRENCY).map(|_| async {
+                let mut fired = 0;
+                loop {
+                    let n = self.fire_due(horizon).await?;
+                    fired += n;
+                    if (n as i64) < BATCH {
+                        return Ok::<_, Error>(fired);
+                    }
+                }
+            });
+            let mut fired = 0;
+            let mut failed = None;
+            for result in futures::future::join_all(claimers).await {
+                match result {
+                    Ok(n) => fired += n,
+                    Err(err) => failed = Some(err),
+                }
+            }
+            if fired > 0 {
+                self.relay.notify_one();
+            }
+            if let Some(err) = failed {
+                return Err(err);
+            }
+        }
+        self.next_due().await
+    }
+
+    /// Waits until sla's consumer has applied every event the stream held when called (at
+    /// most [`CATCH_UP_MAX`]).
+    async fn await_applied(&self, token: &CancellationToken) {
+        let started = std::time::Instant::now();
+        let mut last = None;
+        let mut wait = Duration::from_millis(10);
+        loop {
+            let caught_up = async {
+                let seq = match last {
+                    Some(seq) => seq,
+                    None => *last.insert(consumer::stream_last(&self.js, &self.subjects).await?),
+                };
+                consumer::applied_through(&self.js, &self.subjects, &self.durable, seq).await
+            }
+            .await;
+            match caught_up {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(err) => tracing::debug!(error = %err, "cannot read the consumer's position"),
+            }
+            if started.elapsed() >= CATCH_UP_MAX {
+                self.metrics.count(
+                    "lots_sla_fired_before_caught_up_total",
+                    "Rounds of due alerts fired although the consumer had not applied the stream.",
+                    &[],
+                    1.0,
+                );
+                tracing::warn!(
+                    waited_s = CATCH_UP_MAX.as_secs(),
+                    "sla's consumer has not applied the stream; firing due alerts anyway"
+                );
+                return;
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+    }
+
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(sqlx::query_scalar("SELECT min(due_at) FROM stages WHERE fired_at IS NULL").fetch_one(&self.pool).await?)
     }
 
     /// Fires one batch of due stages; returns how many.
     #[instrument(name = "sla.timer.fire", skip_all, fields(fired))]
-    pub async fn fire_due(&self) -> Result<usize> {
+    pub async fn fire_due(&self, horizon: DateTime<Utc>) -> Result<usize> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let rows: Vec<DueRow> = sqlx::query_as(
@@ -268,7 +351,7 @@ impl Sla {
              WHERE s.fired_at IS NULL AND s.due_at <= $1
              ORDER BY s.due_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
         )
-        .bind(now)
+        .bind(horizon)
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
@@ -279,6 +362,7 @@ impl Sla {
         for row in &rows {
             fired.extend(self.alerts_for(row, now));
         }
+        let fired = fired;
         let clock_ids: Vec<Uuid> = rows.iter().map(|r| r.clock_id).collect();
         let stages: Vec<String> = rows.iter().map(|r| r.stage.clone()).collect();
         let versions: Vec<i32> = rows.iter().map(|r| r.deadline_version).collect();
@@ -293,17 +377,33 @@ impl Sla {
         .execute(&mut *tx)
         .await?;
         let n = rows.len();
-        self.publish(&mut tx, fired.into_iter().map(Some).collect()).await?;
+        self.publish(&mut tx, fired).await?;
         tx.commit().await?;
         tracing::Span::current().record("fired", n);
         Ok(n)
     }
 
-    fn alerts_for(&self, row: &DueRow, now: DateTime<Utc>) -> Vec<Fired> {
+    /// Why a due stage fired nothing: the configuration changed since it was planned.
+    fn skipped(&self, row: &DueRow, reason: &'static str) {
+        self.metrics.count(
+            "lots_sla_stages_skipped_total",
+            "Due stages that fired nothing because the configuration no longer has them.",
+            &[("reason", reason)],
+            1.0,
+        );
+        tracing::warn!(
+            tenant = %row.case.tenant, case_id = %row.case.id, commitment = %row.commitment, stage = %row.stage,
+            reason, "a due stage fires nothing: the configuration no longer has it"
+        );
+    }
+
+    fn alerts_for(&self, row: &DueRow, now: DateTime<Utc>) -> Vec<Option<Fired>> {
         let Some(tenant) = self.tenants.get(&row.case.tenant) else {
+            self.skipped(row, "tenant_removed");
             return Vec::new();
         };
         let Some(commitment) = tenant.commitments.get(&row.commitment) else {
+            self.skipped(row, "commitment_removed");
             return Vec::new();
         };
         let case = &row.case;
@@ -328,12 +428,12 @@ impl Sla {
             let data = due(EscalationLevel::Officer);
             let msg = format!("{}: {}: {percent} % of the time used{late_note}", case.reference, commitment.name);
             let payload = SlaWarning { alert: data.clone(), percent };
-            out.extend(Fired::build(id, Severity::Warning, i32::from(percent), open, msg, case, data, payload, now));
+            out.push(Fired::build(id, Severity::Warning, i32::from(percent), open, msg, case, data, payload, now));
         } else if row.stage == "breach" {
             let data = due(EscalationLevel::Officer);
             let msg = format!("{}: {} was not met{late_note}", case.reference, commitment.name);
             let payload = SlaBreached { alert: data.clone() };
-            out.extend(Fired::build(id, Severity::Breach, 0, open, msg, case, data.clone(), payload, now));
+            out.push(Fired::build(id, Severity::Breach, 0, open, msg, case, data.clone(), payload, now));
             if commitment.stops_on.iter().any(|e| e == "case.closed") {
                 // Förvaltningslagen 11 §: a delayed decision must be told to the company.
                 let notice = clocks::alert_id(row.clock_id, "delay_notice", version);
@@ -342,10 +442,11 @@ impl Sla {
                     case.reference
                 );
                 let payload = SlaDelayNotice { alert: data.clone() };
-                out.extend(Fired::build(notice, Severity::Breach, 0, open, msg, case, data, payload, now));
+                out.push(Fired::build(notice, Severity::Breach, 0, open, msg, case, data, payload, now));
             }
         } else if let Some(step) = row.stage.strip_prefix("esc").and_then(|s| s.parse::<usize>().ok()) {
             let Some(level) = commitment.escalation.get(step.saturating_sub(1)).map(|e| e.to) else {
+                self.skipped(row, "escalation_removed");
                 return out;
             };
             let data = due(level);
@@ -359,13 +460,20 @@ impl Sla {
                 case.reference, commitment.name, data.recipient
             );
             let payload = SlaEscalated { alert: data.clone(), step: step as u32, level: level_text.to_owned() };
-            out.extend(Fired::build(id, Severity::Escalation, step as i32, open, msg, case, data, payload, now));
+            out.push(Fired::build(id, Severity::Escalation, step as i32, open, msg, case, data, payload, now));
+        } else {
+            self.skipped(row, "unknown_stage");
         }
         out
     }
 
     /// Stores alerts (once: their ids are deterministic) and writes their events to the outbox.
     pub async fn publish(&self, conn: &mut PgConnection, fired: Vec<Option<Fired>>) -> Result<()> {
+        let unsent = fired.iter().filter(|f| f.is_none()).count();
+        if unsent > 0 {
+            let help = "Alerts not sent because their event could not be serialised.";
+            self.metrics.count("lots_sla_alerts_unserialisable_total", help, &[], unsent as f64);
+        }
         let fired: Vec<Fired> = fired.into_iter().flatten().collect();
         if fired.is_empty() {
             return Ok(());
