@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -118,7 +119,21 @@ impl Metrics {
 
 /// Serves `GET /metrics` on `listener` until `token` is cancelled.
 pub async fn serve(listener: TcpListener, metrics: Metrics, token: CancellationToken) {
+    serve_with(listener, metrics, token, READ_TIMEOUT).await
+}
+
+/// How long a scraper may take to send its request before the connection is closed.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scrapes served at the same time; more wait for a place.
+const MAX_CONNECTIONS: usize = 32;
+
+/// [`serve`] with a given read timeout.
+pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: CancellationToken, read_timeout: Duration) {
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(place) = places.clone().acquire_owned().await else {
+            return;
+        };
         let (mut stream, _) = tokio::select! {
             _ = token.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -131,8 +146,15 @@ pub async fn serve(listener: TcpListener, metrics: Metrics, token: CancellationT
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _place = place;
             let mut buf = [0u8; 1024];
-            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let Ok(read) = tokio::time::timeout(read_timeout, stream.read(&mut buf)).await else {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                return;
+            };
+            let n = read.unwrap_or(0);
             let request = String::from_utf8_lossy(&buf[..n]);
             let response = if request.starts_with("GET /metrics") {
                 let body = metrics.render();
@@ -156,6 +178,27 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_scraper_that_sends_nothing_is_cut_off_and_others_are_still_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let m = Metrics::new("intake");
+        m.gauge("lots_outbox_backlog", "Unsent outbox rows.", &[], 3.0);
+        tokio::spawn(serve_with(listener, m, token.clone(), Duration::from_millis(200)));
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
+        scraper.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        scraper.read_to_string(&mut text).await.unwrap();
+        assert!(text.contains("lots_outbox_backlog{service=\"intake\"} 3"), "{text}");
+        let mut answer = String::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_string(&mut answer)).await;
+        assert!(closed.is_ok(), "a silent connection was kept open");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        token.cancel();
+    }
 
     #[test]
     fn renders_counters_gauges_and_histograms() {
