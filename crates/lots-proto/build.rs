@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 4] = ["lots/v1/common.proto", "lots/v1/intake.proto", "lots/v1/routing.proto", "lots/v1/sla.proto"];
+const FILES: [&str; 5] = [
+    "lots/v1/admin.proto",
+    "lots/v1/common.proto",
+    "lots/v1/intake.proto",
+    "lots/v1/routing.proto",
+    "lots/v1/sla.proto",
+];
 
 #[allow(unsafe_code)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {

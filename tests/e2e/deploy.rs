@@ -163,3 +163,31 @@ fn the_nats_users_in_deploy_grant_each_service_exactly_its_subjects() {
         assert_eq!(strings(&line("subscribe")), want(&wanted.subscribe), "{service} subscribe");
     }
 }
+
+#[test]
+fn the_alert_rules_parse_and_name_only_metrics_the_services_export() {
+    let text = std::fs::read_to_string(deploy().join("prometheus/rules.yaml")).unwrap();
+    let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut sources = String::new();
+    let mut rs = Vec::new();
+    files(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates"), "rs", &mut rs);
+    for f in rs {
+        sources.push_str(&std::fs::read_to_string(f).unwrap());
+    }
+    let mut checked = 0;
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let expr = rule["expr"].as_str().unwrap();
+            for name in
+                expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("lots_"))
+            {
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "{name} in rules.yaml is not exported by any service"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5);
+}

@@ -801,3 +801,78 @@ async fn a_long_task_list_comes_in_pages_in_meeting_order() {
     let err = chef.list_tasks(page("nonsense".into())).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["page_token"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_skips_a_poisoned_event_and_the_later_events_of_its_case_follow() {
+    use lots_events::{CaseClosed, Envelope};
+    let app = TestApp::spawn_with(TestNats::start().unwrap(), Options { routing: true, ..Default::default() }).await;
+    let case_id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let closed = CaseClosed { outcome: "avslutat".into(), decision: "Klart".into() };
+    // Version 1 is a case.registered routing cannot read; version 2 closes the case.
+    let mut first = Envelope::new(NKP, case_id, 1, "intake", now, closed.clone()).into_raw().unwrap();
+    first.kind = "case.registered".into();
+    first.data = serde_json::json!({ "case_type": 42 });
+    app.publish_event(&first).await;
+    let second = Envelope::new(NKP, case_id, 2, "intake", now, closed).into_raw().unwrap();
+    app.publish_event(&second).await;
+
+    let addr = app.routing.as_ref().unwrap().addr;
+    let mut admin =
+        pb::dead_letter_service_client::DeadLetterServiceClient::new(app.channel_as(addr, NKP, Who::Admin).await);
+    // The first is dead-lettered at once (it cannot be read); the second is held behind it
+    // instead of being retried ten times.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let req = pb::ListDeadLettersRequest { open_only: true, limit: 0 };
+        let letters = admin.list_dead_letters(req).await.unwrap().into_inner().letters;
+        if letters.len() == 2 {
+            break letters;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "dead letters: {letters:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let held = letters.iter().find(|l| l.version == 2).unwrap();
+    assert_eq!(held.held_behind, first.id.to_string());
+    assert!(held.deliveries <= 2, "the held event was retried {} times", held.deliveries);
+    let shown =
+        admin.get_dead_letter(pb::GetDeadLetterRequest { event_id: first.id.to_string() }).await.unwrap().into_inner();
+    assert!(shown.payload.contains("\"case_type\":42"), "{}", shown.payload);
+    assert_eq!(shown.source, "intake");
+
+    // Replaying the poisoned one fails again and says why; the held one cannot jump the queue.
+    let replay = pb::ReplayDeadLetterRequest { event_id: first.id.to_string(), note: String::new() };
+    let err = admin.replay_dead_letter(replay).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("bad case.registered"), "{}", err.message());
+    let replay = pb::ReplayDeadLetterRequest { event_id: second.id.to_string(), note: String::new() };
+    let err = admin.replay_dead_letter(replay).await.unwrap_err();
+    assert!(err.message().contains("held behind"), "{}", err.message());
+
+    // Skipping needs a reason; with one, the held event follows and is applied.
+    let skip = pb::SkipDeadLetterRequest { event_id: first.id.to_string(), note: " ".into() };
+    assert_eq!(violated_fields(&admin.skip_dead_letter(skip).await.unwrap_err()), ["note"]);
+    let skip = pb::SkipDeadLetterRequest { event_id: first.id.to_string(), note: "Felaktig testhändelse".into() };
+    let resolution = admin.skip_dead_letter(skip.clone()).await.unwrap().into_inner();
+    assert_eq!(resolution.letter.as_ref().unwrap().status, "skipped");
+    assert!(resolution.letter.as_ref().unwrap().resolved_by.contains("admin"));
+    assert_eq!(resolution.also_applied, [second.id.to_string()]);
+    assert_eq!(resolution.still_held, "");
+    // A retried skip returns the first result.
+    let again = admin.skip_dead_letter(skip).await.unwrap().into_inner();
+    assert_eq!(again.letter.unwrap().status, "skipped");
+    let open = admin.list_dead_letters(pb::ListDeadLettersRequest { open_only: true, limit: 0 }).await.unwrap();
+    assert!(open.into_inner().letters.is_empty());
+    let cursor: i64 = sqlx::query_scalar("SELECT version FROM case_cursor WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(cursor, 2, "the case's order moved past both");
+
+    // Only admins see dead letters.
+    let mut reception =
+        pb::dead_letter_service_client::DeadLetterServiceClient::new(app.channel_as(addr, NKP, Who::Reception).await);
+    let denied = reception.list_dead_letters(pb::ListDeadLettersRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}

@@ -65,12 +65,72 @@ pub enum Command {
         /// Case id or reference (NKP-2026-000123).
         case: String,
     },
+    /// Operator commands (admin role).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Run Lotsen on this machine: NATS, Postgres, an OpenID provider, intake, routing and sla.
     Dev(DevArgs),
     /// Log in at the municipality's OpenID issuer and keep the token for later commands.
     Login(LoginArgs),
     /// Forget the token `lots login` kept.
     Logout,
+}
+
+/// `lots admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Events a service could not apply: list, read, replay or skip them.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+}
+
+/// `lots admin dead-letters …`
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Dead letters of one service, newest first.
+    List {
+        #[arg(long, value_enum)]
+        service: ServiceArg,
+        /// Only those still waiting for an operator.
+        #[arg(long)]
+        open: bool,
+        /// Most letters to show (1–1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// One dead letter with its event.
+    Show {
+        #[arg(long, value_enum)]
+        service: ServiceArg,
+        /// The event id.
+        event_id: String,
+    },
+    /// Apply the event again (e.g. after a fix); the case's held events follow it.
+    Replay {
+        #[arg(long, value_enum)]
+        service: ServiceArg,
+        event_id: String,
+        /// A note for the record.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Give the event up: the case's order moves past it and its held events follow.
+    Skip {
+        #[arg(long, value_enum)]
+        service: ServiceArg,
+        event_id: String,
+        /// Why it is given up (required).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// A Lotsen service.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ServiceArg {
+    Intake,
+    Routing,
+    Sla,
 }
 
 /// `lots login`

@@ -8,6 +8,7 @@ use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
+use lots_proto::v1::dead_letter_service_server::SERVICE_NAME as DEAD_LETTERS;
 use lots_proto::v1::intake_service_server::{IntakeServiceServer, SERVICE_NAME};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -116,8 +117,11 @@ impl App {
     pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
         let follow = FollowRouting { clock: self.api.cases.clock.clone() };
-        self.service.spawn_background(&tasks, Arc::new(follow), &token);
-        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api));
-        self.service.serve(routes, &[SERVICE_NAME], &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
+        let follow = Arc::new(follow);
+        self.service.spawn_background(&tasks, follow.clone(), &token);
+        let letters = self.service.dead_letters(self.service.replayer(follow));
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api)).add_service(letters);
+        let names = [SERVICE_NAME, DEAD_LETTERS];
+        self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

@@ -110,6 +110,10 @@ pub const MATRIX: &[(&str, &[Role])] = {
         ("AlertService/WatchAlerts", &[Enhetschef, Naringslivschef]),
         ("AlertService/ListAlerts", &[Enhetschef, Naringslivschef]),
         ("AlertService/GetCaseClocks", &[Reception, Enhetschef, Naringslivschef]),
+        ("DeadLetterService/ListDeadLetters", &[Admin]),
+        ("DeadLetterService/GetDeadLetter", &[Admin]),
+        ("DeadLetterService/ReplayDeadLetter", &[Admin]),
+        ("DeadLetterService/SkipDeadLetter", &[Admin]),
     ]
 };
 

@@ -104,10 +104,15 @@ pub async fn run<H: Handler>(
     let mut messages = consumer.messages().await.map_err(Error::nats)?;
 
     let tracker = TaskTracker::new();
+    // Messages received and not yet settled: while they wait in a lane or are applied, they are
+    // told "in progress", so a backlog does not run out their ack wait and inflate deliveries.
+    let in_flight = InFlight::default();
+    let progress = tokio::spawn(in_flight.clone().keep_alive(token.clone()));
     let mut lanes = Vec::with_capacity(settings.lanes.max(1));
     for _ in 0..settings.lanes.max(1) {
         let (tx, mut rx) = mpsc::channel::<Message>(64);
         let (pool, handler, settings) = (pool.clone(), handler.clone(), settings.clone());
+        let in_flight = in_flight.clone();
         tracker.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
             while let Some(first) = rx.recv().await {
                 // Whatever else is already queued joins the same transaction.
@@ -118,7 +123,9 @@ pub async fn run<H: Handler>(
                         Err(_) => break,
                     }
                 }
+                let seqs: Vec<u64> = batch.iter().map(stream_seq).collect();
                 process_batch(&pool, handler.as_ref(), &settings, batch).await;
+                in_flight.settled(&seqs);
             }
         }));
         lanes.push(tx);
@@ -132,6 +139,7 @@ pub async fn run<H: Handler>(
         };
         match next {
             Some(Ok(msg)) => {
+                in_flight.received(&msg);
                 let lane = lane_of(&msg, lanes.len());
                 if lanes[lane].send(msg).await.is_err() {
                     break;
@@ -146,7 +154,48 @@ pub async fn run<H: Handler>(
     }
     drop(lanes);
     tracker.wait().await;
+    progress.abort();
     Ok(())
+}
+
+/// How often received, unsettled messages are told "in progress" (the ack wait is 30 s).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+fn stream_seq(msg: &Message) -> u64 {
+    msg.info().map(|i| i.stream_sequence).unwrap_or(0)
+}
+
+/// Messages received and not yet settled, by stream sequence.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashMap<u64, Message>>>);
+
+impl InFlight {
+    fn received(&self, msg: &Message) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(stream_seq(msg), msg.clone());
+    }
+
+    fn settled(&self, seqs: &[u64]) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for s in seqs {
+            map.remove(s);
+        }
+    }
+
+    /// Sends "in progress" for every unsettled message every [`PROGRESS_EVERY`].
+    async fn keep_alive(self, token: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(PROGRESS_EVERY) => {}
+            }
+            let waiting: Vec<Message> = self.0.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            for msg in waiting {
+                if let Err(err) = msg.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %err, "cannot tell an event is in progress");
+                }
+            }
+        }
+    }
 }
 
 /// The stream's last sequence now: every event published so far is at or below it.
@@ -307,20 +356,59 @@ pub async fn settle(
         let label = if matches!(outcome, Outcome::Retry { .. }) { "retried" } else { "applied" };
         m.count("lots_consumer_events_total", "Events consumed, by outcome.", &[("outcome", label)], 1.0);
     }
+    let event: Option<Envelope> = match &outcome {
+        Outcome::Retry { readable: true, .. } => serde_json::from_slice(&msg.payload).ok(),
+        _ => None,
+    };
     match outcome {
         Outcome::Applied | Outcome::Skipped => ack(msg, AckKind::Ack).await,
-        Outcome::Retry { readable, error } if !readable || delivered >= max_deliveries => {
-            tracing::error!(error, "event failed too often or cannot be read; dead-lettered");
-            if let Some(m) = metrics {
-                m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
+        Outcome::Retry { readable, error } => {
+            // An earlier event of the case lies open in the dead-letter table: this one cannot
+            // be applied before an operator acts, so it waits there too, held behind it.
+            let behind = match &event {
+                Some(e) => open_letter_before(pool, e).await,
+                None => None,
+            };
+            if !readable || delivered >= max_deliveries || behind.is_some() {
+                let error = match behind {
+                    Some(b) => format!("held behind dead letter {b}: {error}"),
+                    None => error,
+                };
+                tracing::error!(error, "event failed too often, cannot be read or is held; dead-lettered");
+                if let Some(m) = metrics {
+                    m.count("lots_consumer_dead_letters_total", "Events moved to the dead-letter table.", &[], 1.0);
+                }
+                dead_letter(pool, msg, event.as_ref(), &error, delivered, behind).await;
+            } else {
+                let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
+                tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
+                ack(msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
             }
-            let event: Option<Envelope> = serde_json::from_slice(&msg.payload).ok();
-            dead_letter(pool, msg, event.as_ref(), &error, delivered).await;
         }
-        Outcome::Retry { error, .. } => {
-            let delay = Duration::from_millis(100 * 2u64.saturating_pow(delivered.clamp(1, 8) as u32 - 1));
-            tracing::debug!(error, delay_ms = delay.as_millis() as u64, "event not applied; retrying later");
-            ack(msg, AckKind::Nak(Some(delay.min(Duration::from_secs(10))))).await;
+    }
+}
+
+/// The open dead letter of an earlier event of `event`'s case from the same producer, if any.
+async fn open_letter_before(pool: &PgPool, event: &Envelope) -> Option<uuid::Uuid> {
+    if event.version == 0 {
+        return None;
+    }
+    let found = sqlx::query_scalar(
+        "SELECT event_id FROM dead_letter
+         WHERE case_id = $1 AND source = $2 AND version < $3 AND status = 'open' AND event_id <> $4
+         ORDER BY version DESC LIMIT 1",
+    )
+    .bind(event.case_id)
+    .bind(event.source.as_str())
+    .bind(event.version as i64)
+    .bind(event.id)
+    .fetch_optional(pool)
+    .await;
+    match found {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot look for an earlier dead letter");
+            None
         }
     }
 }
@@ -411,17 +499,35 @@ pub async fn advance(tx: &mut PgConnection, event: &Envelope) -> sqlx::Result<()
     Ok(())
 }
 
-async fn dead_letter(pool: &PgPool, msg: &Message, event: Option<&Envelope>, error: &str, delivered: i64) {
-    let id = event.map(|e| e.id).unwrap_or_else(uuid::Uuid::now_v7);
+async fn dead_letter(
+    pool: &PgPool,
+    msg: &Message,
+    event: Option<&Envelope>,
+    error: &str,
+    delivered: i64,
+    held_behind: Option<uuid::Uuid>,
+) {
+    // What an unreadable payload still says (its tenant and case), for the operator.
+    let event = event.cloned().or_else(|| serde_json::from_slice(&msg.payload).ok());
+    let id = event.as_ref().map(|e| e.id).unwrap_or_else(uuid::Uuid::now_v7);
     let stored = sqlx::query(
-        "INSERT INTO dead_letter (event_id, subject, payload, error, deliveries) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, deliveries = EXCLUDED.deliveries",
+        "INSERT INTO dead_letter (event_id, subject, payload, error, deliveries, tenant, event_type, case_id,
+             source, version, held_behind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, deliveries = EXCLUDED.deliveries,
+             status = 'open', held_behind = EXCLUDED.held_behind, resolved_by = NULL, resolved_at = NULL",
     )
     .bind(id)
     .bind(msg.subject.as_str())
     .bind(msg.payload.to_vec())
     .bind(error)
     .bind(delivered)
+    .bind(event.as_ref().map(|e| e.tenant.clone()).unwrap_or_default())
+    .bind(event.as_ref().map(|e| e.kind.clone()).unwrap_or_default())
+    .bind(event.as_ref().map(|e| e.case_id))
+    .bind(event.as_ref().map(|e| e.source.as_str()))
+    .bind(event.as_ref().map(|e| e.version as i64))
+    .bind(held_behind)
     .execute(pool)
     .await;
     match stored {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod metrics;
 pub mod nats;

@@ -181,10 +181,41 @@ impl Service {
         }));
     }
 
+    /// The `DeadLetterService` of this service's dead-letter table, replaying through `replayer`.
+    pub fn dead_letters<R: crate::dead_letters::Replayer>(
+        &self,
+        replayer: R,
+    ) -> lots_proto::v1::dead_letter_service_server::DeadLetterServiceServer<crate::dead_letters::DeadLetterApi<R>>
+    {
+        let api = crate::dead_letters::DeadLetterApi { pool: self.pool.clone(), replayer: Arc::new(replayer) };
+        lots_proto::v1::dead_letter_service_server::DeadLetterServiceServer::new(api)
+    }
+
+    /// A replayer that applies dead letters through `handler`, as the consumer does.
+    pub fn replayer<H: Handler>(&self, handler: Arc<H>) -> crate::dead_letters::HandlerReplayer<H> {
+        crate::dead_letters::HandlerReplayer { pool: self.pool.clone(), handler, view: self.name }
+    }
+
     /// Starts the outbox relay and the metrics endpoint, for a service that consumes events
     /// its own way (routing's per-tenant writers).
     pub fn spawn_support(&mut self, tasks: &TaskTracker, token: &CancellationToken) {
         self.spawn_critical(tasks, "outbox relay", token, self.relay.clone().run(token.clone()));
+        // Open dead letters as a gauge, for the alert rule that calls an operator.
+        let (pool, metrics, stop) = (self.pool.clone(), self.metrics.clone(), token.clone());
+        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
+            loop {
+                let open = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM dead_letter WHERE status = 'open'")
+                    .fetch_one(&pool)
+                    .await;
+                if let Ok(open) = open {
+                    metrics.gauge("lots_dead_letters_open", "Dead letters waiting for an operator.", &[], open as f64);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+            }
+        }));
         if let Some(listener) = self.metrics_listener.take() {
             tasks.spawn(metrics::serve(listener, self.metrics.clone(), token.clone()));
         }

@@ -137,9 +137,15 @@ impl App {
             &token,
             crate::writer::supervise(routing, self.api.writers.clone(), token.clone()),
         );
+        let letters = self.service.dead_letters(crate::writer::WriterReplayer(self.api.writers.clone()));
         let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
-            .add_service(OfficerServiceServer::new(self.api));
-        let names = [task_service_server::SERVICE_NAME, officer_service_server::SERVICE_NAME];
+            .add_service(OfficerServiceServer::new(self.api))
+            .add_service(letters);
+        let names = [
+            task_service_server::SERVICE_NAME,
+            officer_service_server::SERVICE_NAME,
+            lots_proto::v1::dead_letter_service_server::SERVICE_NAME,
+        ];
         self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

@@ -143,7 +143,7 @@ impl RoutingApi {
         }
         match self.writers.call(tenant, command, id).await? {
             crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(*task))),
-            crate::writer::Reply::Stored(_) => Err(Status::internal("unexpected reply from the routing writer")),
+            _ => Err(Status::internal("unexpected reply from the routing writer")),
         }
     }
 
@@ -159,7 +159,7 @@ impl RoutingApi {
         }
         match self.writers.call(tenant, command, id).await? {
             crate::writer::Reply::Stored(stored) => Ok(Response::new(pb::SetBusyTimesResponse { stored })),
-            crate::writer::Reply::Task(_) => Err(Status::internal("unexpected reply from the routing writer")),
+            _ => Err(Status::internal("unexpected reply from the routing writer")),
         }
     }
 }

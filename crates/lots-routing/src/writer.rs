@@ -60,11 +60,44 @@ const CONTROL_QUEUE: &str = "routing-writer";
 /// A change to a tenant's tasks or calendars, applied by the tenant's writer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Accept { officer: String, task_id: Uuid },
-    Decline { officer: String, task_id: Uuid, reason: String },
-    Complete { officer: String, task_id: Uuid },
-    SetBusy { officer: String, source: String, ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> },
-    AddAbsence { officer: String, period: (DateTime<Utc>, DateTime<Utc>), note: Option<String> },
+    Accept {
+        officer: String,
+        task_id: Uuid,
+    },
+    Decline {
+        officer: String,
+        task_id: Uuid,
+        reason: String,
+    },
+    Complete {
+        officer: String,
+        task_id: Uuid,
+    },
+    SetBusy {
+        officer: String,
+        source: String,
+        ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+    AddAbsence {
+        officer: String,
+        period: (DateTime<Utc>, DateTime<Utc>),
+        note: Option<String>,
+    },
+    /// Applies a dead-lettered event again (`DeadLetterService/ReplayDeadLetter`).
+    Replay {
+        event: ReplayedEvent,
+    },
+}
+
+/// A dead-lettered event on its way to the writer; `Debug` shows only its identity (the payload
+/// may hold a personnummer).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ReplayedEvent(pub Envelope);
+
+impl std::fmt::Debug for ReplayedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} v{}", self.0.kind, self.0.id, self.0.version)
+    }
 }
 
 impl Request {
@@ -99,6 +132,7 @@ impl Request {
                 }
                 officer
             }
+            Request::Replay { .. } => return Ok(()),
         };
         if officer.trim().is_empty() {
             return invalid("officer_id", "is required");
@@ -119,6 +153,24 @@ pub struct Command {
 pub enum Reply {
     Task(Box<TaskRow>),
     Stored(u32),
+    Replayed(ReplayOutcome),
+}
+
+/// What replaying an event did in the writer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReplayOutcome {
+    Applied,
+    Duplicate,
+    Waiting(u64),
+    Failed(String),
+}
+
+/// What applying one event did, before it becomes an acknowledgement or a replay's answer.
+enum Applied {
+    Done,
+    Duplicate,
+    Waiting { expected: u64, source: &'static str },
+    Unreadable(String),
 }
 
 /// An error as it travels back from a writer on another replica.
@@ -623,6 +675,18 @@ impl Writer {
                 effects.replies.push(first);
                 continue;
             }
+            if let Request::Replay { event } = &command.request {
+                let outcome = match self.apply_envelope(&mut tx, &mut write, &mut effects, &event.0, None, now).await? {
+                    Applied::Done => ReplayOutcome::Applied,
+                    Applied::Duplicate => ReplayOutcome::Duplicate,
+                    Applied::Waiting { expected, .. } => ReplayOutcome::Waiting(expected),
+                    Applied::Unreadable(why) => ReplayOutcome::Failed(why),
+                };
+                let answer = Ok(Reply::Replayed(outcome));
+                store_reply(&mut tx, &tenant, command.id, &answer).await?;
+                effects.replies.push(answer);
+                continue;
+            }
             // Commands work on rows in SQL; the batch's new rows must be there first.
             write.flush(&mut tx, &tenant, &self.routing.subjects, now).await?;
             let mut sp = tx.begin().await?;
@@ -657,16 +721,37 @@ impl Writer {
             Ok(e) => e,
             Err(err) => return Ok(Outcome::Retry { readable: false, error: format!("not a Lotsen event: {err}") }),
         };
+        let headers = Some((msg.subject.as_str(), msg.headers.as_ref()));
+        Ok(match self.apply_envelope(tx, write, effects, &event, headers, now).await? {
+            Applied::Done => Outcome::Applied,
+            Applied::Duplicate => Outcome::Skipped,
+            Applied::Waiting { expected, source } => {
+                let error = format!("waiting for version {expected} of this case from {source}");
+                Outcome::Retry { readable: true, error }
+            }
+            Applied::Unreadable(error) => Outcome::Retry { readable: false, error },
+        })
+    }
+
+    /// Applies one event (from the consumer, with its subject and headers, or replayed).
+    async fn apply_envelope(
+        &mut self,
+        tx: &mut sqlx::PgConnection,
+        write: &mut BatchWrite,
+        effects: &mut Effects,
+        event: &Envelope,
+        delivery: Option<(&str, Option<&async_nats::HeaderMap>)>,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Applied, BatchError> {
         let registered = match event.decode::<CaseRegistered>().transpose() {
             Ok(r) => r,
-            Err(err) => return Ok(Outcome::Retry { readable: false, error: format!("bad case.registered: {err}") }),
+            Err(err) => return Ok(Applied::Unreadable(format!("bad case.registered: {err}"))),
         };
-        match consumer::admit(&mut *tx, lots_events::views::ROUTING.service, &event).await? {
-            Admit::Duplicate => return Ok(Outcome::Skipped),
+        match consumer::admit(&mut *tx, lots_events::views::ROUTING.service, event).await? {
+            Admit::Duplicate => return Ok(Applied::Duplicate),
             Admit::Gap { expected } => {
                 sqlx::query("DELETE FROM inbox WHERE event_id = $1").bind(event.id).execute(&mut *tx).await?;
-                let error = format!("waiting for version {expected} of this case from {}", event.source.as_str());
-                return Ok(Outcome::Retry { readable: true, error });
+                return Ok(Applied::Waiting { expected, source: event.source.as_str() });
             }
             Admit::Fresh => {}
         }
@@ -675,14 +760,16 @@ impl Writer {
             "platform.consume",
             otel.kind = "consumer",
             messaging.system = "nats",
-            messaging.destination.name = %msg.subject,
+            messaging.destination.name = delivery.map_or("replay", |d| d.0),
             case_id = %event.case_id,
         );
-        lots_platform::nats::set_parent_from_headers(&span, msg.headers.as_ref());
+        if let Some((_, headers)) = delivery {
+            lots_platform::nats::set_parent_from_headers(&span, headers);
+        }
         if let Some(data) = registered {
             let _entered = span.enter();
             let _route = tracing::info_span!("routing.route_case", case_id = %event.case_id).entered();
-            let outcome = self.route_new(write, &event, data, now);
+            let outcome = self.route_new(write, event, data, now);
             effects.decided.push((outcome, event.occurred_at));
         } else if event.kind == CaseClosed::TYPE || event.kind == CaseWithdrawn::TYPE {
             write.flush(&mut *tx, &self.config.kommunkod, &self.routing.subjects, now).await?;
@@ -690,8 +777,8 @@ impl Writer {
             self.routing.on_ended(&mut *tx, event.case_id, reason).instrument(span).await?;
             effects.cases.push(event.case_id);
         }
-        consumer::advance(&mut *tx, &event).await?;
-        Ok(Outcome::Applied)
+        consumer::advance(&mut *tx, event).await?;
+        Ok(Applied::Done)
     }
 
     /// Decides a new case in memory and adds its rows and its one event to the batch.
@@ -816,6 +903,8 @@ impl Writer {
                 effects.officers.push(officer.clone());
                 Ok(Reply::Stored(stored))
             }
+            // Applied in the batch itself (see `try_batch`).
+            Request::Replay { .. } => Err(Error::Config("a replay reached the command path".into())),
         }
     }
 
@@ -852,6 +941,26 @@ impl Writer {
             if let Ok(state) = load_state(&self.routing, &self.config).await {
                 self.state = state;
             }
+        }
+    }
+}
+
+/// Replays dead letters through the tenant's writer, wherever it runs: the writer owns the
+/// tenant's state, so a replayed `case.registered` is decided like any other.
+pub struct WriterReplayer(pub Writers);
+
+impl lots_platform::dead_letters::Replayer for WriterReplayer {
+    async fn replay(&self, event: Envelope) -> std::result::Result<lots_platform::dead_letters::Replayed, String> {
+        use lots_platform::dead_letters::Replayed;
+        let tenant = event.tenant.clone();
+        // A new command id each time: replaying again after a fix must apply again.
+        match self.0.call(&tenant, Request::Replay { event: ReplayedEvent(event) }, None).await {
+            Ok(Reply::Replayed(ReplayOutcome::Applied)) => Ok(Replayed::Applied),
+            Ok(Reply::Replayed(ReplayOutcome::Duplicate)) => Ok(Replayed::Duplicate),
+            Ok(Reply::Replayed(ReplayOutcome::Waiting(expected))) => Ok(Replayed::Waiting { expected }),
+            Ok(Reply::Replayed(ReplayOutcome::Failed(why))) => Err(why),
+            Ok(_) => Err("unexpected reply from the routing writer".into()),
+            Err(err) => Err(err.to_string()),
         }
     }
 }

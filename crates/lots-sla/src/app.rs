@@ -11,6 +11,7 @@ use lots_platform::service::Service;
 use lots_platform::streams::StreamLimits;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::alert_service_server::{AlertServiceServer, SERVICE_NAME};
+use lots_proto::v1::dead_letter_service_server::SERVICE_NAME as DEAD_LETTERS;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -116,7 +117,9 @@ impl App {
     pub async fn run(mut self, token: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
         self.service.spawn_critical(&tasks, "sla timer", &token, self.sla.clone().run_timer(token.clone()));
-        self.service.spawn_background(&tasks, Arc::new(self.sla.clone()), &token);
+        let handler = Arc::new(self.sla.clone());
+        self.service.spawn_background(&tasks, handler.clone(), &token);
+        let letters = self.service.dead_letters(self.service.replayer(handler));
         let hub = AlertHub::default();
         tasks.spawn(db::scoped(db::SYSTEM, hub.clone().run(self.sla.pool.clone(), token.clone())));
         let routes = tonic::service::Routes::new(AlertServiceServer::new(AlertApi {
@@ -124,7 +127,9 @@ impl App {
             stopping: token.child_token(),
             hub,
             streams: StreamLimits::default(),
-        }));
-        self.service.serve(routes, &[SERVICE_NAME], &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
+        }))
+        .add_service(letters);
+        let names = [SERVICE_NAME, DEAD_LETTERS];
+        self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

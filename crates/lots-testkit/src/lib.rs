@@ -131,10 +131,22 @@ impl TestNats {
     /// Always a server of this test's own, which it may stop and restart.
     pub fn start_owned() -> anyhow::Result<TestNats> {
         let store = tempfile::tempdir().context("temporary JetStream store")?;
-        let port = free_port();
         let password = uuid::Uuid::now_v7().simple().to_string();
         write_users(store.path(), &password)?;
-        let child = spawn_nats(port, store.path())?;
+        // Another test may take the free port first: then this server exits at once while the
+        // port answers (the other's). Only a server still running after its port opened is ours.
+        let mut attempt = 0;
+        let (child, port) = loop {
+            attempt += 1;
+            let port = free_port();
+            let mut child = spawn_nats(port, store.path())?;
+            std::thread::sleep(Duration::from_millis(150));
+            match child.try_wait() {
+                Ok(None) => break (child, port),
+                _ if attempt < 5 => continue,
+                _ => bail!("nats-server exited right after starting on port {port}"),
+            }
+        };
         let url = format!("nats://127.0.0.1:{port}");
         Ok(TestNats { url, server: Some(OwnedNats { child, port, store, password }) })
     }

@@ -1,5 +1,6 @@
 //! Client commands against a running Lotsen, one module per service area.
 
+pub mod admin;
 pub mod alerts;
 pub mod case;
 pub mod clocks;
@@ -17,6 +18,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Meeting(c) => meeting::run(global, c).await,
         Command::Alerts(c) => alerts::run(global, c).await,
         Command::Clocks { case } => clocks::run(global, &case).await,
+        Command::Admin(c) => admin::run(global, c).await,
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Login(args) => crate::login::login(args).await,
         Command::Logout => crate::login::logout(),

@@ -1,0 +1,175 @@
+//! `lots admin …`: operator commands (DeadLetterService on each service).
+
+use anyhow::Context as _;
+use lots_proto::v1 as pb;
+use pb::dead_letter_service_client::DeadLetterServiceClient;
+use serde::Serialize;
+
+use crate::args::{AdminCommand, DeadLettersCommand, Global, ServiceArg};
+use crate::client;
+use crate::output::{Out, Table, local, rfc3339};
+
+/// Runs one `lots admin` command.
+pub async fn run(global: &Global, command: AdminCommand) -> anyhow::Result<()> {
+    let out = Out { json: global.json };
+    let AdminCommand::DeadLetters(command) = command;
+    match command {
+        DeadLettersCommand::List { service, open, limit } => {
+            let mut letters = dead_letters(global, service).await?;
+            let req = pb::ListDeadLettersRequest { open_only: open, limit };
+            let list = letters.list_dead_letters(req).await.context("list dead letters")?.into_inner().letters;
+            if out.json {
+                for l in &list {
+                    out.json_line(&LetterView::new(l))?;
+                }
+            } else if list.is_empty() {
+                out.text("no dead letters\n");
+            } else {
+                let mut table = Table::new(&["EVENT", "TYPE", "CASE", "VERSION", "STATUS", "SINCE", "ERROR"]);
+                for l in &list {
+                    let status =
+                        if l.held_behind.is_empty() { l.status.clone() } else { format!("{} (held)", l.status) };
+                    table.row(vec![
+                        l.event_id.clone(),
+                        l.event_type.clone(),
+                        l.case_id.clone(),
+                        l.version.to_string(),
+                        status,
+                        local(l.created_at.as_ref()),
+                        l.error.chars().take(60).collect(),
+                    ]);
+                }
+                out.text(&table.render());
+            }
+        }
+        DeadLettersCommand::Show { service, event_id } => {
+            let mut letters = dead_letters(global, service).await?;
+            let l = letters
+                .get_dead_letter(pb::GetDeadLetterRequest { event_id })
+                .await
+                .context("show dead letter")?
+                .into_inner();
+            if out.json {
+                out.json_line(&LetterView::new(&l))?;
+            } else {
+                let mut text = String::new();
+                for (k, v) in [
+                    ("event", l.event_id.clone()),
+                    ("type", l.event_type.clone()),
+                    ("subject", l.subject.clone()),
+                    ("case", l.case_id.clone()),
+                    ("from", format!("{} version {}", l.source, l.version)),
+                    ("status", l.status.clone()),
+                    ("held behind", l.held_behind.clone()),
+                    ("deliveries", l.deliveries.to_string()),
+                    ("since", local(l.created_at.as_ref())),
+                    ("error", l.error.clone()),
+                    ("resolved by", l.resolved_by.clone()),
+                    ("note", l.note.clone()),
+                ] {
+                    if !v.is_empty() {
+                        text.push_str(&format!("{k:<12} {v}\n"));
+                    }
+                }
+                text.push_str(&format!("\n{}\n", l.payload));
+                out.text(&text);
+            }
+        }
+        DeadLettersCommand::Replay { service, event_id, note } => {
+            let mut letters = dead_letters(global, service).await?;
+            let req = pb::ReplayDeadLetterRequest { event_id, note };
+            let r = letters.replay_dead_letter(req).await.context("replay dead letter")?.into_inner();
+            resolution(&out, "replayed", &r)?;
+        }
+        DeadLettersCommand::Skip { service, event_id, note } => {
+            let mut letters = dead_letters(global, service).await?;
+            let req = pb::SkipDeadLetterRequest { event_id, note };
+            let r = letters.skip_dead_letter(req).await.context("skip dead letter")?.into_inner();
+            resolution(&out, "skipped", &r)?;
+        }
+    }
+    Ok(())
+}
+
+async fn dead_letters(
+    global: &Global,
+    service: ServiceArg,
+) -> anyhow::Result<DeadLetterServiceClient<lots_platform::auth::AuthedChannel>> {
+    let (name, url) = match service {
+        ServiceArg::Intake => ("intake", &global.intake),
+        ServiceArg::Routing => ("routing", &global.routing),
+        ServiceArg::Sla => ("sla", &global.sla),
+    };
+    let token = crate::login::token(global)?;
+    Ok(DeadLetterServiceClient::new(client::authed(name, url, &token, global.ca_file.as_deref()).await?))
+}
+
+fn resolution(out: &Out, what: &str, r: &pb::DeadLetterResolution) -> anyhow::Result<()> {
+    if out.json {
+        #[derive(Serialize)]
+        struct View<'a> {
+            letter: Option<LetterView<'a>>,
+            also_applied: &'a [String],
+            still_held: &'a str,
+        }
+        let view = View {
+            letter: r.letter.as_ref().map(LetterView::new),
+            also_applied: &r.also_applied,
+            still_held: &r.still_held,
+        };
+        return out.json_line(&view);
+    }
+    let id = r.letter.as_ref().map(|l| l.event_id.as_str()).unwrap_or("?");
+    let mut text = format!("{id} {what}\n");
+    for a in &r.also_applied {
+        text.push_str(&format!("{a} followed it and was applied\n"));
+    }
+    if !r.still_held.is_empty() {
+        text.push_str(&format!("{} is still held: see `lots admin dead-letters show`\n", r.still_held));
+    }
+    out.text(&text);
+    Ok(())
+}
+
+/// A dead letter as `--json` prints it.
+#[derive(Serialize)]
+struct LetterView<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    subject: &'a str,
+    case_id: &'a str,
+    source: &'a str,
+    version: u64,
+    status: &'a str,
+    held_behind: &'a str,
+    deliveries: i64,
+    created_at: Option<String>,
+    error: &'a str,
+    resolved_by: &'a str,
+    resolved_at: Option<String>,
+    note: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    payload: &'a str,
+}
+
+impl<'a> LetterView<'a> {
+    fn new(l: &'a pb::DeadLetter) -> Self {
+        LetterView {
+            event_id: &l.event_id,
+            event_type: &l.event_type,
+            subject: &l.subject,
+            case_id: &l.case_id,
+            source: &l.source,
+            version: l.version,
+            status: &l.status,
+            held_behind: &l.held_behind,
+            deliveries: l.deliveries,
+            created_at: rfc3339(l.created_at.as_ref()),
+            error: &l.error,
+            resolved_by: &l.resolved_by,
+            resolved_at: rfc3339(l.resolved_at.as_ref()),
+            note: &l.note,
+            payload: &l.payload,
+        }
+    }
+}
