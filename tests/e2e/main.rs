@@ -13,6 +13,7 @@ mod intake_lifecycle;
 mod intake_list;
 mod intake_register;
 mod outbox;
+mod retention;
 mod routing;
 mod sla;
 mod trace;

@@ -876,3 +876,49 @@ async fn an_operator_skips_a_poisoned_event_and_the_later_events_of_its_case_fol
     let denied = reception.list_dead_letters(pb::ListDeadLettersRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruned_task_changes_give_an_old_cursor_a_fresh_snapshot_and_past_busy_time_goes() {
+    let app = spawn("2026-09-07 08:00").await;
+    let mut watcher = app.tasks("9999/chef").await;
+    let first = app.register_in("9999", small(&app, "p-1", "radgivning", "556036-0793")).await.unwrap();
+    tasks_of(&app, &first.id, 1).await;
+    let second = app.register_in("9999", small(&app, "p-2", "radgivning", "212000-0142")).await.unwrap();
+    tasks_of(&app, &second.id, 1).await;
+    // A client last saw change 1; both changes are then older than the retention period.
+    sqlx::query("UPDATE task_changes SET at = now() - interval '31 days'").execute(app.routing_pool()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO busy (tenant, officer_id, source, during) VALUES
+           ('9999', 'chef', 'probe', tstzrange(now() - interval '40 days', now() - interval '39 days')),
+           ('9999', 'chef', 'probe', tstzrange(now() + interval '1 day', now() + interval '2 days'))",
+    )
+    .execute(app.routing_pool())
+    .await
+    .unwrap();
+    let jobs = lots_routing::app::retention_jobs();
+    let retention = lots_platform::retention::Retention::default();
+    let done = lots_platform::retention::prune(app.routing_pool(), &jobs, &retention, chrono::Utc::now()).await;
+    assert_eq!(done.unwrap()[0], ("task_changes", 2));
+    let probes: Vec<bool> = sqlx::query_scalar("SELECT upper(during) > now() FROM busy WHERE source = 'probe'")
+        .fetch_all(app.routing_pool())
+        .await
+        .unwrap();
+    assert_eq!(probes, [true], "busy time that ended long ago goes; future busy time stays");
+
+    // Resuming from change 1 would silently miss change 2: the watcher gets a snapshot instead.
+    let req = pb::WatchTasksRequest { cursor: "1".into(), ..Default::default() };
+    let mut resumed = watcher.watch_tasks(req).await.unwrap().into_inner();
+    let mut snapshot = Vec::new();
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
+        if u.kind == Kind::Live as i32 {
+            break;
+        }
+        assert_eq!(u.kind, Kind::Snapshot as i32);
+        snapshot.push(u.task.unwrap().case_id);
+    }
+    snapshot.sort();
+    let mut expected = vec![first.id.clone(), second.id.clone()];
+    expected.sort();
+    assert_eq!(snapshot, expected);
+}

@@ -66,6 +66,8 @@ pub struct CommonConfig {
     /// Seconds to keep retrying Postgres and NATS at start.
     #[arg(long, env = "LOTS_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
     pub connect_timeout_secs: u64,
+    #[command(flatten)]
+    pub retention: crate::retention::Retention,
 }
 
 impl CommonConfig {

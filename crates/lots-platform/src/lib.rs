@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod retention;
 pub mod service;
 pub mod shutdown;
 pub mod streams;

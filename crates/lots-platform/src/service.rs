@@ -50,6 +50,10 @@ pub struct Service {
     /// A plain-text listener serving only `grpc.health.v1`, for probes that cannot speak TLS
     /// (Kubernetes' native gRPC probes).
     pub health_listener: Option<TcpListener>,
+    /// How long old rows are kept, and the jobs that delete them (the platform's tables'; a
+    /// service adds its own).
+    pub retention: crate::retention::Retention,
+    pub retention_jobs: Vec<crate::retention::Job>,
     /// Why a background task the service cannot live without ended, if one did.
     failed: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -120,6 +124,8 @@ impl Service {
             verifier,
             tls: None,
             health_listener: None,
+            retention: Default::default(),
+            retention_jobs: crate::retention::platform_jobs(),
             failed: Arc::default(),
         })
     }
@@ -149,6 +155,7 @@ impl Service {
     /// metrics listener.
     pub async fn apply(&mut self, common: &crate::CommonConfig) -> anyhow::Result<()> {
         self.tls = common.grpc_tls()?;
+        self.retention = common.retention.clone();
         if let Some(addr) = common.health_addr {
             let listener = TcpListener::bind(addr).await.with_context(|| format!("bind health on {addr}"))?;
             self.health_listener = Some(listener);
@@ -200,6 +207,17 @@ impl Service {
     /// its own way (routing's per-tenant writers).
     pub fn spawn_support(&mut self, tasks: &TaskTracker, token: &CancellationToken) {
         self.spawn_critical(tasks, "outbox relay", token, self.relay.clone().run(token.clone()));
+        tasks.spawn(crate::db::scoped(
+            crate::db::SYSTEM,
+            crate::retention::run(
+                self.pool.clone(),
+                self.retention_jobs.clone(),
+                self.retention.clone(),
+                crate::Clock::system(),
+                self.metrics.clone(),
+                token.clone(),
+            ),
+        ));
         // Open dead letters as a gauge, for the alert rule that calls an operator.
         let (pool, metrics, stop) = (self.pool.clone(), self.metrics.clone(), token.clone());
         tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {

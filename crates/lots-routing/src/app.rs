@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
+use lots_platform::retention::Job;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::officer_service_server::{self, OfficerServiceServer};
@@ -38,6 +39,24 @@ pub struct Parts {
     pub config_dir: PathBuf,
     pub grpc_addr: SocketAddr,
     pub clock: Clock,
+}
+
+/// Routing's retention jobs, beside the platform's (see `lots_platform::retention`).
+pub fn retention_jobs() -> Vec<Job> {
+    vec![
+        Job {
+            what: "task_changes",
+            sql: "DELETE FROM task_changes WHERE (tenant, officer_id, seq) IN (
+                      SELECT tenant, officer_id, seq FROM task_changes WHERE at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            days: |r| r.task_changes_days,
+        },
+        Job {
+            what: "busy",
+            sql: "DELETE FROM busy WHERE id IN (
+                      SELECT id FROM busy WHERE during << tstzrange($1, NULL) LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            days: |r| r.past_busy_days,
+        },
+    ]
 }
 
 /// A built routing service, bound and ready to run.
@@ -85,7 +104,8 @@ impl App {
         nats::ensure_stream(&js, &parts.subjects).await.context("ensure stream")?;
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
-        let service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
+        let mut service = Service::new("routing", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
+        service.retention_jobs.extend(retention_jobs());
         let routing = Routing {
             pool: service.pool.clone(),
             nats: service.nats.clone(),

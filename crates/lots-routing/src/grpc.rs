@@ -234,6 +234,11 @@ impl TaskService for RoutingApi {
         tokio::spawn(lots_platform::db::scoped(scope, async move {
             let _permit = permit;
             let result: Result<()> = async {
+                // A cursor from before retention deleted its changes gets a fresh snapshot.
+                let resume = match resume {
+                    Some(seq) if !store::cursor_pruned(&pool, &tenant, &officer, seq).await? => Some(seq),
+                    _ => None,
+                };
                 let mut seq = match resume {
                     Some(seq) => seq,
                     None => {

@@ -255,6 +255,20 @@ pub async fn change_seq(db: impl PgExecutor<'_>, tenant: &str, officer: &str) ->
         .await
 }
 
+/// Whether changes after `seq` were deleted by retention (the cursor is too old to resume from).
+pub async fn cursor_pruned(db: impl PgExecutor<'_>, tenant: &str, officer: &str, seq: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT COALESCE((SELECT change_seq FROM officers WHERE tenant = $1 AND id = $2), 0) > $3
+            AND COALESCE((SELECT min(seq) FROM task_changes WHERE tenant = $1 AND officer_id = $2 AND seq > $3),
+                         $3 + 2) > $3 + 1",
+    )
+    .bind(tenant)
+    .bind(officer)
+    .bind(seq)
+    .fetch_one(db)
+    .await
+}
+
 /// Records a change to one of `officer`'s tasks and wakes watchers on commit.
 pub async fn record_change(
     conn: &mut PgConnection,

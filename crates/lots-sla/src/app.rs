@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
+use lots_platform::retention::Job;
 use lots_platform::service::Service;
 use lots_platform::streams::StreamLimits;
 use lots_platform::{Clock, Tenants, db, nats};
@@ -39,6 +40,26 @@ pub struct Parts {
     pub clock: Clock,
     /// Longest sleep of the timer between looks at due stages (tests with a manual clock use a short one).
     pub tick: Duration,
+}
+
+/// The sla service's retention job, beside the platform's: an ended case's clocks, stages and
+/// events go once it closed long enough ago and no clock is still open. Its alerts stay.
+pub fn retention_jobs() -> Vec<Job> {
+    vec![Job {
+        what: "ended_cases",
+        sql: "WITH old AS (
+                  SELECT c.id FROM cases c
+                  WHERE EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id
+                                  AND e.kind IN ('case.closed', 'case.withdrawn') AND e.at < $1)
+                    AND NOT EXISTS (SELECT 1 FROM clocks k WHERE k.case_id = c.id
+                                      AND k.state IN ('running', 'paused', 'breached'))
+                  LIMIT $2 FOR UPDATE SKIP LOCKED),
+              stages_gone AS (DELETE FROM stages WHERE clock_id IN (SELECT k.id FROM clocks k JOIN old ON k.case_id = old.id)),
+              clocks_gone AS (DELETE FROM clocks WHERE case_id IN (SELECT id FROM old)),
+              events_gone AS (DELETE FROM case_events WHERE case_id IN (SELECT id FROM old))
+              DELETE FROM cases WHERE id IN (SELECT id FROM old)",
+        days: |r| r.ended_case_days,
+    }]
 }
 
 /// A built sla service, bound and ready to run.
@@ -80,6 +101,7 @@ impl App {
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
         let mut service = Service::new("sla", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
+        service.retention_jobs.extend(retention_jobs());
         // The consumer receives exactly the event types sla applies.
         service.consumer_kinds = lots_events::views::SLA.applies.iter().map(|k| k.to_string()).collect();
         let sla = Sla {
