@@ -555,3 +555,54 @@ async fn a_stage_of_a_commitment_removed_from_the_configuration_is_counted_and_l
     }
     assert!(fired(&app, 0).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manager_reassigns_the_case_and_warnings_go_to_the_new_owner() {
+    let app = spawn(TestNats::start().unwrap()).await;
+    let case = app.register_in("9997", request(&app, "own-1", "radgivning")).await.unwrap();
+    armed(&app, &case.reference, "first_contact").await;
+    let routing = app.routing.as_ref().unwrap().addr;
+    let mut boss = pb::task_service_client::TaskServiceClient::new(
+        app.channel_as(routing, "9997", Who::Manager("boss".into())).await,
+    );
+    let req = |officer: &str, reason: &str| pb::ReassignCaseOwnerRequest {
+        case_id: case.id.clone(),
+        officer_id: officer.into(),
+        reason: reason.into(),
+        idempotency_key: format!("{officer}/{reason}"),
+    };
+    // Refused input names the field and changes nothing.
+    let err = boss.reassign_case_owner(req("nobody", "Semester")).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["officer_id"]);
+    let err = boss.reassign_case_owner(req("boss", " ")).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["reason"]);
+    // A handläggare may not.
+    let mut handl = app.tasks("9997/handl").await;
+    let denied = handl.reassign_case_owner(req("boss", "Semester")).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    let owner = boss.reassign_case_owner(req("boss", "Handläggaren är föräldraledig")).await.unwrap().into_inner();
+    assert_eq!((owner.officer_id.as_str(), owner.unit.as_str()), ("boss", "u"));
+    assert_eq!(app.read_events_of_tenant("9997", "case.owner_changed").await, 1);
+    // A retry with the same key is answered without a second change.
+    boss.reassign_case_owner(req("boss", "Handläggaren är föräldraledig")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.read_events_of_tenant("9997", "case.owner_changed").await, 1);
+
+    // sla follows: the 50 % warning goes to the new owner.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let officer: Option<String> = sqlx::query_scalar("SELECT officer_id FROM cases WHERE reference = $1")
+            .bind(&case.reference)
+            .fetch_one(app.sla_pool())
+            .await
+            .unwrap();
+        if officer.as_deref() == Some("boss") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sla never learnt the new owner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.clock.set(local("2026-09-07 12:00"));
+    assert_eq!(kinds(&fired(&app, 1).await), ["warning:boss:50"]);
+}

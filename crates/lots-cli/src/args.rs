@@ -188,6 +188,18 @@ pub enum CaseCommand {
         #[arg(long)]
         decision: String,
     },
+    /// Make another officer the case's owner (its coordinating handläggare): enhetschef or
+    /// näringslivschef.
+    Reassign {
+        /// Case id or reference.
+        case: String,
+        /// The new owner's officer id.
+        #[arg(long)]
+        to: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
     /// The company withdraws its case.
     Withdraw {
         /// Case id or reference.

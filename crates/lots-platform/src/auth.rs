@@ -105,6 +105,7 @@ pub const MATRIX: &[(&str, &[Role])] = {
         ("TaskService/DeclineTask", &[Handlaggare]),
         ("TaskService/CompleteTask", &[Handlaggare]),
         ("TaskService/GetMeeting", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
+        ("TaskService/ReassignCaseOwner", &[Enhetschef, Naringslivschef]),
         ("OfficerService/SetBusyTimes", &[Handlaggare, Enhetschef, Admin]),
         ("OfficerService/SetAbsence", &[Handlaggare, Enhetschef, Admin]),
         ("AlertService/WatchAlerts", &[Enhetschef, Naringslivschef]),

@@ -312,6 +312,24 @@ impl TaskService for RoutingApi {
         self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }, key).await
     }
 
+    #[instrument(name = "routing.grpc.reassign_case_owner", skip_all)]
+    async fn reassign_case_owner(&self, req: Request<pb::ReassignCaseOwnerRequest>) -> Reply<pb::CaseOwnership> {
+        let caller = auth::caller(&req)?;
+        let case_id = Uuid::parse_str(req.get_ref().case_id.trim())
+            .map_err(|_| Error::Invalid { field: "case_id", message: "must be a case id (a UUID)".into() })?;
+        let officer = req.get_ref().officer_id.trim().to_owned();
+        let reason = req.get_ref().reason.trim().to_owned();
+        let key = command_id(&req, "reassign-owner", &req.get_ref().idempotency_key);
+        let units = caller.units();
+        let command = Command::ReassignOwner { case_id, officer, reason, units };
+        match self.writers.call(&caller.tenant, command, key).await? {
+            crate::writer::Reply::Owner(officer_id, unit) => {
+                Ok(Response::new(pb::CaseOwnership { case_id: case_id.to_string(), officer_id, unit }))
+            }
+            _ => Err(Status::internal("unexpected reply from the routing writer")),
+        }
+    }
+
     #[instrument(name = "routing.grpc.complete_task", skip_all)]
     async fn complete_task(&self, req: Request<pb::CompleteTaskRequest>) -> Reply<pb::Task> {
         let (tenant, officer) = own(&req)?;

@@ -493,6 +493,53 @@ impl Routing {
         Ok(())
     }
 
+    /// Makes `officer` the owner of `case_id` at a manager's request. `units` are the caller's
+    /// (None: the näringslivschef, any unit): the current or the new owner must be in one.
+    pub async fn reassign_owner(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &str,
+        case_id: Uuid,
+        officer: &str,
+        reason: &str,
+        units: Option<&[String]>,
+    ) -> Result<(String, String)> {
+        let case: CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1 AND tenant = $2 FOR UPDATE")
+            .bind(case_id)
+            .bind(tenant)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such case in routing".into()))?;
+        if case.state != "open" {
+            return Err(Error::Precondition(format!("the case is {}: only an open case's owner can change", case.state)));
+        }
+        let unit_of = |id: String| {
+            sqlx::query_scalar::<_, String>("SELECT unit FROM officers WHERE tenant = $1 AND id = $2 AND active")
+                .bind(tenant.to_owned())
+                .bind(id)
+        };
+        let unit = unit_of(officer.to_owned()).fetch_optional(&mut *conn).await?.ok_or_else(|| Error::Invalid {
+            field: "officer_id",
+            message: format!("{officer:?} is not an active officer of the municipality"),
+        })?;
+        let current = match &case.owner_officer {
+            Some(o) => unit_of(o.clone()).fetch_optional(&mut *conn).await?,
+            None => None,
+        };
+        if let Some(units) = units
+            && !units.contains(&unit)
+            && !current.as_ref().is_some_and(|c| units.contains(c))
+        {
+            return Err(Error::PermissionDenied(
+                "neither the current nor the new owner is in a unit the caller manages".into(),
+            ));
+        }
+        if case.owner_officer.as_deref() != Some(officer) {
+            self.set_owner(conn, &case, officer, &unit, reason).await?;
+        }
+        Ok((officer.to_owned(), unit))
+    }
+
     /// Makes `officer` the case's owner and says so.
     async fn set_owner(
         &self,

@@ -87,6 +87,13 @@ pub enum Request {
     Replay {
         event: ReplayedEvent,
     },
+    /// Makes `officer` the case's owner; `units` are the caller's (None: any unit).
+    ReassignOwner {
+        case_id: Uuid,
+        officer: String,
+        reason: String,
+        units: Option<Vec<String>>,
+    },
 }
 
 /// A dead-lettered event on its way to the writer; `Debug` shows only its identity (the payload
@@ -133,6 +140,13 @@ impl Request {
                 officer
             }
             Request::Replay { .. } => return Ok(()),
+            Request::ReassignOwner { officer, reason, .. } => {
+                let reason = reason.trim();
+                if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                    return invalid("reason", "is required (at most 2000 characters)");
+                }
+                officer
+            }
         };
         if officer.trim().is_empty() {
             return invalid("officer_id", "is required");
@@ -154,6 +168,8 @@ pub enum Reply {
     Task(Box<TaskRow>),
     Stored(u32),
     Replayed(ReplayOutcome),
+    /// The case's owner: (officer, unit).
+    Owner(String, String),
 }
 
 /// What replaying an event did in the writer.
@@ -178,7 +194,14 @@ enum Applied {
 pub struct WireError {
     pub code: String,
     pub message: String,
+    /// The request field a refusal names (code "invalid").
+    #[serde(default)]
+    pub field: Option<String>,
 }
+
+/// Fields a writer may refuse, as the static names `Error::Invalid` carries.
+const WIRE_FIELDS: &[&str] =
+    &["officer_id", "reason", "source", "busy", "busy.end", "period.end", "case_id", "task_id"];
 
 impl From<Error> for WireError {
     fn from(err: Error) -> Self {
@@ -186,13 +209,15 @@ impl From<Error> for WireError {
             Error::NotFound(m) => ("not_found", m.clone()),
             Error::Precondition(m) => ("precondition", m.clone()),
             Error::PermissionDenied(m) => ("permission_denied", m.clone()),
-            Error::Invalid { field, message } => ("precondition", format!("{field}: {message}")),
+            Error::Invalid { field, message } => {
+                return WireError { code: "invalid".into(), message: message.clone(), field: Some((*field).into()) };
+            }
             other => {
                 tracing::error!(error = %lots_platform::error::chain(other), "routing writer command failed");
                 ("unavailable", "routing could not apply the change; try again".to_owned())
             }
         };
-        WireError { code: code.to_owned(), message }
+        WireError { code: code.to_owned(), message, field: None }
     }
 }
 
@@ -202,6 +227,10 @@ impl From<WireError> for Error {
             "not_found" => Error::NotFound(w.message),
             "precondition" => Error::Precondition(w.message),
             "permission_denied" => Error::PermissionDenied(w.message),
+            "invalid" => match WIRE_FIELDS.iter().find(|f| w.field.as_deref() == Some(**f)) {
+                Some(field) => Error::Invalid { field, message: w.message },
+                None => Error::Precondition(format!("{}: {}", w.field.unwrap_or_default(), w.message)),
+            },
             _ => Error::Platform(lots_platform::Error::Nats(w.message)),
         }
     }
@@ -388,10 +417,18 @@ async fn run_writer(
                             break;
                         }
                         rx.await.unwrap_or_else(|_| {
-                            Err(WireError { code: "unavailable".into(), message: "the writer stopped".into() })
+                            Err(WireError {
+                                code: "unavailable".into(),
+                                message: "the writer stopped".into(),
+                                field: None,
+                            })
                         })
                     }
-                    Err(_) => Err(WireError { code: "precondition".into(), message: "not a routing command".into() }),
+                    Err(_) => Err(WireError {
+                        code: "precondition".into(),
+                        message: "not a routing command".into(),
+                        field: None,
+                    }),
                 };
                 if let Ok(body) = serde_json::to_vec(&answer)
                     && let Err(err) = nats.publish(reply_to, body.into()).await
@@ -598,6 +635,7 @@ impl Writer {
                         let _ = reply.send(Err(WireError {
                             code: "unavailable".into(),
                             message: "routing for this tenant moved to another replica; try again".into(),
+                            field: None,
                         }));
                     }
                     return Err(Error::Config("lost the tenant's writer lease".into()));
@@ -902,6 +940,12 @@ impl Writer {
                 let stored = crate::officers::add_absence(conn, &tenant, officer, *period, note.as_deref()).await?;
                 effects.officers.push(officer.clone());
                 Ok(Reply::Stored(stored))
+            }
+            Request::ReassignOwner { case_id, officer, reason, units } => {
+                let (officer, unit) =
+                    routing.reassign_owner(conn, &tenant, *case_id, officer, reason.trim(), units.as_deref()).await?;
+                effects.cases.push(*case_id);
+                Ok(Reply::Owner(officer, unit))
             }
             // Applied in the batch itself (see `try_batch`).
             Request::Replay { .. } => Err(Error::Config("a replay reached the command path".into())),

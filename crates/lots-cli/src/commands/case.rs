@@ -51,6 +51,24 @@ pub async fn run(global: &Global, command: CaseCommand) -> anyhow::Result<()> {
             let case = intake.close_case(req).await.context("close the case")?;
             print_change(out, &case.into_inner(), None)
         }
+        CaseCommand::Reassign { case, to, reason } => {
+            let case_id = resolve(&mut intake, &case).await?;
+            let mut routing = client::tasks(global).await?;
+            let req = pb::ReassignCaseOwnerRequest { case_id, officer_id: to, reason, ..Default::default() };
+            let owner = routing.reassign_case_owner(req).await.context("reassign the case")?.into_inner();
+            if out.json {
+                #[derive(Serialize)]
+                struct Owner<'a> {
+                    case_id: &'a str,
+                    owner: &'a str,
+                    unit: &'a str,
+                }
+                out.json_line(&Owner { case_id: &owner.case_id, owner: &owner.officer_id, unit: &owner.unit })
+            } else {
+                out.text(&format!("{} is now owned by {} ({})\n", case, owner.officer_id, owner.unit));
+                Ok(())
+            }
+        }
         CaseCommand::Withdraw { case, reason } => {
             let case_id = resolve(&mut intake, &case).await?;
             let req = pb::WithdrawCaseRequest { case_id, reason, ..Default::default() };
@@ -87,6 +105,7 @@ fn case_argument(command: &CaseCommand) -> Option<&str> {
         | CaseCommand::Resume { case }
         | CaseCommand::Close { case, .. }
         | CaseCommand::Withdraw { case, .. }
+        | CaseCommand::Reassign { case, .. }
         | CaseCommand::Complete { case }
         | CaseCommand::Extend { case, .. } => Some(case),
     }
