@@ -922,3 +922,39 @@ async fn pruned_task_changes_give_an_old_cursor_a_fresh_snapshot_and_past_busy_t
     expected.sort();
     assert_eq!(snapshot, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recurring_calendar_entries_are_expanded_again_each_day() {
+    let options = Options { routing: true, now: Some("2026-09-07 08:00"), ..Default::default() };
+    let app = TestApp::spawn_with(TestNats::start().unwrap(), options).await;
+    // Karin's calendar file has a weekly Friday entry; it is expanded 180 days ahead.
+    let later = |app: &TestApp| {
+        let pool = app.routing_pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM busy WHERE source LIKE 'ical:%' AND lower(during) > '2027-04-01'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM busy WHERE source LIKE 'ical:%'")
+        .fetch_one(app.routing_pool())
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the calendar was never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(later(&app).await, 0, "nothing beyond the horizon yet");
+    // Months later, in a process that kept running, the Fridays of April 2027 are busy too.
+    app.clock.set(local("2026-12-01 08:00"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while later(&app).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "recurring busy time was not expanded again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -52,6 +52,21 @@ pub async fn sync_tenant(
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+    load_calendars(&mut tx, tenant, config_dir, now, metrics).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Reads the officers' calendar files into busy time, recurring entries expanded from `now` for
+/// [`ICAL_HORIZON_DAYS`]. The tenant's writer runs it at start and again every day, so the
+/// horizon moves along with a long-running process.
+pub async fn load_calendars(
+    tx: &mut PgConnection,
+    tenant: &TenantConfig,
+    config_dir: &Path,
+    now: DateTime<Utc>,
+    metrics: &Metrics,
+) -> Result<()> {
     for o in tenant.officers.iter() {
         let Some(file) = &o.calendar else { continue };
         let path = config_dir.join(file);
@@ -61,7 +76,7 @@ pub async fn sync_tenant(
         match busy {
             Ok(busy) => {
                 let ranges: Vec<_> = busy.iter().map(|b| (b.start, b.end)).collect();
-                replace_busy(&mut tx, &tenant.kommunkod, &o.id, &format!("ical:{file}"), &ranges, None).await?;
+                replace_busy(&mut *tx, &tenant.kommunkod, &o.id, &format!("ical:{file}"), &ranges, None).await?;
             }
             Err(err) => {
                 tracing::error!(officer = %o.id, file = %path.display(), error = %err, "calendar file ignored");
@@ -74,7 +89,6 @@ pub async fn sync_tenant(
             }
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -511,7 +511,10 @@ impl Routing {
             .await?
             .ok_or_else(|| Error::NotFound("no such case in routing".into()))?;
         if case.state != "open" {
-            return Err(Error::Precondition(format!("the case is {}: only an open case's owner can change", case.state)));
+            return Err(Error::Precondition(format!(
+                "the case is {}: only an open case's owner can change",
+                case.state
+            )));
         }
         let unit_of = |id: String| {
             sqlx::query_scalar::<_, String>("SELECT unit FROM officers WHERE tenant = $1 AND id = $2 AND active")

@@ -439,6 +439,8 @@ async fn run_writer(
         }
     });
     let mut pruned = tokio::time::Instant::now();
+    let local_day = |t: DateTime<Utc>| t.with_timezone(&lots_domain::calendar::TZ).date_naive();
+    let mut calendars_day = local_day(routing.clock.now());
     let result = async {
         loop {
             let mut events: Vec<Message> = Vec::new();
@@ -460,6 +462,14 @@ async fn run_writer(
                 pruned = tokio::time::Instant::now();
                 if let Err(err) = prune_replies(&routing.pool, &tenant).await {
                     tracing::warn!(error = %err, "cannot prune old command replies");
+                }
+            }
+            // A new day: recurring calendar entries are expanded again from today.
+            let now = routing.clock.now();
+            if local_day(now) != calendars_day {
+                calendars_day = local_day(now);
+                if let Err(err) = writer.reload_calendars(now).await {
+                    tracing::warn!(error = %err, "cannot re-read the officers' calendars; trying tomorrow");
                 }
             }
             // Whatever else is already here joins the batch.
@@ -612,6 +622,16 @@ struct Effects {
 }
 
 impl Writer {
+    /// Re-reads the calendar files (from `now`) and the tenant's state that depends on them.
+    async fn reload_calendars(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.routing.pool.begin().await?;
+        crate::officers::load_calendars(&mut tx, &self.config, &self.routing.config_dir, now, &self.routing.metrics)
+            .await?;
+        tx.commit().await?;
+        self.state = load_state(&self.routing, &self.config).await?;
+        Ok(())
+    }
+
     /// Applies a batch in one transaction, retrying on fresh state when it fails. A batch that
     /// keeps failing is split, so one poisonous event or command cannot sink the others.
     async fn run(&mut self, events: Vec<Message>, requests: Vec<(Command, ReplyTx)>) -> Result<()> {
