@@ -1,14 +1,15 @@
 //! iCalendar (RFC 5545): officers' busy time from exported calendars, and meeting invites.
 //!
 //! The parser reads what calendar systems export (VEVENT or VFREEBUSY) and turns it into
-//! UTC busy intervals; the writer produces an iTIP invite (RFC 5546 REQUEST or CANCEL).
-//! Both are hand-written and small: only the parts of RFC 5545 that routing needs.
+//! UTC busy intervals; the writer produces an iTIP invite (RFC 5546 REQUEST or CANCEL) with
+//! the `icalendar` crate's builder. Recurrence rules are expanded by the `rrule` crate. The
+//! content lines are read here, so every error names the physical line it is on, and what is
+//! Lotsen's own stays here: floating times and all-day dates in Europe/Stockholm, Windows zone
+//! names, RECURRENCE-ID overrides, VFREEBUSY and the expansion horizon.
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{
-    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Errors from reading an iCalendar text.
@@ -34,9 +35,9 @@ pub struct Busy {
 /// Zone for floating times and all-day dates: the municipalities are Swedish.
 const HOME: Tz = chrono_tz::Europe::Stockholm;
 
-/// Upper bound on candidate instances generated per recurrence rule, so a rule with a
-/// far-away horizon cannot run unbounded.
-const MAX_CANDIDATES: usize = 1_000_000;
+/// Upper bound on instances generated per recurrence rule, so a rule with a far-away horizon
+/// cannot run unbounded.
+const MAX_INSTANCES: u16 = u16::MAX;
 
 /// Busy time from an iCalendar text, with recurring events expanded up to `horizon_end` (exclusive).
 pub fn parse_busy(text: &str, horizon_end: DateTime<Utc>) -> Result<Vec<Busy>, IcalError> {
@@ -115,7 +116,7 @@ pub fn parse_busy(text: &str, horizon_end: DateTime<Utc>) -> Result<Vec<Busy>, I
             (None, Some(uid)) => overridden.get(uid),
             _ => None,
         };
-        series.expand(extra, horizon_end, &mut busy);
+        series.expand(extra, horizon_end, &mut busy)?;
     }
 
     busy.sort();
@@ -446,86 +447,41 @@ fn collect_freebusy(cl: &ContentLine, horizon: DateTime<Utc>, out: &mut Vec<Busy
 // ---------------------------------------------------------------------------------------
 // Recurrence rules
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Freq {
-    Daily,
-    Weekly,
-}
-
+/// A recurrence rule: the `rrule` crate's (RFC 5545 in full: DAILY to YEARLY, BYDAY=1MO,
+/// BYMONTHDAY, BYSETPOS, WKST…), with UNTIL kept aside: calendars write it as a DATE or a
+/// floating time, which the crate refuses beside a zoned DTSTART, so it is applied here.
 #[derive(Debug, Clone)]
 struct Rule {
-    freq: Freq,
-    interval: u32,
-    count: Option<u32>,
+    rule: rrule::RRule<rrule::Unvalidated>,
     until: Option<Value>,
-    by_day: Vec<Weekday>,
-    wkst: Weekday,
-}
-
-fn parse_weekday(s: &str) -> Option<Weekday> {
-    Some(match s.trim().to_ascii_uppercase().as_str() {
-        "MO" => Weekday::Mon,
-        "TU" => Weekday::Tue,
-        "WE" => Weekday::Wed,
-        "TH" => Weekday::Thu,
-        "FR" => Weekday::Fri,
-        "SA" => Weekday::Sat,
-        "SU" => Weekday::Sun,
-        _ => return None,
-    })
+    /// The RRULE's line, for errors found once DTSTART is known.
+    line: usize,
 }
 
 fn parse_rule(cl: &ContentLine) -> Result<Rule, IcalError> {
-    let mut freq = None;
-    let mut rule =
-        Rule { freq: Freq::Daily, interval: 1, count: None, until: None, by_day: Vec::new(), wkst: Weekday::Mon };
-    for part in cl.value.split(';').filter(|p| !p.trim().is_empty()) {
+    let mut until = None;
+    let mut rest = Vec::new();
+    let mut count = false;
+    for part in cl.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, val) = part.split_once('=').ok_or_else(|| cl.err(format!("RRULE part {part:?} has no '='")))?;
-        let val = val.trim();
-        match key.trim().to_ascii_uppercase().as_str() {
-            "FREQ" => {
-                freq = Some(match val.to_ascii_uppercase().as_str() {
-                    "DAILY" => Freq::Daily,
-                    "WEEKLY" => Freq::Weekly,
-                    other => {
-                        return Err(cl.err(format!("RRULE FREQ={other} is not supported (only DAILY and WEEKLY)")));
-                    }
-                });
+        if key.trim().eq_ignore_ascii_case("UNTIL") {
+            let val = val.trim();
+            until = Some(parse_stamp(val, None, None).ok_or_else(|| cl.err(format!("invalid RRULE UNTIL={val}")))?);
+        } else {
+            count |= key.trim().eq_ignore_ascii_case("COUNT");
+            // RFC 5545: a positive integer (the crate takes 0 as "once").
+            if key.trim().eq_ignore_ascii_case("INTERVAL") && digits(val.trim()).is_none_or(|n| n == 0) {
+                return Err(cl.err(format!("invalid RRULE INTERVAL={}", val.trim())));
             }
-            "INTERVAL" => {
-                rule.interval =
-                    digits(val).filter(|n| *n >= 1).ok_or_else(|| cl.err(format!("invalid RRULE INTERVAL={val}")))?;
-            }
-            "COUNT" => {
-                rule.count = Some(digits(val).ok_or_else(|| cl.err(format!("invalid RRULE COUNT={val}")))?);
-            }
-            "UNTIL" => {
-                rule.until =
-                    Some(parse_stamp(val, None, None).ok_or_else(|| cl.err(format!("invalid RRULE UNTIL={val}")))?);
-            }
-            "BYDAY" => {
-                for d in val.split(',') {
-                    let day = parse_weekday(d)
-                        .ok_or_else(|| cl.err(format!("RRULE BYDAY={d} is not supported (plain days only)")))?;
-                    rule.by_day.push(day);
-                }
-            }
-            // WKST only shifts weekly rules with INTERVAL > 1; Google and Outlook emit it routinely.
-            "WKST" => {
-                rule.wkst = parse_weekday(val).ok_or_else(|| cl.err(format!("invalid RRULE WKST={val}")))?;
-            }
-            other => return Err(cl.err(format!("RRULE part {other} is not supported"))),
+            rest.push(part.to_ascii_uppercase());
         }
     }
-    rule.freq = freq.ok_or_else(|| cl.err("RRULE without FREQ"))?;
-    if rule.count.is_some() && rule.until.is_some() {
+    if count && until.is_some() {
         return Err(cl.err("RRULE with both COUNT and UNTIL"));
     }
-    Ok(rule)
-}
-
-fn days_from(day: Weekday, week_start: Weekday) -> u64 {
-    u64::from((7 + day.num_days_from_monday() - week_start.num_days_from_monday()) % 7)
+    let text = rest.join(";");
+    let rule = text.parse::<rrule::RRule<rrule::Unvalidated>>().map_err(|e| cl.err(format!("RRULE {text}: {e}")))?;
+    Ok(Rule { rule, until, line: cl.line })
 }
 
 /// Where a rule stops, in the terms UNTIL was written in.
@@ -534,96 +490,61 @@ enum Until {
     Instant(DateTime<Utc>),
 }
 
-/// Local start times generated by `rule` after `start` (DTSTART, the first instance).
-fn rule_starts(start: NaiveDateTime, tz: Tz, rule: &Rule, horizon: DateTime<Utc>, out: &mut Vec<NaiveDateTime>) {
+/// Latest instant a rule is expanded to, whatever the horizon (the crate works in local time,
+/// which must not overflow).
+fn expansion_limit() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9000, 1, 1, 0, 0, 0).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Local start times generated by `rule` after `start` (DTSTART, the first instance), before
+/// `horizon`; at most [`MAX_INSTANCES`] of them.
+fn rule_starts(
+    start: NaiveDateTime,
+    tz: Tz,
+    rule: &Rule,
+    horizon: DateTime<Utc>,
+    out: &mut Vec<NaiveDateTime>,
+) -> Result<(), IcalError> {
     let until = match rule.until {
         None => None,
         Some(Value::Date(d)) => Some(Until::Date(d)),
         // A floating UNTIL is in the event's own zone.
         Some(v) => match v.instant(tz) {
             Some(i) => Some(Until::Instant(i)),
-            None => return,
+            None => return Ok(()),
         },
     };
-    // DTSTART always counts as the first instance (RFC 5545 3.8.5.3).
-    let mut emitted: u64 = 1;
-    let mut tries = 0usize;
-    // Returns false once the rule is exhausted; `cand` arrives in increasing order.
-    let mut offer = |cand: NaiveDateTime| -> bool {
-        tries += 1;
-        if tries > MAX_CANDIDATES {
-            return false;
+    let zone = rrule::Tz::Tz(tz);
+    let Some(first) = resolve(start, tz) else {
+        return Ok(());
+    };
+    let set = rule
+        .rule
+        .clone()
+        .build(first.with_timezone(&zone))
+        .map_err(|e| IcalError::Syntax { line: rule.line, message: format!("RRULE: {e}") })?;
+    let horizon = horizon.min(expansion_limit());
+    // DTSTART always counts as the first instance (RFC 5545 3.8.5.3); the crate counts it too
+    // when it matches the rule.
+    for at in set.before(horizon.with_timezone(&zone)).all(MAX_INSTANCES).dates {
+        let local = at.naive_local();
+        let at = at.with_timezone(&Utc);
+        if local <= start {
+            continue;
         }
-        if cand <= start {
-            return true;
-        }
-        if rule.count.is_some_and(|c| emitted >= u64::from(c)) {
-            return false;
-        }
-        let Some(at) = resolve(cand, tz) else {
-            return false;
-        };
         let past_until = match &until {
             None => false,
-            Some(Until::Date(d)) => cand.date() > *d,
+            Some(Until::Date(d)) => local.date() > *d,
             Some(Until::Instant(i)) => at > *i,
         };
-        if past_until || at >= horizon {
-            return false;
+        if past_until {
+            break;
         }
-        if rule.freq == Freq::Daily && !rule.by_day.is_empty() && !rule.by_day.contains(&cand.weekday()) {
-            // BYDAY on a daily rule only filters; filtered days are not instances.
-            return true;
-        }
-        out.push(cand);
-        emitted += 1;
-        true
-    };
-
-    let time = start.time();
-    match rule.freq {
-        Freq::Daily => {
-            let step = u64::from(rule.interval);
-            let mut date = start.date();
-            loop {
-                if !offer(date.and_time(time)) {
-                    return;
-                }
-                match date.checked_add_days(Days::new(step)) {
-                    Some(d) => date = d,
-                    None => return,
-                }
-            }
-        }
-        Freq::Weekly => {
-            let mut offsets: Vec<u64> = if rule.by_day.is_empty() {
-                vec![days_from(start.weekday(), rule.wkst)]
-            } else {
-                rule.by_day.iter().map(|d| days_from(*d, rule.wkst)).collect()
-            };
-            offsets.sort_unstable();
-            offsets.dedup();
-            let back = days_from(start.weekday(), rule.wkst);
-            let Some(mut week) = start.date().checked_sub_days(Days::new(back)) else {
-                return;
-            };
-            let step = u64::from(rule.interval) * 7;
-            loop {
-                for off in &offsets {
-                    let Some(date) = week.checked_add_days(Days::new(*off)) else {
-                        return;
-                    };
-                    if !offer(date.and_time(time)) {
-                        return;
-                    }
-                }
-                match week.checked_add_days(Days::new(step)) {
-                    Some(w) => week = w,
-                    None => return,
-                }
-            }
+        if at < horizon {
+            out.push(local);
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -695,10 +616,10 @@ impl Series {
         }
     }
 
-    fn expand(&self, extra: Option<&Exclusions>, horizon: DateTime<Utc>, out: &mut Vec<Busy>) {
+    fn expand(&self, extra: Option<&Exclusions>, horizon: DateTime<Utc>, out: &mut Vec<Busy>) -> Result<(), IcalError> {
         let mut starts = vec![self.start];
         for rule in &self.rules {
-            rule_starts(self.start, self.tz, rule, horizon, &mut starts);
+            rule_starts(self.start, self.tz, rule, horizon, &mut starts)?;
         }
         starts.extend(self.rdates.iter().filter_map(|v| v.local_in(self.tz)));
         starts.sort_unstable();
@@ -720,6 +641,7 @@ impl Series {
             }
         }
         out.extend(self.rperiods.iter().filter(|b| b.end > b.start && b.start < horizon));
+        Ok(())
     }
 }
 
@@ -894,45 +816,45 @@ pub struct Invite {
     pub cancelled: bool,
 }
 
-/// The invite as an RFC 5545 VCALENDAR (METHOD:REQUEST, or CANCEL), CRLF line ends, lines folded at 75 octets (fold on UTF-8 char boundaries), TEXT values escaped (\\ ; , and newlines as \n).
+/// The invite as an RFC 5545 VCALENDAR (METHOD:REQUEST, or CANCEL), written with the
+/// `icalendar` crate's builder: CRLF line ends, lines folded at 75 octets, TEXT values escaped.
 pub fn render_invite(invite: &Invite) -> String {
-    let mut out = String::new();
-    let mut put = |line: &str| push_folded(&mut out, line);
-    let method = if invite.cancelled { "CANCEL" } else { "REQUEST" };
-    let status = if invite.cancelled { "CANCELLED" } else { "CONFIRMED" };
-
-    put("BEGIN:VCALENDAR");
-    put("VERSION:2.0");
-    put("PRODID:-//Lotsen//Lotsen//SV");
-    put("CALSCALE:GREGORIAN");
-    put(&format!("METHOD:{method}"));
-    put("BEGIN:VEVENT");
-    put(&format!("UID:{}", escape_text(&invite.uid)));
-    put(&format!("SEQUENCE:{}", invite.sequence));
-    put(&format!("DTSTAMP:{}", utc_stamp(invite.stamp)));
-    put(&format!("DTSTART:{}", utc_stamp(invite.start)));
-    put(&format!("DTEND:{}", utc_stamp(invite.end)));
-    put(&format!("SUMMARY:{}", escape_text(&invite.summary)));
+    use icalendar::{Component as _, EventLike as _};
+    let mut event = icalendar::Event::new();
+    event
+        .uid(&plain(&invite.uid))
+        .sequence(invite.sequence)
+        .timestamp(invite.stamp)
+        .starts(invite.start)
+        .ends(invite.end)
+        .summary(&plain(&invite.summary))
+        .status(if invite.cancelled { icalendar::EventStatus::Cancelled } else { icalendar::EventStatus::Confirmed })
+        .add_property("TRANSP", "OPAQUE");
     if !invite.description.is_empty() {
-        put(&format!("DESCRIPTION:{}", escape_text(&invite.description)));
+        event.description(&plain(&invite.description));
     }
     if !invite.location.is_empty() {
-        put(&format!("LOCATION:{}", escape_text(&invite.location)));
+        event.location(&plain(&invite.location));
     }
-    put(&format!("ORGANIZER{}:{}", cn_param(&invite.organizer.name), mailto(&invite.organizer.email)));
+    event.append_property(person(&invite.organizer, "ORGANIZER", None));
     for a in &invite.attendees {
         let role = if a.required { "REQ-PARTICIPANT" } else { "OPT-PARTICIPANT" };
-        put(&format!("ATTENDEE{};ROLE={role};PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{}", cn_param(&a.name), mailto(&a.email)));
+        event.append_multi_property(person(a, "ATTENDEE", Some(role)));
     }
-    put(&format!("STATUS:{status}"));
-    put("TRANSP:OPAQUE");
-    put("END:VEVENT");
-    put("END:VCALENDAR");
+    let mut calendar = icalendar::Calendar::empty();
+    calendar
+        .append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", "-//Lotsen//Lotsen//SV"))
+        .append_property(("CALSCALE", "GREGORIAN"))
+        .append_property(("METHOD", if invite.cancelled { "CANCEL" } else { "REQUEST" }))
+        .push(event.done());
+    // The crate folds continuation lines at 76 octets (space + 75); RFC 5545 3.1 counts the
+    // space, so the lines are folded again here.
+    let mut out = String::new();
+    for line in icalendar::parser::unfold(&calendar.to_string()).split("\r\n").filter(|l| !l.is_empty()) {
+        push_folded(&mut out, line);
+    }
     out
-}
-
-fn utc_stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// Appends `line` folded so no physical line exceeds 75 octets, never splitting a character.
@@ -957,35 +879,34 @@ fn push_folded(out: &mut String, line: &str) {
     }
 }
 
-/// A TEXT value (RFC 5545 3.3.11); other control characters are not allowed and dropped.
-fn escape_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {
-                if chars.peek() != Some(&'\n') {
-                    out.push_str("\\n");
-                }
-            }
-            '\t' => out.push('\t'),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
+/// An ORGANIZER or ATTENDEE property: `mailto:` with the display name as CN.
+fn person(who: &Attendee, key: &str, role: Option<&str>) -> icalendar::Property {
+    let mut p = icalendar::Property::new(key, mailto(&who.email));
+    if let Some(cn) = cn_param(&who.name) {
+        p.add_parameter("CN", &cn);
     }
-    out
+    if let Some(role) = role {
+        p.add_parameter("ROLE", role).add_parameter("PARTSTAT", "NEEDS-ACTION").add_parameter("RSVP", "TRUE");
+    }
+    p.done()
 }
 
-/// `;CN="name"`, or nothing for an empty name; quoting keeps , ; : inside the value.
-fn cn_param(name: &str) -> String {
-    // A parameter value cannot contain DQUOTE or control characters at all.
+/// TEXT without control characters other than tab and line breaks (RFC 5545 3.3.11 has no
+/// escape for them); a lone CR is a line break.
+fn plain(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
+}
+
+/// The CN parameter value, or none for an empty name. A parameter value cannot contain DQUOTE
+/// or control characters at all; the builder quotes one holding , ; or :.
+fn cn_param(name: &str) -> Option<String> {
     let clean: String = name.chars().filter(|c| *c != '"' && (!c.is_control() || *c == '\t')).collect();
     let clean = clean.trim();
-    if clean.is_empty() { String::new() } else { format!(";CN=\"{clean}\"") }
+    (!clean.is_empty()).then(|| clean.to_owned())
 }
 
 fn mailto(email: &str) -> String {
@@ -999,6 +920,7 @@ fn mailto(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -1358,30 +1280,52 @@ mod tests {
         let b = parse_busy(&text, utc(2036, 6, 1, 0, 0)).unwrap();
         assert_eq!(b.len(), 3653);
         let b = parse_busy(&text, DateTime::<Utc>::MAX_UTC).unwrap();
-        assert!(!b.is_empty() && b.len() <= MAX_CANDIDATES);
+        assert!(!b.is_empty() && b.len() <= usize::from(MAX_INSTANCES) + 1);
     }
 
     #[test]
-    fn unsupported_rrule_names_its_line() {
-        let text = event("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=MONTHLY;BYMONTHDAY=1");
-        match parse_busy(&text, far()) {
-            Err(IcalError::Syntax { line, message }) => {
-                assert_eq!(line, 9);
-                assert!(message.contains("MONTHLY"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let text = event("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=WEEKLY;BYSETPOS=1");
-        match parse_busy(&text, far()) {
-            Err(IcalError::Syntax { line, message }) => {
-                assert_eq!(line, 9);
-                assert!(message.contains("BYSETPOS"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-        for bad in ["FREQ=WEEKLY;BYDAY=1MO", "FREQ=DAILY;COUNT=2;UNTIL=20260701", "INTERVAL=2"] {
+    fn monthly_yearly_and_numbered_weekdays_expand() {
+        let starts = |dtstart: &str, rule: &str| {
+            one(&format!("DTSTART;TZID=Europe/Stockholm:{dtstart}\nDURATION:PT1H\nRRULE:{rule}"))
+                .iter()
+                .map(|b| b.start)
+                .collect::<Vec<_>>()
+        };
+        // The first of every month at 09:00 local, across the change to winter time.
+        assert_eq!(
+            starts("20260901T090000", "FREQ=MONTHLY;BYMONTHDAY=1;COUNT=3"),
+            vec![utc(2026, 9, 1, 7, 0), utc(2026, 10, 1, 7, 0), utc(2026, 11, 1, 8, 0)]
+        );
+        // The first Monday of each month (a ledningsgrupp), and the last Friday.
+        assert_eq!(
+            starts("20260907T090000", "FREQ=MONTHLY;BYDAY=1MO;COUNT=3"),
+            vec![utc(2026, 9, 7, 7, 0), utc(2026, 10, 5, 7, 0), utc(2026, 11, 2, 8, 0)]
+        );
+        assert_eq!(
+            starts("20260925T090000", "FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1;COUNT=2"),
+            vec![utc(2026, 9, 25, 7, 0), utc(2026, 10, 30, 8, 0)]
+        );
+        // Yearly: the kick-off every second week of January, as a weekly rule inside a year.
+        assert_eq!(
+            starts("20260601T090000", "FREQ=YEARLY;COUNT=3"),
+            vec![utc(2026, 6, 1, 7, 0), utc(2027, 6, 1, 7, 0), utc(2028, 6, 1, 7, 0)]
+        );
+    }
+
+    #[test]
+    fn an_invalid_rrule_names_its_line() {
+        for bad in [
+            "FREQ=SOMETIMES",
+            "FREQ=WEEKLY;BYDAY=XX",
+            "FREQ=DAILY;COUNT=2;UNTIL=20260701",
+            "INTERVAL=2",
+            "FREQ=WEEKLY;INTERVAL=0",
+        ] {
             let text = event(&format!("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:{bad}"));
-            assert!(matches!(parse_busy(&text, far()), Err(IcalError::Syntax { line: 9, .. })), "{bad}");
+            match parse_busy(&text, far()) {
+                Err(IcalError::Syntax { line: 9, message }) => assert!(message.contains("RRULE"), "{message}"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 
@@ -1586,16 +1530,17 @@ mod tests {
                 "CALSCALE:GREGORIAN",
                 "METHOD:REQUEST",
                 "BEGIN:VEVENT",
-                "UID:0196b1c2-7a4e-7c3d-9f1e-123456789abc@lotsen",
-                "SEQUENCE:2",
+                // The builder writes single properties in name order, then the attendees.
+                "DTEND:20260512T093000Z",
                 "DTSTAMP:20260501T120000Z",
                 "DTSTART:20260512T080000Z",
-                "DTEND:20260512T093000Z",
-                "SUMMARY:Dukat bord: Åkes Bageri AB\\; bygglov\\, alkohol & servering",
                 "ORGANIZER;CN=\"Lotsen, Näringslivskontoret\":mailto:lotsen@kommun.se",
-                "ATTENDEE;ROLE=OPT-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:a@b.se",
+                "SEQUENCE:2",
                 "STATUS:CONFIRMED",
+                "SUMMARY:Dukat bord: Åkes Bageri AB\\; bygglov\\, alkohol & servering",
                 "TRANSP:OPAQUE",
+                "UID:0196b1c2-7a4e-7c3d-9f1e-123456789abc@lotsen",
+                "ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=OPT-PARTICIPANT;RSVP=TRUE:mailto:a@b.se",
                 "END:VEVENT",
                 "END:VCALENDAR",
                 "",
@@ -1619,24 +1564,29 @@ mod tests {
 
     #[test]
     fn folding_never_splits_a_character() {
-        let mut out = String::new();
-        let line = format!("SUMMARY:{}", "å".repeat(100));
-        push_folded(&mut out, &line);
-        for l in out.strip_suffix("\r\n").unwrap().split("\r\n") {
-            assert!(l.len() <= 75);
+        let summary = "å".repeat(100);
+        let text = render_invite(&Invite { summary: summary.clone(), ..sample_invite() });
+        for l in text.strip_suffix("\r\n").unwrap().split("\r\n") {
+            assert!(l.len() <= 75, "{l:?} is {} octets", l.len());
         }
-        let (first, rest) = out.split_once("\r\n").unwrap();
-        assert_eq!(first.len(), 74, "8 ASCII + 33 two-octet chars; the 34th would cross 75");
-        assert!(rest.starts_with(' '));
-        assert_eq!(out.replace("\r\n ", ""), format!("{line}\r\n"));
+        assert!(text.replace("\r\n ", "").contains(&format!("\r\nSUMMARY:{summary}\r\n")));
     }
 
     #[test]
     fn text_escaping() {
-        assert_eq!(escape_text("a\\b;c,d\ne\r\nf\rg\u{7}h\ti"), "a\\\\b\\;c\\,d\\ne\\nf\\ngh\ti");
-        assert_eq!(cn_param("  "), "");
-        assert_eq!(cn_param("\"Bo\" Ek\n"), ";CN=\"Bo Ek\"");
-        assert_eq!(mailto(" a@b.se\r\n"), "mailto:a@b.se");
+        let invite = Invite {
+            summary: "a\\b;c,d\ne\r\nf\rg\u{7}h\ti".into(),
+            organizer: person("\"Bo\" Ek\n", " a@b.se\r\n", true),
+            attendees: vec![person("  ", "c@d.se", true)],
+            ..sample_invite()
+        };
+        let text = render_invite(&invite).replace("\r\n ", "");
+        assert!(text.contains("\r\nSUMMARY:a\\\\b\\;c\\,d\\ne\\nf\\ngh\ti\r\n"), "{text}");
+        assert!(text.contains("\r\nORGANIZER;CN=Bo Ek:mailto:a@b.se\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:c@d.se\r\n"),
+            "{text}"
+        );
     }
 
     // --- properties ----------------------------------------------------------------------
