@@ -84,6 +84,7 @@ async fn endpoints(app: &TestApp) -> Endpoints {
 /// the status (OK when it answered, whatever the answer).
 async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status {
     use pb::alert_service_client::AlertServiceClient as A;
+    use pb::dead_letter_service_client::DeadLetterServiceClient as D;
     use pb::intake_service_client::IntakeServiceClient as I;
     use pb::officer_service_client::OfficerServiceClient as O;
     use pb::task_service_client::TaskServiceClient as T;
@@ -119,6 +120,17 @@ async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status
         "TaskService/DeclineTask" => unary!(T::new(with(&e.routing)), decline_task, DeclineTaskRequest),
         "TaskService/CompleteTask" => unary!(T::new(with(&e.routing)), complete_task, CompleteTaskRequest),
         "TaskService/GetMeeting" => unary!(T::new(with(&e.routing)), get_meeting, GetMeetingRequest),
+        "TaskService/ReassignCaseOwner" => {
+            unary!(T::new(with(&e.routing)), reassign_case_owner, ReassignCaseOwnerRequest)
+        }
+        "DeadLetterService/ListDeadLetters" => {
+            unary!(D::new(with(&e.intake)), list_dead_letters, ListDeadLettersRequest)
+        }
+        "DeadLetterService/GetDeadLetter" => unary!(D::new(with(&e.routing)), get_dead_letter, GetDeadLetterRequest),
+        "DeadLetterService/ReplayDeadLetter" => {
+            unary!(D::new(with(&e.sla)), replay_dead_letter, ReplayDeadLetterRequest)
+        }
+        "DeadLetterService/SkipDeadLetter" => unary!(D::new(with(&e.intake)), skip_dead_letter, SkipDeadLetterRequest),
         "OfficerService/SetBusyTimes" => unary!(O::new(with(&e.routing)), set_busy_times, SetBusyTimesRequest),
         "OfficerService/SetAbsence" => unary!(O::new(with(&e.routing)), set_absence, SetAbsenceRequest),
         "AlertService/WatchAlerts" => unary!(A::new(with(&e.sla)), watch_alerts, WatchAlertsRequest),
@@ -177,6 +189,11 @@ async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
         ("TaskService/DeclineTask", "H"),
         ("TaskService/CompleteTask", "H"),
         ("TaskService/GetMeeting", "RHEN"),
+        ("TaskService/ReassignCaseOwner", "EN"),
+        ("DeadLetterService/ListDeadLetters", "A"),
+        ("DeadLetterService/GetDeadLetter", "A"),
+        ("DeadLetterService/ReplayDeadLetter", "A"),
+        ("DeadLetterService/SkipDeadLetter", "A"),
         ("OfficerService/SetBusyTimes", "HEA"),
         ("OfficerService/SetAbsence", "HEA"),
         ("AlertService/WatchAlerts", "EN"),
