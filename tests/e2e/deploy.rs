@@ -42,7 +42,9 @@ fn services() -> Vec<Service> {
     vec![
         Service {
             binary: "lots-intake",
-            grpc_port: port(lots_intake::Config::try_parse_from(["lots-intake"]).unwrap().grpc_addr),
+            grpc_port: port(
+                lots_intake::Config::try_parse_from(["lots-intake", "--company-key-file", "k"]).unwrap().grpc_addr,
+            ),
             health_name: pb::intake_service_server::IntakeServiceServer::<lots_intake::grpc::IntakeApi>::NAME,
             env: env_names(lots_intake::Config::command()),
         },

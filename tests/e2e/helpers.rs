@@ -285,6 +285,7 @@ impl TestApp {
             tenants: self.tenants(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: self.clock.clone(),
+            company_keys: lots_testkit::company_keys(),
         };
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.metrics_addr = metrics.local_addr().unwrap();

@@ -42,7 +42,11 @@ async fn a_registered_case_is_stored_and_announced_once() {
     assert_eq!(env["actor"], "reception:reception");
     assert_eq!(env["data"]["reference"], case.reference.as_str());
     assert_eq!(env["data"]["case_type"], "restaurang_start");
-    assert_eq!(env["data"]["org_nr"], "556036-0793");
+    // The event names the company by its key, never by its number.
+    let org = lots_domain::OrgNr::parse("556036-0793").unwrap();
+    assert_eq!(env["data"]["company_key"], lots_testkit::company_keys().key("0581", &org));
+    let raw = String::from_utf8_lossy(&msg.payload);
+    assert!(!raw.contains("556036") && !raw.contains("5560360793"), "{raw}");
 
     // A retry with the same key answers with the first case and announces nothing new.
     let again = app.register(app.restaurant("k-1")).await.unwrap();
@@ -230,6 +234,7 @@ async fn with_a_certificate_intake_serves_grpc_over_tls_only() {
         tenants: app.tenants(),
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         clock: app.clock.clone(),
+        company_keys: lots_testkit::company_keys(),
     };
     let tls = ServerTlsConfig::new().identity(Identity::from_pem(&cert, &key));
     let intake = lots_intake::App::from_parts(parts).await.unwrap().with_grpc_tls(tls);
@@ -280,6 +285,7 @@ async fn a_service_whose_consumer_cannot_run_stops_with_the_reason_instead_of_se
         tenants: app.tenants(),
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         clock: app.clock.clone(),
+        company_keys: lots_testkit::company_keys(),
     };
     let intake = lots_intake::App::from_parts(parts).await.unwrap();
     // The stream disappears before the replica's consumer starts (an operator mistake).
@@ -288,4 +294,19 @@ async fn a_service_whose_consumer_cannot_run_stops_with_the_reason_instead_of_se
     let ended = tokio::time::timeout(std::time::Duration::from_secs(20), intake.run(token)).await;
     let err = ended.expect("the service kept running without its consumer").unwrap_err();
     assert!(format!("{err:#}").contains("consumer"), "{err:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sole_traders_personnummer_never_reaches_the_stream() {
+    let app = TestApp::spawn().await;
+    let mut req = app.restaurant("enskild-1");
+    req.company.as_mut().unwrap().org_nr = "19121212-1212".into();
+    let case = app.register(req).await.unwrap();
+    assert_eq!(case.company.unwrap().org_nr, "19121212-1212", "reception still sees it");
+    let events = app.events("case.registered", 1).await;
+    let raw = String::from_utf8_lossy(&events[0].payload);
+    for form in ["19121212-1212", "191212121212", "121212-1212", "1212121212"] {
+        assert!(!raw.contains(form), "{form} in {raw}");
+    }
+    assert!(envelope(&events[0])["data"]["company_key"].as_str().unwrap().starts_with("ck_"));
 }

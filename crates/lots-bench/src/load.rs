@@ -99,6 +99,7 @@ async fn start(
         tenants: tenants.clone(),
         grpc_addr: any,
         clock: Clock::system(),
+        company_keys: lots_testkit::company_keys(),
     })
     .await?;
     let routing = lots_routing::App::from_parts(lots_routing::Parts {

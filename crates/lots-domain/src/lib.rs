@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod case;
+pub mod company_key;
 pub mod guarantee;
 pub mod ical;
 pub mod ids;
@@ -9,5 +10,6 @@ pub mod slots;
 pub mod tenant;
 
 pub use case::{CaseStatus, Channel, Outcome, Reference, TransitionError};
+pub use company_key::CompanyKeys;
 pub use ids::{IdKind, IdentityError, LegalForm, OrgNr};
 pub use tenant::{TenantConfig, TenantConfigError};

@@ -182,7 +182,7 @@ mod tests {
         let reg = CaseRegistered {
             reference: "NKP-2026-000001".into(),
             case_type: "bygglov".into(),
-            org_nr: "19121212-1212".into(),
+            company_key: "ck_0123456789abcdef0123456789abcdef".into(),
             company_name: "Tolvan Bygg".into(),
             legal_form: "enskild firma".into(),
             contact: ContactInfo { name: "T".into(), phone: "+46701234567".into(), email: "t@e.se".into() },

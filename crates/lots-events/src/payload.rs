@@ -23,13 +23,16 @@ pub struct ContactInfo {
 
 /// `case.registered`: reception registered a company case.
 ///
-/// `Debug` is not derived: `org_nr` may be a sole trader's personnummer.
+/// No organisation number travels: a sole trader's is a personnummer. `company_key` stands for
+/// the company (see `lots_domain::company_key`). `Debug` is not derived: the contact is
+/// personal data.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CaseRegistered {
     pub reference: String,
     pub case_type: String,
-    /// Full identifier in canonical form; a personnummer for a sole trader.
-    pub org_nr: String,
+    /// The company's key in this municipality: a keyed hash of its organisation number.
+    #[serde(default)]
+    pub company_key: String,
     pub company_name: String,
     pub legal_form: String,
     pub contact: ContactInfo,

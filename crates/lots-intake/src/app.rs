@@ -34,6 +34,8 @@ pub struct Parts {
     pub tenants: Tenants,
     pub grpc_addr: SocketAddr,
     pub clock: Clock,
+    /// The secret company keys are derived from (`LOTS_COMPANY_KEY_FILE`).
+    pub company_keys: lots_domain::CompanyKeys,
 }
 
 /// A built intake service, bound and ready to run.
@@ -46,6 +48,8 @@ impl App {
     /// Connects to everything `config` names, then builds.
     pub async fn from_config(config: &Config) -> anyhow::Result<App> {
         let common = &config.common;
+        // A missing or short secret stops the start before anything connects.
+        config.company_keys()?;
         let tenants = Tenants::load(&common.config).context("load municipality configuration")?;
         let pool = db::connect(&common.database_url, SCHEMA, common.db_pool_size, common.connect_timeout())
             .await
@@ -61,6 +65,7 @@ impl App {
             tenants,
             grpc_addr: config.grpc_addr,
             clock: lots_platform::Clock::system(),
+            company_keys: config.company_keys()?,
         };
         let mut app = Self::from_parts(parts).await?;
         app.service.apply(common).await?;
@@ -85,6 +90,7 @@ impl App {
             clock: parts.clock,
             tenants: tenants.clone(),
             metrics: service.metrics.clone(),
+            company_keys: parts.company_keys,
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(crate::grpc::MAX_IN_FLIGHT_REGISTRATIONS));
         Ok(App { service, api: IntakeApi { cases, in_flight } })

@@ -28,6 +28,8 @@ pub struct Cases {
     pub(crate) clock: lots_platform::Clock,
     pub(crate) tenants: Arc<lots_platform::Tenants>,
     pub(crate) metrics: lots_platform::metrics::Metrics,
+    /// What events carry instead of the organisation number.
+    pub(crate) company_keys: lots_domain::CompanyKeys,
 }
 
 /// A lifecycle change requested by reception or a handläggare.
@@ -93,7 +95,7 @@ impl Cases {
         let event = CaseRegistered {
             reference: row.reference.clone(),
             case_type: row.case_type.clone(),
-            org_nr: row.org_nr.clone(),
+            company_key: self.company_keys.key(tenant, &new.org_nr),
             company_name: row.company_name.clone(),
             legal_form: row.legal_form.clone(),
             contact: ContactInfo {

@@ -25,7 +25,7 @@ const DEFAULT_HORIZON_DAYS: u32 = 20;
 #[derive(Clone)]
 pub struct NewCase {
     pub case_type: String,
-    pub org_nr: String,
+    pub company_key: String,
     pub registered_at: DateTime<Utc>,
 }
 
@@ -61,7 +61,7 @@ pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decisi
         .seats
         .iter()
         .map(|seat| {
-            let all = state.candidates(&seat.competence, &case.org_nr);
+            let all = state.candidates(&seat.competence, &case.company_key);
             let holders = all.len();
             let mut candidates = order(all);
             // The best few are enough for the first choice and its alternates; reading every
@@ -80,7 +80,7 @@ pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decisi
                 .seats
                 .iter()
                 .map(|seat| {
-                    let candidates = order(state.candidates(&seat.competence, &case.org_nr));
+                    let candidates = order(state.candidates(&seat.competence, &case.company_key));
                     Seat {
                         competence: seat.competence.clone(),
                         optional: seat.optional,

@@ -132,11 +132,11 @@ impl Routing {
         .execute(&mut *conn)
         .await?;
         sqlx::query(
-            "INSERT INTO company_officers (tenant, org_nr, competence, officer_id, last_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant, org_nr, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
+            "INSERT INTO company_officers (tenant, company_key, competence, officer_id, last_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, company_key, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
         )
         .bind(&case.tenant)
-        .bind(&case.org_nr)
+        .bind(&case.company_key)
         .bind(competence)
         .bind(officer)
         .bind(now)
@@ -300,10 +300,10 @@ impl Routing {
         self.emit(&mut *tx, &case, TaskDeclined { task: task_ref(&task), reason: reason.to_owned() }).await?;
         // Whoever declined is not this company's contact for the competence.
         sqlx::query(
-            "DELETE FROM company_officers WHERE tenant = $1 AND org_nr = $2 AND competence = $3 AND officer_id = $4",
+            "DELETE FROM company_officers WHERE tenant = $1 AND company_key = $2 AND competence = $3 AND officer_id = $4",
         )
         .bind(&case.tenant)
-        .bind(&case.org_nr)
+        .bind(&case.company_key)
         .bind(&task.competence)
         .bind(officer)
         .execute(&mut *tx)
@@ -321,7 +321,7 @@ impl Routing {
         let tasks = store::meeting_tasks(&mut *conn, meeting.id).await?;
         // Nobody who already sits at this table or declined it gets the seat.
         let exclude: Vec<String> = tasks.iter().map(|t| t.officer_id.clone()).collect();
-        let all = store::candidates(&mut *conn, &case.tenant, &declined.competence, &case.org_nr).await?;
+        let all = store::candidates(&mut *conn, &case.tenant, &declined.competence, &case.company_key).await?;
         let holders = all.len();
         let candidates = plan::order(all.into_iter().filter(|c| !exclude.contains(&c.officer_id)).collect());
         let now = self.clock.now();
@@ -382,7 +382,7 @@ impl Routing {
             .collect();
         let mut seats: Vec<Seat> = Vec::new();
         for t in &keep {
-            let mine = store::candidates(&mut *conn, &case.tenant, &t.competence, &case.org_nr).await?;
+            let mine = store::candidates(&mut *conn, &case.tenant, &t.competence, &case.company_key).await?;
             let me: Vec<_> = mine
                 .into_iter()
                 .filter(|c| c.officer_id == t.officer_id)

@@ -80,7 +80,7 @@ impl TenantState {
             }
         }
         let served: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT org_nr, competence, officer_id FROM company_officers WHERE tenant = $1")
+            sqlx::query_as("SELECT company_key, competence, officer_id FROM company_officers WHERE tenant = $1")
                 .bind(&tenant)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -132,9 +132,9 @@ impl TenantState {
         );
     }
 
-    /// Everyone who could take a seat of `competence` for the company `org_nr`, unordered.
-    pub fn candidates(&self, competence: &str, org_nr: &str) -> Vec<Candidate> {
-        let served = self.served.get(&(org_nr.to_owned(), competence.to_owned()));
+    /// Everyone who could take a seat of `competence` for the company `company_key`, unordered.
+    pub fn candidates(&self, competence: &str, company_key: &str) -> Vec<Candidate> {
+        let served = self.served.get(&(company_key.to_owned(), competence.to_owned()));
         self.by_competence
             .get(competence)
             .into_iter()
@@ -157,13 +157,13 @@ impl TenantState {
     }
 
     /// Records a seat the writer just offered: a booking, one more open task, continuity.
-    pub fn offered(&mut self, officer: &str, org_nr: &str, competence: &str, slot: Interval, now: DateTime<Utc>) {
+    pub fn offered(&mut self, officer: &str, company_key: &str, competence: &str, slot: Interval, now: DateTime<Utc>) {
         if let Some(o) = self.officers.get_mut(officer) {
             o.add_busy(slot);
             o.open_tasks += 1;
             o.last_assigned_at = Some(now);
         }
-        let served = self.served.entry((org_nr.to_owned(), competence.to_owned())).or_default();
+        let served = self.served.entry((company_key.to_owned(), competence.to_owned())).or_default();
         if !served.iter().any(|s| s == officer) {
             served.push(officer.to_owned());
         }

@@ -12,14 +12,14 @@ use crate::plan::Candidate;
 
 /// Routing's view of a case.
 ///
-/// `Debug` is written by hand: `org_nr` may be a personnummer and the contact is personal data.
+/// `Debug` is written by hand: `company_key` may be a personnummer and the contact is personal data.
 #[derive(Clone, FromRow)]
 pub struct CaseRow {
     pub id: Uuid,
     pub tenant: String,
     pub reference: String,
     pub case_type: String,
-    pub org_nr: String,
+    pub company_key: String,
     pub company_name: String,
     pub contact_name: String,
     pub contact_email: String,
@@ -83,12 +83,12 @@ const TASK_SELECT: &str = "SELECT t.id, t.case_id, t.meeting_id, t.tenant, t.off
         c.case_type, c.company_name, m.starts_at, m.ends_at
     FROM tasks t JOIN cases c ON c.id = t.case_id JOIN meetings m ON m.id = t.meeting_id";
 
-/// Candidates for `competence` in `tenant`, with open tasks and continuity for `org_nr`.
+/// Candidates for `competence` in `tenant`, with open tasks and continuity for `company_key`.
 pub async fn candidates(
     db: impl PgExecutor<'_>,
     tenant: &str,
     competence: &str,
-    org_nr: &str,
+    company_key: &str,
 ) -> sqlx::Result<Vec<Candidate>> {
     #[derive(FromRow)]
     struct Row {
@@ -104,12 +104,12 @@ pub async fn candidates(
             (SELECT count(*) FROM tasks t WHERE t.tenant = o.tenant AND t.officer_id = o.id
                 AND t.status IN ('offered', 'accepted')) AS open_tasks,
             EXISTS (SELECT 1 FROM company_officers s
-                WHERE s.tenant = o.tenant AND s.org_nr = $3 AND s.competence = $2 AND s.officer_id = o.id) AS served
+                WHERE s.tenant = o.tenant AND s.company_key = $3 AND s.competence = $2 AND s.officer_id = o.id) AS served
          FROM officers o WHERE o.tenant = $1 AND o.active AND $2 = ANY (o.competences)",
     )
     .bind(tenant)
     .bind(competence)
-    .bind(org_nr)
+    .bind(company_key)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -306,7 +306,7 @@ pub struct NewCaseRow {
     pub tenant: String,
     pub reference: String,
     pub case_type: String,
-    pub org_nr: String,
+    pub company_key: String,
     pub company_name: String,
     pub contact_name: String,
     pub contact_email: String,
@@ -326,7 +326,7 @@ pub struct NewTask {
     pub competence: String,
     pub optional: bool,
     pub slot: Interval,
-    pub org_nr: String,
+    pub company_key: String,
 }
 
 /// Everything one writer batch creates for new cases, written with one statement per table.
@@ -361,14 +361,14 @@ impl BatchWrite {
         let cases = std::mem::take(&mut self.cases);
         let views: Vec<String> = cases.iter().map(|c| serde_json::to_string(&c.views)).collect::<Result<_, _>>()?;
         sqlx::query(
-            "INSERT INTO cases (id, tenant, reference, case_type, org_nr, company_name, contact_name, contact_email,
+            "INSERT INTO cases (id, tenant, reference, case_type, company_key, company_name, contact_name, contact_email,
                 registered_at, state, unroutable_reason, version, views, owner_officer)
-             SELECT c.id, $1, c.reference, c.case_type, c.org_nr, c.company_name, c.contact_name, c.contact_email,
+             SELECT c.id, $1, c.reference, c.case_type, c.company_key, c.company_name, c.contact_name, c.contact_email,
                 c.registered_at, CASE WHEN c.reason IS NULL THEN 'open' ELSE 'unroutable' END, c.reason, 1,
                 c.views, c.owner
              FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::timestamptz[], $10::text[], $11::text[], $12::text[])
-                AS c(id, reference, case_type, org_nr, company_name, contact_name, contact_email, registered_at,
+                AS c(id, reference, case_type, company_key, company_name, contact_name, contact_email, registered_at,
                      reason, views, owner)
              ON CONFLICT (id) DO NOTHING",
         )
@@ -376,7 +376,7 @@ impl BatchWrite {
         .bind(cases.iter().map(|c| c.id).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.reference.clone()).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.case_type.clone()).collect::<Vec<_>>())
-        .bind(cases.iter().map(|c| c.org_nr.clone()).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.company_key.clone()).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.company_name.clone()).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.contact_name.clone()).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.contact_email.clone()).collect::<Vec<_>>())
@@ -445,13 +445,13 @@ impl BatchWrite {
             .execute(&mut *conn)
             .await?;
             sqlx::query(
-                "INSERT INTO company_officers (tenant, org_nr, competence, officer_id, last_at)
+                "INSERT INTO company_officers (tenant, company_key, competence, officer_id, last_at)
                  SELECT DISTINCT ON (s.org, s.competence, s.o) $1, s.org, s.competence, s.o, $5
                  FROM unnest($2::text[], $3::text[], $4::text[]) AS s(org, competence, o)
-                 ON CONFLICT (tenant, org_nr, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
+                 ON CONFLICT (tenant, company_key, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
             )
             .bind(tenant)
-            .bind(tasks.iter().map(|t| t.org_nr.clone()).collect::<Vec<_>>())
+            .bind(tasks.iter().map(|t| t.company_key.clone()).collect::<Vec<_>>())
             .bind(tasks.iter().map(|t| t.competence.clone()).collect::<Vec<_>>())
             .bind(&officer)
             .bind(now)

@@ -849,7 +849,7 @@ impl Writer {
     ) -> &'static str {
         let case = NewCase {
             case_type: data.case_type.clone(),
-            org_nr: data.org_nr.clone(),
+            company_key: data.company_key.clone(),
             registered_at: event.occurred_at,
         };
         let tenant = self.config.kommunkod.clone();
@@ -859,7 +859,7 @@ impl Writer {
             tenant: tenant.clone(),
             reference: data.reference,
             case_type: data.case_type,
-            org_nr: data.org_nr,
+            company_key: data.company_key,
             company_name: data.company_name,
             contact_name: data.contact.name,
             contact_email: data.contact.email,
@@ -879,7 +879,7 @@ impl Writer {
                 let mut offers = Vec::with_capacity(seats.len());
                 for seat in &seats {
                     let task_id = Uuid::now_v7();
-                    self.state.offered(&seat.officer_id, &row.org_nr, &seat.competence, slot, now);
+                    self.state.offered(&seat.officer_id, &row.company_key, &seat.competence, slot, now);
                     write.tasks.push(NewTask {
                         id: task_id,
                         case_id: row.id,
@@ -889,7 +889,7 @@ impl Writer {
                         competence: seat.competence.clone(),
                         optional: seat.optional,
                         slot,
-                        org_nr: row.org_nr.clone(),
+                        company_key: row.company_key.clone(),
                     });
                     offers.push(SeatOffer {
                         task: TaskRef {

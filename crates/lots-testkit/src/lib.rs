@@ -375,3 +375,9 @@ fn start_throwaway_postgres() -> anyhow::Result<String> {
     wait_for_port(port, "postgres", Duration::from_secs(20))?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}"))
 }
+
+/// Company keys for tests and benchmarks, from a fixed secret.
+pub fn company_keys() -> lots_domain::CompanyKeys {
+    lots_domain::CompanyKeys::new(b"lots test company-key secret, not for production use")
+        .unwrap_or_else(|e| panic!("{e}"))
+}

@@ -70,6 +70,7 @@ async fn run_stack(args: &DevArgs, signal: &CancellationToken, children: &mut Ch
         intake: SocketAddr::new(args.host, args.intake_port),
         routing: SocketAddr::new(args.host, args.routing_port),
         sla: SocketAddr::new(args.host, args.sla_port),
+        company_keys: company_keys(&args.state_dir)?,
     };
     let mut demo_tenant = None;
     if args.demo {
@@ -259,4 +260,16 @@ fn banner(
         );
     }
     text
+}
+
+/// The company-key secret of this machine's `lots dev`: made once, kept in the state folder.
+fn company_keys(state_dir: &std::path::Path) -> anyhow::Result<lots_domain::CompanyKeys> {
+    let path = state_dir.join("company-key");
+    if !path.exists() {
+        std::fs::create_dir_all(state_dir).context("create the state folder")?;
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        std::fs::write(&path, secret).with_context(|| format!("write {}", path.display()))?;
+    }
+    let secret = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    lots_domain::CompanyKeys::new(&secret).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

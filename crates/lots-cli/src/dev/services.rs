@@ -35,6 +35,8 @@ pub struct StackConfig {
     pub intake: SocketAddr,
     pub routing: SocketAddr,
     pub sla: SocketAddr,
+    /// The secret company keys are derived from (kept in the state folder, so keys stay stable).
+    pub company_keys: lots_domain::CompanyKeys,
 }
 
 /// The running services.
@@ -77,6 +79,7 @@ impl Stack {
             tenants: tenants.clone(),
             grpc_addr: cfg.intake,
             clock: cfg.clock.clone(),
+            company_keys: cfg.company_keys.clone(),
         })
         .await
         .context("start intake")?;
