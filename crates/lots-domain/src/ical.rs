@@ -526,7 +526,14 @@ fn rule_starts(
     let horizon = horizon.min(expansion_limit());
     // DTSTART always counts as the first instance (RFC 5545 3.8.5.3); the crate counts it too
     // when it matches the rule.
-    for at in set.before(horizon.with_timezone(&zone)).all(MAX_INSTANCES).dates {
+    let expanded = set.before(horizon.with_timezone(&zone)).all(MAX_INSTANCES);
+    if expanded.limited {
+        return Err(IcalError::Syntax {
+            line: rule.line,
+            message: format!("RRULE makes more than {MAX_INSTANCES} instances before the horizon"),
+        });
+    }
+    for at in expanded.dates {
         let local = at.naive_local();
         let at = at.with_timezone(&Utc);
         if local <= start {
@@ -1279,8 +1286,12 @@ mod tests {
         let text = event("DTSTART:20260601T090000Z\nDURATION:PT1H\nRRULE:FREQ=DAILY");
         let b = parse_busy(&text, utc(2036, 6, 1, 0, 0)).unwrap();
         assert_eq!(b.len(), 3653);
-        let b = parse_busy(&text, DateTime::<Utc>::MAX_UTC).unwrap();
-        assert!(!b.is_empty() && b.len() <= usize::from(MAX_INSTANCES) + 1);
+        // Too many instances before the horizon: an error on the rule's line, never a silent cut
+        // that would drop today's busy time.
+        match parse_busy(&text, DateTime::<Utc>::MAX_UTC) {
+            Err(IcalError::Syntax { line: 9, message }) => assert!(message.contains("instances"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -530,6 +530,23 @@ async fn dead_letter(
     .bind(held_behind)
     .execute(pool)
     .await;
+    if stored.is_ok()
+        && let Some(behind) = held_behind
+    {
+        // The operator may have resolved the letter this one waits behind meanwhile (and its
+        // followers were looked for before this row existed): then retry instead of waiting.
+        let still_open: Result<bool, _> =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dead_letter WHERE event_id = $1 AND status = 'open')")
+                .bind(behind)
+                .fetch_one(pool)
+                .await;
+        if let Ok(false) = still_open {
+            let gone = sqlx::query("DELETE FROM dead_letter WHERE event_id = $1 AND status = 'open'").bind(id);
+            let _ = gone.execute(pool).await;
+            ack(msg, AckKind::Nak(Some(Duration::from_millis(100)))).await;
+            return;
+        }
+    }
     match stored {
         Ok(_) => ack(msg, AckKind::Term).await,
         // Not stored: leave it unacknowledged so it is delivered again.

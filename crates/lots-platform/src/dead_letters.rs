@@ -107,7 +107,8 @@ fn to_pb(l: &Letter, with_payload: bool) -> pb::DeadLetter {
         case_id: l.case_id.map(|c| c.to_string()).unwrap_or_default(),
         source: l.source.clone().unwrap_or_default(),
         version: l.version.unwrap_or(0).max(0) as u64,
-        error: l.error.clone(),
+        // Not a Lotsen event: no tenant is known, and the error may quote its bytes.
+        error: if l.case_id.is_some() { l.error.clone() } else { "(not a Lotsen event)".into() },
         deliveries: l.deliveries,
         created_at: Some(timestamp(l.created_at)),
         status: l.status.clone(),
@@ -181,7 +182,7 @@ impl<R: Replayer> DeadLetterApi<R> {
             Ok(Replayed::Waiting { expected }) => {
                 return Err(ApiError::Precondition(format!(
                     "an earlier event of the case is missing (waiting for version {expected} from {}); \
-                     it is applied when that arrives, or skip this one",
+                     replay this one once that is applied, or skip it",
                     letter.source.as_deref().unwrap_or("?")
                 )));
             }
@@ -242,8 +243,9 @@ impl<R: Replayer> DeadLetterApi<R> {
             let note = format!("followed {}", letter.event_id);
             match self.replay_one(caller, id, &note).await {
                 Ok(_) => applied.push(id.to_string()),
-                Err(err) => {
-                    tracing::info!(event_id = %id, error = %err, "a held dead letter still cannot be applied");
+                Err(_) => {
+                    // The reason may quote the payload: it is in the letter, not the log.
+                    tracing::info!(event_id = %id, "a held dead letter still cannot be applied");
                     return Ok((applied, id.to_string()));
                 }
             }

@@ -131,8 +131,12 @@ const MAX_CONNECTIONS: usize = 32;
 pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: CancellationToken, read_timeout: Duration) {
     let places = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(place) = places.clone().acquire_owned().await else {
-            return;
+        let place = tokio::select! {
+            _ = token.cancelled() => return,
+            place = places.clone().acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_) => return,
+            },
         };
         let (mut stream, _) = tokio::select! {
             _ = token.cancelled() => return,
@@ -165,7 +169,8 @@ pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: Cancella
             } else {
                 "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
             };
-            let _ = stream.write_all(response.as_bytes()).await;
+            // A scraper that does not read its answer is cut off too.
+            let _ = tokio::time::timeout(read_timeout, stream.write_all(response.as_bytes())).await;
         });
     }
 }

@@ -92,7 +92,8 @@ pub fn platform_jobs() -> Vec<Job> {
     ]
 }
 
-/// Runs every job once, as of `now`; returns rows deleted per job.
+/// Runs every job once, as of `now`; returns rows deleted per job. A job that fails does not
+/// keep the others from running; the first failure is returned after all ran.
 pub async fn prune(
     pool: &PgPool,
     jobs: &[Job],
@@ -100,20 +101,30 @@ pub async fn prune(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(&'static str, u64)>> {
     let mut out = Vec::with_capacity(jobs.len());
+    let mut failed = None;
     for job in jobs {
-        let cutoff = now - chrono::Duration::days(i64::from((job.days)(retention)));
-        let mut deleted = 0;
-        loop {
-            let n =
-                sqlx::query(sqlx::AssertSqlSafe(job.sql)).bind(cutoff).bind(BATCH).execute(pool).await?.rows_affected();
-            deleted += n;
-            if (n as i64) < BATCH {
-                break;
+        match prune_one(pool, job, retention, now).await {
+            Ok(n) => out.push((job.what, n)),
+            Err(err) => {
+                tracing::warn!(what = job.what, error = %err, "retention job failed");
+                failed.get_or_insert(err);
             }
         }
-        out.push((job.what, deleted));
     }
-    Ok(out)
+    failed.map_or(Ok(out), Err)
+}
+
+async fn prune_one(pool: &PgPool, job: &Job, retention: &Retention, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let cutoff = now - chrono::Duration::days(i64::from((job.days)(retention)));
+    let mut deleted = 0;
+    loop {
+        let query = sqlx::query(sqlx::AssertSqlSafe(job.sql)).bind(cutoff).bind(BATCH);
+        let n = query.execute(pool).await?.rows_affected();
+        deleted += n;
+        if (n as i64) < BATCH {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// Runs the jobs hourly (the first time a minute after start) until cancelled.
@@ -132,17 +143,21 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = EVERY;
-        match prune(&pool, &jobs, &retention, clock.now()).await {
-            Ok(done) => {
-                for (what, n) in done {
+        for job in &jobs {
+            match prune_one(&pool, job, &retention, clock.now()).await {
+                Ok(n) => {
                     if n > 0 {
-                        tracing::info!(what, deleted = n, "retention: old rows deleted");
+                        tracing::info!(what = job.what, deleted = n, "retention: old rows deleted");
                     }
                     let help = "Rows deleted by retention jobs.";
-                    metrics.count("lots_retention_deleted_total", help, &[("what", what)], n as f64);
+                    metrics.count("lots_retention_deleted_total", help, &[("what", job.what)], n as f64);
+                }
+                Err(err) => {
+                    tracing::warn!(what = job.what, error = %err, "retention job failed; it runs again in an hour");
+                    let help = "Retention job runs that failed.";
+                    metrics.count("lots_retention_failures_total", help, &[("what", job.what)], 1.0);
                 }
             }
-            Err(err) => tracing::warn!(error = %err, "retention job failed; it runs again in an hour"),
         }
     }
 }

@@ -529,13 +529,11 @@ impl Routing {
             Some(o) => unit_of(o.clone()).fetch_optional(&mut *conn).await?,
             None => None,
         };
+        // An enhetschef hands on a case of their own unit (one without an owner: into their unit).
         if let Some(units) = units
-            && !units.contains(&unit)
-            && !current.as_ref().is_some_and(|c| units.contains(c))
+            && !units.contains(current.as_ref().unwrap_or(&unit))
         {
-            return Err(Error::PermissionDenied(
-                "neither the current nor the new owner is in a unit the caller manages".into(),
-            ));
+            return Err(Error::PermissionDenied("the case's owner is not in a unit the caller manages".into()));
         }
         if case.owner_officer.as_deref() != Some(officer) {
             self.set_owner(conn, &case, officer, &unit, reason).await?;

@@ -467,9 +467,9 @@ async fn run_writer(
             // A new day: recurring calendar entries are expanded again from today.
             let now = routing.clock.now();
             if local_day(now) != calendars_day {
-                calendars_day = local_day(now);
-                if let Err(err) = writer.reload_calendars(now).await {
-                    tracing::warn!(error = %err, "cannot re-read the officers' calendars; trying tomorrow");
+                match writer.reload_calendars(now).await {
+                    Ok(()) => calendars_day = local_day(now),
+                    Err(err) => tracing::warn!(error = %err, "cannot re-read the officers' calendars; retrying"),
                 }
             }
             // Whatever else is already here joins the batch.

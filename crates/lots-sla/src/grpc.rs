@@ -1,5 +1,7 @@
 //! `AlertService`: managers watch and list alerts; reception reads a case's clocks.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use lots_domain::calendar::WorkCalendar;
@@ -95,7 +97,7 @@ struct Filter {
     case_id: Option<Uuid>,
 }
 
-const ALERT_QUERY: &str = "SELECT *, xid::text::bigint AS txid FROM alerts
+const ALERT_QUERY: &str = "SELECT *, COALESCE(xid::text::bigint, 0) AS txid FROM alerts
      WHERE ($1::text IS NULL OR tenant = $1) AND (cardinality($2::text[]) = 0 OR unit = ANY ($2))
        AND severity >= $3 AND (NOT $4 OR open) AND ($5::uuid IS NULL OR case_id = $5) AND seq > $6
      ORDER BY seq LIMIT $7";
@@ -167,6 +169,9 @@ impl AlertService for AlertApi {
         let open = filter(&caller, &req.units, req.min_severity, true, None)?;
         let new = filter(&caller, &req.units, req.min_severity, false, None)?;
         let permit = self.streams.admit(&caller)?;
+        if !self.hub.ready(Duration::from_secs(5)).await {
+            return Err(Status::unavailable("alerts cannot be followed right now; try again shortly"));
+        }
         // Subscribe first, then take the snapshot: what the snapshot does not see comes
         // through the broadcast (see `watch`).
         let mut live = self.hub.subscribe();

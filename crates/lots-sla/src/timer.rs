@@ -241,12 +241,17 @@ impl Sla {
                     next.map_or(self.tick, |next| (next - self.clock.now()).to_std().unwrap_or_default().min(self.tick))
                 }
                 Err(err) => {
-                    // A persistent failure (a lost privilege, a broken row) must not spin.
+                    // A persistent failure (a lost privilege, a broken row) must not spin, not
+                    // even while events keep waking the timer.
                     self.metrics.count("lots_sla_timer_errors_total", "Failed looks at due stages.", &[], 1.0);
                     tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "firing due alerts failed");
                     let wait = pause;
                     pause = (pause * 2).min(ERROR_PAUSE_MAX);
-                    wait
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
                 }
             };
             tokio::select! {

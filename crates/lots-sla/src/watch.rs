@@ -69,11 +69,14 @@ pub async fn snapshot_tx(pool: &PgPool) -> Result<(sqlx::Transaction<'static, sq
 #[derive(Clone)]
 pub struct AlertHub {
     tx: broadcast::Sender<Arc<AlertRow>>,
+    /// True once the first poll is done: a stream must not take its snapshot before that, or an
+    /// alert committed between its snapshot and the hub's first could be missed.
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for AlertHub {
     fn default() -> Self {
-        AlertHub { tx: broadcast::channel(BACKLOG).0 }
+        AlertHub { tx: broadcast::channel(BACKLOG).0, ready: Arc::new(tokio::sync::watch::channel(false).0) }
     }
 }
 
@@ -92,39 +95,51 @@ impl AlertHub {
         self.tx.subscribe()
     }
 
-    /// Follows the alerts table until cancelled: polls on NOTIFY and every [`POLL`]; a lost
-    /// connection is reopened (the cursor lives in memory, so nothing is skipped meanwhile).
+    /// Waits (at most `limit`) until the hub follows the table; false if it does not yet.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Follows the alerts table until cancelled: polls on NOTIFY and every [`POLL`] (also while
+    /// LISTEN cannot be had); the cursor lives in memory, so nothing is skipped meanwhile.
     pub async fn run(self, pool: PgPool, token: CancellationToken) {
         let mut cursor = Cursor::default();
         let mut pause = Duration::from_millis(100);
+        let mut listener: Option<PgListener> = None;
         loop {
-            let mut listener = match listen(&pool).await {
-                Ok(l) => l,
-                Err(err) => {
-                    tracing::warn!(error = %err, "alert listener cannot connect; retrying");
-                    if sleep_or_stop(&token, &mut pause).await {
-                        return;
-                    }
-                    continue;
+            if listener.is_none() {
+                match listen(&pool).await {
+                    Ok(l) => listener = Some(l),
+                    Err(err) => tracing::warn!(error = %err, "alert listener cannot LISTEN; polling meanwhile"),
                 }
-            };
-            loop {
-                if let Err(err) = self.poll(&pool, &mut cursor).await {
+            }
+            match self.poll(&pool, &mut cursor).await {
+                Ok(()) => {
+                    pause = Duration::from_millis(100);
+                    self.ready.send_replace(true);
+                }
+                Err(err) => {
                     tracing::warn!(error = %err, "reading new alerts failed; retrying");
                     if sleep_or_stop(&token, &mut pause).await {
                         return;
                     }
                     continue;
                 }
-                pause = Duration::from_millis(100);
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    n = listener.try_recv() => if let Err(err) = n {
-                        tracing::warn!(error = %err, "alert listener lost its connection");
-                        break;
-                    },
-                    _ = tokio::time::sleep(POLL) => {}
+            }
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => l.try_recv().await.map(|_| ()),
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = token.cancelled() => return,
+                n = notified => if let Err(err) = n {
+                    tracing::warn!(error = %err, "alert listener lost its connection");
+                    listener = None;
+                },
+                _ = tokio::time::sleep(POLL) => {}
             }
         }
     }
