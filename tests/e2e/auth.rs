@@ -130,6 +130,10 @@ async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status
         "DeadLetterService/ReplayDeadLetter" => {
             unary!(D::new(with(&e.sla)), replay_dead_letter, ReplayDeadLetterRequest)
         }
+        "AuditService/VerifyAuditChain" => pb::audit_service_client::AuditServiceClient::new(with(&e.routing))
+            .verify_audit_chain(pb::VerifyAuditChainRequest {})
+            .await
+            .map(|_| ()),
         "DeadLetterService/SkipDeadLetter" => unary!(D::new(with(&e.intake)), skip_dead_letter, SkipDeadLetterRequest),
         "OfficerService/SetBusyTimes" => unary!(O::new(with(&e.routing)), set_busy_times, SetBusyTimesRequest),
         "OfficerService/SetAbsence" => unary!(O::new(with(&e.routing)), set_absence, SetAbsenceRequest),
@@ -194,6 +198,7 @@ async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
         ("DeadLetterService/GetDeadLetter", "A"),
         ("DeadLetterService/ReplayDeadLetter", "A"),
         ("DeadLetterService/SkipDeadLetter", "A"),
+        ("AuditService/VerifyAuditChain", "A"),
         ("OfficerService/SetBusyTimes", "HEA"),
         ("OfficerService/SetAbsence", "HEA"),
         ("AlertService/WatchAlerts", "EN"),

@@ -634,6 +634,7 @@ async fn a_command_retried_after_a_lost_reply_is_applied_once_and_answered_the_s
     let command = Command {
         id: uuid::Uuid::now_v7(),
         request: Request::AddAbsence { officer: "a1".into(), period, note: Some("Semester".into()) },
+        audit: None,
     };
     // Another routing replica's connection, as forwarded commands come.
     let nats = app.nats.connect_as("routing").await.unwrap();
@@ -666,6 +667,7 @@ async fn a_command_retried_after_a_lost_reply_is_applied_once_and_answered_the_s
     let backwards = Command {
         id: uuid::Uuid::now_v7(),
         request: Request::AddAbsence { officer: "a1".into(), period: (period.1, period.0), note: None },
+        audit: None,
     };
     let answer = nats.request(subject, serde_json::to_vec(&backwards).unwrap().into()).await.unwrap();
     let answer: Result<Reply, WireError> = serde_json::from_slice(&answer.payload).unwrap();
@@ -712,8 +714,11 @@ async fn only_routing_may_reach_the_writers_or_emit_routing_events_on_nats() {
     use lots_routing::writer::{Command, Request};
     let app = spawn("2026-09-07 08:00").await;
     let period = (local("2026-10-05 08:00"), local("2026-10-09 17:00"));
-    let command =
-        Command { id: uuid::Uuid::now_v7(), request: Request::AddAbsence { officer: "a1".into(), period, note: None } };
+    let command = Command {
+        id: uuid::Uuid::now_v7(),
+        request: Request::AddAbsence { officer: "a1".into(), period, note: None },
+        audit: None,
+    };
     let body = serde_json::to_vec(&command).unwrap();
     let subject = app.subjects.control("routing", "9999");
     // Intake's and sla's NATS users may not command a routing writer.

@@ -68,12 +68,25 @@ pub enum Command {
     /// Operator commands (admin role).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The audit log: who read, changed or was refused what (admin role).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run Lotsen on this machine: NATS, Postgres, an OpenID provider, intake, routing and sla.
     Dev(DevArgs),
     /// Log in at the municipality's OpenID issuer and keep the token for later commands.
     Login(LoginArgs),
     /// Forget the token `lots login` kept.
     Logout,
+}
+
+/// `lots audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the municipality's hash chain in each service (or one) and name the first broken link.
+    Verify {
+        #[arg(long, value_enum)]
+        service: Option<ServiceArg>,
+    },
 }
 
 /// `lots admin …`

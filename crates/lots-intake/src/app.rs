@@ -126,7 +126,9 @@ impl App {
         let follow = Arc::new(follow);
         self.service.spawn_background(&tasks, follow.clone(), &token);
         let letters = self.service.dead_letters(self.service.replayer(follow));
-        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api)).add_service(letters);
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api))
+            .add_service(letters)
+            .add_service(self.service.audit());
         let names = [SERVICE_NAME, DEAD_LETTERS];
         self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }

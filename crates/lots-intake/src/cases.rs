@@ -9,7 +9,8 @@ use lots_events::{
     CaseApplicationComplete, CaseClosed, CaseDeadlineExtended, CaseRegistered, CaseResumed, CaseWaitingForCompany,
     CaseWithdrawn, ContactInfo, Envelope, Payload, Subjects, Views,
 };
-use lots_platform::outbox;
+use lots_platform::auth::Caller;
+use lots_platform::{audit, outbox};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tracing::instrument;
@@ -46,7 +47,7 @@ pub enum Op {
 impl Cases {
     /// Registers a validated case, or returns the case first registered under its key.
     #[instrument(name = "intake.cases.register", skip_all, fields(tenant = %new.tenant.kommunkod, case_id, reference))]
-    pub async fn register(&self, new: &NewCase) -> Result<CaseRow> {
+    pub async fn register(&self, new: &NewCase, caller: &Caller) -> Result<CaseRow> {
         let tenant = &new.tenant.kommunkod;
         if let Some(first) = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await? {
             return same_request(first, new);
@@ -107,6 +108,10 @@ impl Cases {
             description: row.description.clone(),
         };
         self.emit(&mut tx, &row, event).await?;
+        let changes =
+            serde_json::json!({ "status": row.status, "case_type": row.case_type, "reference": row.reference });
+        let entry = audit::Entry::change(caller, "IntakeService/RegisterCase", vec![row.id.to_string()], changes);
+        audit::record(&mut *tx, &entry).await?;
         tx.commit().await?;
         self.relay.notify_one();
         let span = tracing::Span::current();
@@ -121,7 +126,9 @@ impl Cases {
     /// Applies a lifecycle change, refusing it if the case's status does not allow it. With an
     /// idempotency `key`, a retry of the same call answers with the case and changes nothing.
     #[instrument(name = "intake.cases.change", skip_all, fields(case_id = %id))]
-    pub async fn change(&self, tenant: &str, id: Uuid, actor: &str, op: Op, key: Option<&str>) -> Result<CaseRow> {
+    pub async fn change(&self, caller: &Caller, id: Uuid, op: Op, key: Option<&str>) -> Result<CaseRow> {
+        let (tenant, actor) = (caller.tenant.as_str(), caller.actor());
+        let actor = actor.as_str();
         let mut tx = self.pool.begin().await?;
         let row = store::lock(&mut tx, Some(tenant), id).await?.ok_or_else(|| not_found(&id.to_string()))?;
         // The case row lock orders retries of the same call: the second sees the first's record.
@@ -194,6 +201,17 @@ impl Cases {
                 row
             }
         };
+        // What changed, in words without personal data (reasons and decisions stay in the case).
+        let (rpc, what) = match &op {
+            Op::AwaitCompany { .. } => ("IntakeService/AwaitCompany", "await_company"),
+            Op::Resume => ("IntakeService/ResumeCase", "resume"),
+            Op::Close { .. } => ("IntakeService/CloseCase", "close"),
+            Op::Withdraw { .. } => ("IntakeService/WithdrawCase", "withdraw"),
+            Op::ApplicationComplete => ("IntakeService/MarkApplicationComplete", "application_complete"),
+            Op::ExtendDeadline { .. } => ("IntakeService/ExtendDeadline", "extend_deadline"),
+        };
+        let changes = serde_json::json!({ "op": what, "from": status.to_string(), "to": updated.status });
+        audit::record(&mut *tx, &audit::Entry::change(caller, rpc, vec![id.to_string()], changes)).await?;
         tx.commit().await?;
         self.relay.notify_one();
         tracing::info!(from = %status, to = %updated.status, "case status changed");

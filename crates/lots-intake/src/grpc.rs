@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use lots_domain::{CaseStatus, Outcome, Reference};
+use lots_platform::audit;
 use lots_platform::auth::{self, Caller};
 use lots_proto::time::timestamp;
 use lots_proto::v1 as pb;
@@ -42,7 +43,7 @@ impl IntakeService for IntakeApi {
                  retry shortly with the same idempotency_key"
             )));
         };
-        let row = self.cases.register(&new).await?;
+        let row = self.cases.register(&new, &caller).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -67,6 +68,7 @@ impl IntakeService for IntakeApi {
             }
             None => return Err(invalid("lookup", "give either id or reference").into()),
         };
+        audit::read(&self.cases.pool, &caller, "IntakeService/GetCase", vec![row.id.to_string()]).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -139,6 +141,8 @@ impl IntakeService for IntakeApi {
             (true, Some(last)) => last.id.to_string(),
             _ => String::new(),
         };
+        let read = rows.iter().map(|r| r.id.to_string()).collect();
+        audit::read(&self.cases.pool, &caller, "IntakeService/ListCases", read).await?;
         let cases = rows.into_iter().map(to_pb).collect::<Result<Vec<_>>>()?;
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
@@ -148,12 +152,8 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(&caller.tenant, id, &actor, Op::AwaitCompany { reason }, key(&req.idempotency_key)?)
-            .await?;
+        let row = self.cases.change(&caller, id, Op::AwaitCompany { reason }, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -162,8 +162,7 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
-        let row = self.cases.change(&caller.tenant, id, &actor, Op::Resume, key(&req.idempotency_key)?).await?;
+        let row = self.cases.change(&caller, id, Op::Resume, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -172,7 +171,6 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
         let outcome = match pb::Outcome::try_from(req.outcome) {
             Ok(o) if o != pb::Outcome::Unspecified => outcome_from_pb(o),
             _ => {
@@ -184,10 +182,7 @@ impl IntakeService for IntakeApi {
             }
         };
         let decision = validate::required_text("decision", &req.decision, 4000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(&caller.tenant, id, &actor, Op::Close { outcome, decision }, key(&req.idempotency_key)?)
-            .await?;
+        let row = self.cases.change(&caller, id, Op::Close { outcome, decision }, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -196,9 +191,7 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
-        let row =
-            self.cases.change(&caller.tenant, id, &actor, Op::ApplicationComplete, key(&req.idempotency_key)?).await?;
+        let row = self.cases.change(&caller, id, Op::ApplicationComplete, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -207,12 +200,8 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row = self
-            .cases
-            .change(&caller.tenant, id, &actor, Op::ExtendDeadline { reason }, key(&req.idempotency_key)?)
-            .await?;
+        let row = self.cases.change(&caller, id, Op::ExtendDeadline { reason }, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
@@ -221,10 +210,8 @@ impl IntakeService for IntakeApi {
         let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let id = validate::case_id(&req.case_id).map_err(Error::from)?;
-        let actor = caller.actor();
         let reason = validate::required_text("reason", &req.reason, 2000).map_err(Error::from)?;
-        let row =
-            self.cases.change(&caller.tenant, id, &actor, Op::Withdraw { reason }, key(&req.idempotency_key)?).await?;
+        let row = self.cases.change(&caller, id, Op::Withdraw { reason }, key(&req.idempotency_key)?).await?;
         Ok(Response::new(to_pb(row)?))
     }
 }

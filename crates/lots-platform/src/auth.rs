@@ -115,6 +115,7 @@ pub const MATRIX: &[(&str, &[Role])] = {
         ("DeadLetterService/GetDeadLetter", &[Admin]),
         ("DeadLetterService/ReplayDeadLetter", &[Admin]),
         ("DeadLetterService/SkipDeadLetter", &[Admin]),
+        ("AuditService/VerifyAuditChain", &[Admin]),
     ]
 };
 
@@ -549,12 +550,20 @@ pub fn permits(caller: &Caller, rpc: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
+    /// Where refused calls are recorded (the service's audit log).
+    audit: Option<sqlx::PgPool>,
 }
 
 impl AuthLayer {
     /// A layer verifying against `verifier`.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        AuthLayer { verifier }
+        AuthLayer { verifier, audit: None }
+    }
+
+    /// Records every refused call in the audit log of `pool`.
+    pub fn with_audit(mut self, pool: sqlx::PgPool) -> Self {
+        self.audit = Some(pool);
+        self
     }
 }
 
@@ -562,7 +571,7 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, verifier: self.verifier.clone() }
+        AuthService { inner, verifier: self.verifier.clone(), audit: self.audit.clone() }
     }
 }
 
@@ -571,6 +580,26 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,
+    audit: Option<sqlx::PgPool>,
+}
+
+/// Records a refused call; a failure to record is logged (the call is refused either way).
+async fn record_refusal(pool: Option<&sqlx::PgPool>, caller: Option<&Caller>, rpc: &str, status: &Status) {
+    let Some(pool) = pool else { return };
+    let actor = caller.map(crate::audit::Actor::of).unwrap_or_default();
+    let entry = crate::audit::Entry {
+        actor,
+        action: "read".into(),
+        rpc: rpc.to_owned(),
+        objects: Vec::new(),
+        result: "ok".into(),
+        reason: None,
+        changes: None,
+    }
+    .refused(status);
+    if let Err(err) = crate::audit::record(pool, &entry).await {
+        tracing::warn!(error = %err, rpc, "cannot record a refused call in the audit log");
+    }
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
@@ -594,6 +623,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let audit = self.audit.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
@@ -604,11 +634,20 @@ where
                 Ok(caller) => {
                     // Row-level security sees the caller's tenant only, for the whole call.
                     let tenant = caller.tenant.clone();
-                    req.extensions_mut().insert(caller);
-                    crate::db::scoped(tenant, inner.call(req)).await
+                    req.extensions_mut().insert(caller.clone());
+                    let response = crate::db::scoped(tenant, inner.call(req)).await?;
+                    // A handler's refusal (bad input, another's object, a failed precondition)
+                    // comes back as a trailers-only response with its status in the headers.
+                    if let Some(status) = Status::from_header_map(response.headers())
+                        && status.code() != tonic::Code::Ok
+                    {
+                        record_refusal(audit.as_ref(), Some(&caller), &rpc, &status).await;
+                    }
+                    Ok(response)
                 }
-                Err(status) => {
+                Err((caller, status)) => {
                     tracing::info!(rpc, code = ?status.code(), reason = status.message(), "call refused");
+                    record_refusal(audit.as_ref(), caller.as_ref(), &rpc, &status).await;
                     Ok(status.into_http())
                 }
             }
@@ -616,18 +655,25 @@ where
     }
 }
 
-async fn authorize(verifier: &Verifier, headers: &http::HeaderMap, rpc: &str) -> Result<Caller, Status> {
-    let value = headers.get(http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+/// The verified caller, or the refusal (with the caller when the token was good but the role
+/// may not call `rpc`).
+async fn authorize(
+    verifier: &Verifier,
+    headers: &http::HeaderMap,
+    rpc: &str,
+) -> Result<Caller, (Option<Caller>, Status)> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or((None, AuthError::Missing.into()))?;
     let token = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(AuthError::Malformed)?;
-    let caller = verifier.verify(token).await?;
+        .ok_or((None, AuthError::Malformed.into()))?;
+    let caller = verifier.verify(token).await.map_err(|e| (None, Status::from(e)))?;
     if !permits(&caller, rpc) {
-        return Err(Status::permission_denied(format!("{rpc} is not allowed for this caller's role")));
+        let status = Status::permission_denied(format!("{rpc} is not allowed for this caller's role"));
+        return Err((Some(caller), status));
     }
     Ok(caller)
 }

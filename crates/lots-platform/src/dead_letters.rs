@@ -134,7 +134,12 @@ async fn locked(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> ApiResult
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))
 }
 
-async fn resolve(conn: &mut PgConnection, id: Uuid, status: &str, actor: &str, note: &str) -> ApiResult<Letter> {
+async fn resolve(conn: &mut PgConnection, caller: &Caller, id: Uuid, status: &str, note: &str) -> ApiResult<Letter> {
+    let rpc =
+        if status == "skipped" { "DeadLetterService/SkipDeadLetter" } else { "DeadLetterService/ReplayDeadLetter" };
+    let entry = crate::audit::Entry::change(caller, rpc, vec![id.to_string()], serde_json::json!({ "status": status }));
+    crate::audit::record(&mut *conn, &entry).await?;
+    let actor = caller.actor();
     Ok(sqlx::query_as(
         "UPDATE dead_letter SET status = $2, resolved_by = $3, resolved_at = now(), note = NULLIF($4, '')
          WHERE event_id = $1 RETURNING *",
@@ -196,7 +201,7 @@ impl<R: Replayer> DeadLetterApi<R> {
                 return Err(ApiError::Precondition(format!("the event still cannot be applied: {why}")));
             }
         }
-        let letter = resolve(&mut tx, id, "replayed", &caller.actor(), note).await?;
+        let letter = resolve(&mut tx, caller, id, "replayed", note).await?;
         tx.commit().await?;
         Ok(letter)
     }
@@ -219,7 +224,7 @@ impl<R: Replayer> DeadLetterApi<R> {
                 .await?;
             consumer::advance(&mut tx, &event).await?;
         }
-        let letter = resolve(&mut tx, id, "skipped", &caller.actor(), note).await?;
+        let letter = resolve(&mut tx, caller, id, "skipped", note).await?;
         tx.commit().await?;
         Ok(letter)
     }
@@ -276,6 +281,8 @@ impl<R: Replayer> DeadLetterService for DeadLetterApi<R> {
         .fetch_all(&self.pool)
         .await
         .map_err(ApiError::from)?;
+        let read = letters.iter().map(|l| l.event_id.to_string()).collect();
+        crate::audit::read(&self.pool, &caller, "DeadLetterService/ListDeadLetters", read).await?;
         Ok(Response::new(pb::ListDeadLettersResponse { letters: letters.iter().map(|l| to_pb(l, false)).collect() }))
     }
 
@@ -289,6 +296,7 @@ impl<R: Replayer> DeadLetterService for DeadLetterApi<R> {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))?;
+        crate::audit::read(&self.pool, &caller, "DeadLetterService/GetDeadLetter", vec![id.to_string()]).await?;
         Ok(Response::new(to_pb(&letter, true)))
     }
 

@@ -4,6 +4,7 @@
 //! It holds no business logic.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -198,6 +198,13 @@ impl Service {
         lots_proto::v1::dead_letter_service_server::DeadLetterServiceServer::new(api)
     }
 
+    /// The `AuditService` of this service's audit log.
+    pub fn audit(&self) -> lots_proto::v1::audit_service_server::AuditServiceServer<crate::audit::AuditApi> {
+        lots_proto::v1::audit_service_server::AuditServiceServer::new(crate::audit::AuditApi {
+            pool: self.pool.clone(),
+        })
+    }
+
     /// A replayer that applies dead letters through `handler`, as the consumer does.
     pub fn replayer<H: Handler>(&self, handler: Arc<H>) -> crate::dead_letters::HandlerReplayer<H> {
         crate::dead_letters::HandlerReplayer { pool: self.pool.clone(), handler, view: self.name }
@@ -218,6 +225,7 @@ impl Service {
                 token.clone(),
             ),
         ));
+        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, crate::audit::run_chainer(self.pool.clone(), token.clone())));
         // Open dead letters as a gauge, for the alert rule that calls an operator.
         let (pool, metrics, stop) = (self.pool.clone(), self.metrics.clone(), token.clone());
         tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {
@@ -285,7 +293,7 @@ impl Service {
             builder = builder.tls_config(tls).context("gRPC TLS certificate and key")?;
         }
         let served = builder
-            .layer(AuthLayer::new(self.verifier.clone()))
+            .layer(AuthLayer::new(self.verifier.clone()).with_audit(self.pool.clone()))
             .trace_fn(move |req| tracing::info_span!("grpc", service = name, path = %req.uri().path()))
             .add_routes(routes.add_service(health_service).add_service(reflection))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), token.clone().cancelled_owned())

@@ -160,7 +160,8 @@ impl App {
         let letters = self.service.dead_letters(crate::writer::WriterReplayer(self.api.writers.clone()));
         let routes = tonic::service::Routes::new(TaskServiceServer::new(self.api.clone()))
             .add_service(OfficerServiceServer::new(self.api))
-            .add_service(letters);
+            .add_service(letters)
+            .add_service(self.service.audit());
         let names = [
             task_service_server::SERVICE_NAME,
             officer_service_server::SERVICE_NAME,

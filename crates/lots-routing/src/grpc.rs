@@ -19,6 +19,8 @@ use crate::route::Routing;
 use crate::store::{self, TaskRow};
 use crate::watch::Hub;
 use crate::writer::{Request as Command, Writers};
+use lots_platform::audit::{self, Entry};
+use serde_json::json;
 
 /// The gRPC face of routing.
 #[derive(Clone)]
@@ -137,11 +139,11 @@ fn kind_to_pb(kind: &str) -> pb::task_update::Kind {
 
 impl RoutingApi {
     /// Applies a task command through the tenant's writer.
-    async fn task_command(&self, tenant: &str, command: Command, id: Option<Uuid>) -> Reply<pb::Task> {
+    async fn task_command(&self, tenant: &str, command: Command, id: Option<Uuid>, audit: Entry) -> Reply<pb::Task> {
         if self.routing.tenants.get(tenant).is_none() {
             return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
         }
-        match self.writers.call(tenant, command, id).await? {
+        match self.writers.call(tenant, command, id, Some(audit)).await? {
             crate::writer::Reply::Task(task) => Ok(Response::new(task_to_pb(*task))),
             _ => Err(Status::internal("unexpected reply from the routing writer")),
         }
@@ -153,11 +155,12 @@ impl RoutingApi {
         tenant: &str,
         command: Command,
         id: Option<Uuid>,
+        audit: Entry,
     ) -> Reply<pb::SetBusyTimesResponse> {
         if self.routing.tenants.get(tenant).is_none() {
             return Err(Error::NotFound(format!("no tenant {tenant:?}")).into());
         }
-        match self.writers.call(tenant, command, id).await? {
+        match self.writers.call(tenant, command, id, Some(audit)).await? {
             crate::writer::Reply::Stored(stored) => Ok(Response::new(pb::SetBusyTimesResponse { stored })),
             _ => Err(Status::internal("unexpected reply from the routing writer")),
         }
@@ -169,7 +172,7 @@ impl TaskService for RoutingApi {
     #[instrument(name = "routing.grpc.list_tasks", skip_all)]
     async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Reply<pb::ListTasksResponse> {
         let (caller, officer) = acting(&req, &req.get_ref().officer_id, false)?;
-        let tenant = caller.tenant;
+        let tenant = caller.tenant.clone();
         let mut statuses = Vec::new();
         for s in &req.get_ref().statuses {
             match pb::TaskStatus::try_from(*s).ok().and_then(status_from_pb) {
@@ -205,6 +208,8 @@ impl TaskService for RoutingApi {
             (true, Some(last)) => format!("{}_{}", last.starts_at.timestamp_micros(), last.id),
             _ => String::new(),
         };
+        let read = tasks.iter().map(|t| t.id.to_string()).collect();
+        audit::read(&self.routing.pool, &caller, "TaskService/ListTasks", read).await?;
         Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect(), next_page_token }))
     }
 
@@ -225,6 +230,7 @@ impl TaskService for RoutingApi {
             })?)
         };
         let permit = self.streams.admit(&caller)?;
+        audit::read(&self.routing.pool, &caller, "TaskService/WatchTasks", vec![officer.clone()]).await?;
         let pool = self.routing.pool.clone();
         let stopping = self.stopping.clone();
         let mut wake = self.hub.subscribe(&format!("{tenant}/{officer}"));
@@ -299,7 +305,13 @@ impl TaskService for RoutingApi {
         let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
         let key = command_id(&req, "accept", &req.get_ref().idempotency_key);
-        self.task_command(&tenant, Command::Accept { officer, task_id: id }, key).await
+        let audit = Entry::change(
+            &auth::caller(&req)?,
+            "TaskService/AcceptTask",
+            vec![id.to_string()],
+            json!({ "status": "accepted" }),
+        );
+        self.task_command(&tenant, Command::Accept { officer, task_id: id }, key, audit).await
     }
 
     #[instrument(name = "routing.grpc.decline_task", skip_all)]
@@ -309,7 +321,13 @@ impl TaskService for RoutingApi {
         // The writer's command checks the reason (Request::validate).
         let reason = req.get_ref().reason.trim().to_owned();
         let key = command_id(&req, "decline", &req.get_ref().idempotency_key);
-        self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }, key).await
+        let audit = Entry::change(
+            &auth::caller(&req)?,
+            "TaskService/DeclineTask",
+            vec![id.to_string()],
+            json!({ "status": "declined" }),
+        );
+        self.task_command(&tenant, Command::Decline { officer, task_id: id, reason }, key, audit).await
     }
 
     #[instrument(name = "routing.grpc.reassign_case_owner", skip_all)]
@@ -321,8 +339,10 @@ impl TaskService for RoutingApi {
         let reason = req.get_ref().reason.trim().to_owned();
         let key = command_id(&req, "reassign-owner", &req.get_ref().idempotency_key);
         let units = caller.units();
+        let changes = json!({ "owner": officer });
+        let audit = Entry::change(&caller, "TaskService/ReassignCaseOwner", vec![case_id.to_string()], changes);
         let command = Command::ReassignOwner { case_id, officer, reason, units };
-        match self.writers.call(&caller.tenant, command, key).await? {
+        match self.writers.call(&caller.tenant, command, key, Some(audit)).await? {
             crate::writer::Reply::Owner(officer_id, unit) => {
                 Ok(Response::new(pb::CaseOwnership { case_id: case_id.to_string(), officer_id, unit }))
             }
@@ -335,7 +355,13 @@ impl TaskService for RoutingApi {
         let (tenant, officer) = own(&req)?;
         let id = task_id(&req.get_ref().task_id)?;
         let key = command_id(&req, "complete", &req.get_ref().idempotency_key);
-        self.task_command(&tenant, Command::Complete { officer, task_id: id }, key).await
+        let audit = Entry::change(
+            &auth::caller(&req)?,
+            "TaskService/CompleteTask",
+            vec![id.to_string()],
+            json!({ "status": "completed" }),
+        );
+        self.task_command(&tenant, Command::Complete { officer, task_id: id }, key, audit).await
     }
 
     #[instrument(name = "routing.grpc.get_meeting", skip_all)]
@@ -402,6 +428,7 @@ impl TaskService for RoutingApi {
             .unwrap_or_else(|| Attendee { name: tenant.name.clone(), email: String::new(), required: true });
         let case_type_name =
             tenant.case_type(&case.case_type).map(|c| c.name.clone()).unwrap_or_else(|| case.case_type.clone());
+        audit::read(pool, &caller, "TaskService/GetMeeting", vec![meeting.id.to_string(), case.id.to_string()]).await?;
         let invite = Invite {
             uid: format!("{}@lotsen", meeting.id),
             sequence: meeting.sequence as u32,
@@ -458,8 +485,10 @@ impl OfficerService for RoutingApi {
         for r in &req.busy {
             ranges.push((from_ts("busy.start", r.start.as_ref())?, from_ts("busy.end", r.end.as_ref())?));
         }
+        let changes = json!({ "source": source, "ranges": ranges.len() });
+        let audit = Entry::change(&caller, "OfficerService/SetBusyTimes", vec![officer.clone()], changes);
         let command = Command::SetBusy { officer, source: source.to_owned(), ranges };
-        self.stored_command(&caller.tenant, command, key).await
+        self.stored_command(&caller.tenant, command, key, audit).await
     }
 
     #[instrument(name = "routing.grpc.set_absence", skip_all)]
@@ -471,7 +500,9 @@ impl OfficerService for RoutingApi {
         let s = from_ts("period.start", period.and_then(|p| p.start.as_ref()))?;
         let e = from_ts("period.end", period.and_then(|p| p.end.as_ref()))?;
         let note = Some(req.reason.trim()).filter(|r| !r.is_empty());
+        let changes = json!({ "absence": [s, e] });
+        let audit = Entry::change(&caller, "OfficerService/SetAbsence", vec![officer.clone()], changes);
         let command = Command::AddAbsence { officer, period: (s, e), note: note.map(String::from) };
-        self.stored_command(&caller.tenant, command, key).await
+        self.stored_command(&caller.tenant, command, key, audit).await
     }
 }

@@ -160,6 +160,9 @@ impl Request {
 pub struct Command {
     pub id: Uuid,
     pub request: Request,
+    /// The caller's audit entry, written in the batch's transaction when the command applies.
+    #[serde(default)]
+    pub audit: Option<lots_platform::audit::Entry>,
 }
 
 /// What a request returns.
@@ -269,10 +272,16 @@ impl Writers {
     /// (one is starting, or taking over after a replica died) it keeps trying for a while; every
     /// try carries the same command id (`id`, from the caller's idempotency key, or a new one),
     /// so the writer applies it at most once.
-    pub async fn call(&self, tenant: &str, request: Request, id: Option<Uuid>) -> Result<Reply> {
+    pub async fn call(
+        &self,
+        tenant: &str,
+        request: Request,
+        id: Option<Uuid>,
+        audit: Option<lots_platform::audit::Entry>,
+    ) -> Result<Reply> {
         request.validate()?;
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
-        let command = Command { id: id.unwrap_or_else(Uuid::now_v7), request };
+        let command = Command { id: id.unwrap_or_else(Uuid::now_v7), request, audit };
         let payload = serde_json::to_vec(&command).map_err(lots_platform::Error::from)?;
         let subject = self.subjects.control("routing", tenant);
         loop {
@@ -750,6 +759,10 @@ impl Writer {
             let mut sp = tx.begin().await?;
             let answer = match self.apply_command(&mut sp, &mut effects, &command.request).await {
                 Ok(reply) => {
+                    // The change and who made it commit together.
+                    if let Some(entry) = &command.audit {
+                        lots_platform::audit::record(&mut *sp, entry).await?;
+                    }
                     sp.commit().await?;
                     Ok(reply)
                 }
@@ -1018,7 +1031,7 @@ impl lots_platform::dead_letters::Replayer for WriterReplayer {
         use lots_platform::dead_letters::Replayed;
         let tenant = event.tenant.clone();
         // A new command id each time: replaying again after a fix must apply again.
-        match self.0.call(&tenant, Request::Replay { event: ReplayedEvent(event) }, None).await {
+        match self.0.call(&tenant, Request::Replay { event: ReplayedEvent(event) }, None, None).await {
             Ok(Reply::Replayed(ReplayOutcome::Applied)) => Ok(Replayed::Applied),
             Ok(Reply::Replayed(ReplayOutcome::Duplicate)) => Ok(Replayed::Duplicate),
             Ok(Reply::Replayed(ReplayOutcome::Waiting(expected))) => Ok(Replayed::Waiting { expected }),

@@ -150,7 +150,8 @@ impl App {
             hub,
             streams: StreamLimits::default(),
         }))
-        .add_service(letters);
+        .add_service(letters)
+        .add_service(self.service.audit());
         let names = [SERVICE_NAME, DEAD_LETTERS];
         self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }

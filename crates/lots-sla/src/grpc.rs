@@ -7,6 +7,7 @@ use futures::Stream;
 use lots_domain::calendar::WorkCalendar;
 use lots_domain::guarantee::{self, State};
 use lots_domain::tenant::Target;
+use lots_platform::audit;
 use lots_platform::auth::{self, Caller};
 use lots_platform::streams::StreamLimits;
 use lots_proto::time::timestamp;
@@ -187,6 +188,8 @@ impl AlertService for AlertApi {
             }
         }
         tx.commit().await.map_err(Error::from)?;
+        let read = current.iter().map(|a| a.id.to_string()).collect();
+        audit::read(&self.sla.pool, &caller, "AlertService/WatchAlerts", read).await?;
         let stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
@@ -244,6 +247,8 @@ impl AlertService for AlertApi {
         };
         let f = filter(&caller, &req.units, req.min_severity, req.open_only, case_id)?;
         let alerts = self.query(&f, 0, limit).await?;
+        let read = alerts.iter().map(|a| a.id.to_string()).collect();
+        audit::read(&self.sla.pool, &caller, "AlertService/ListAlerts", read).await?;
         Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.iter().map(to_pb).collect() }))
     }
 
@@ -282,6 +287,7 @@ impl AlertService for AlertApi {
             .filter(|c| caller.reaches_case_type(&c.case_type))
             .ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
         let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
+        audit::read(pool, &caller, "AlertService/GetCaseClocks", vec![case.id.to_string()]).await?;
         let events = clocks::events(pool, case.id).await.map_err(Error::from)?;
         let calendar = WorkCalendar::for_tenant(&tenant);
         let now = self.sla.clock.now();

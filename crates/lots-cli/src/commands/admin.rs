@@ -5,7 +5,7 @@ use lots_proto::v1 as pb;
 use pb::dead_letter_service_client::DeadLetterServiceClient;
 use serde::Serialize;
 
-use crate::args::{AdminCommand, DeadLettersCommand, Global, ServiceArg};
+use crate::args::{AdminCommand, AuditCommand, DeadLettersCommand, Global, ServiceArg};
 use crate::client;
 use crate::output::{Out, Table, local, rfc3339};
 
@@ -91,17 +91,80 @@ pub async fn run(global: &Global, command: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn dead_letters(
-    global: &Global,
-    service: ServiceArg,
-) -> anyhow::Result<DeadLetterServiceClient<lots_platform::auth::AuthedChannel>> {
+/// An authenticated channel to `service`.
+async fn channel(global: &Global, service: ServiceArg) -> anyhow::Result<lots_platform::auth::AuthedChannel> {
     let (name, url) = match service {
         ServiceArg::Intake => ("intake", &global.intake),
         ServiceArg::Routing => ("routing", &global.routing),
         ServiceArg::Sla => ("sla", &global.sla),
     };
     let token = crate::login::token(global)?;
-    Ok(DeadLetterServiceClient::new(client::authed(name, url, &token, global.ca_file.as_deref()).await?))
+    client::authed(name, url, &token, global.ca_file.as_deref()).await
+}
+
+async fn dead_letters(
+    global: &Global,
+    service: ServiceArg,
+) -> anyhow::Result<DeadLetterServiceClient<lots_platform::auth::AuthedChannel>> {
+    Ok(DeadLetterServiceClient::new(channel(global, service).await?))
+}
+
+/// Runs one `lots audit` command.
+pub async fn audit(global: &Global, command: AuditCommand) -> anyhow::Result<()> {
+    let out = Out { json: global.json };
+    let AuditCommand::Verify { service } = command;
+    let services = match service {
+        Some(s) => vec![s],
+        None => vec![ServiceArg::Intake, ServiceArg::Routing, ServiceArg::Sla],
+    };
+    let mut table = Table::new(&["SERVICE", "ENTRIES", "HEAD", "UNCHAINED", "CHAIN"]);
+    let mut broken = Vec::new();
+    for s in services {
+        let name = format!("{s:?}").to_lowercase();
+        let mut audit = pb::audit_service_client::AuditServiceClient::new(channel(global, s).await?);
+        let v = audit
+            .verify_audit_chain(pb::VerifyAuditChainRequest {})
+            .await
+            .context("verify the audit chain")?
+            .into_inner();
+        if out.json {
+            #[derive(Serialize)]
+            struct View<'a> {
+                service: &'a str,
+                entries: u64,
+                head_seq: i64,
+                head_hash: &'a str,
+                ok: bool,
+                first_broken_seq: i64,
+                reason: &'a str,
+                unchained: u64,
+            }
+            out.json_line(&View {
+                service: &name,
+                entries: v.entries,
+                head_seq: v.head_seq,
+                head_hash: &v.head_hash,
+                ok: v.ok,
+                first_broken_seq: v.first_broken_seq,
+                reason: &v.reason,
+                unchained: v.unchained,
+            })?;
+        }
+        let chain = if v.ok { "ok".to_owned() } else { format!("BROKEN at {}: {}", v.first_broken_seq, v.reason) };
+        let head =
+            if v.head_hash.is_empty() { String::new() } else { format!("{} {}", v.head_seq, &v.head_hash[..16]) };
+        table.row(vec![name.clone(), v.entries.to_string(), head, v.unchained.to_string(), chain]);
+        if !v.ok {
+            broken.push(format!("{name} at entry {}", v.first_broken_seq));
+        }
+    }
+    if !out.json {
+        out.text(&table.render());
+    }
+    if !broken.is_empty() {
+        anyhow::bail!("the audit chain is broken: {}", broken.join(", "));
+    }
+    Ok(())
 }
 
 fn resolution(out: &Out, what: &str, r: &pb::DeadLetterResolution) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(c) => alerts::run(global, c).await,
         Command::Clocks { case } => clocks::run(global, &case).await,
         Command::Admin(c) => admin::run(global, c).await,
+        Command::Audit(c) => admin::audit(global, c).await,
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Login(args) => crate::login::login(args).await,
         Command::Logout => crate::login::logout(),

@@ -1,0 +1,390 @@
+//! The audit log every service keeps: who read, changed or was refused what (table
+//! `audit_log`, platform migration 9005).
+//!
+//! Who writes what, when:
+//! - A **change** is recorded by the service that makes it, in the same transaction
+//!   ([`record`] on that transaction's connection).
+//! - A **read** of case or company data is recorded before the answer is sent ([`read`]); if the
+//!   entry cannot be written the read fails.
+//! - A **refused** call is recorded by the auth layer, whatever refused it (the token, the role
+//!   matrix or the handler).
+//!
+//! Entries never change (a trigger refuses UPDATE, DELETE and TRUNCATE). One **chainer** per
+//! service (an advisory lock picks one replica) links them into a hash chain per tenant, in
+//! commit order: it takes only entries of transactions older than its snapshot's `xmin` (so none
+//! can still appear before them), orders them by transaction and id, and gives each the next
+//! sequence number and `sha256(previous hash ‖ canonical form)`. [`verify`] walks a tenant's
+//! chain and names the first link that does not hold.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{FromRow, PgExecutor, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+
+/// Who acted, as the token said.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Actor {
+    pub tenant: String,
+    pub issuer: String,
+    pub subject: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    pub client_id: Option<String>,
+}
+
+impl Actor {
+    pub fn of(caller: &Caller) -> Actor {
+        Actor {
+            tenant: caller.tenant.clone(),
+            issuer: caller.issuer.clone(),
+            subject: caller.subject.clone(),
+            name: caller.name.clone(),
+            roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            client_id: caller.client_id.clone(),
+        }
+    }
+}
+
+/// One entry, before it is written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub actor: Actor,
+    /// "read", "change" or "refused".
+    pub action: String,
+    /// "Service/Method".
+    pub rpc: String,
+    /// Ids of what was read or changed (cases, tasks, meetings, alerts, events).
+    pub objects: Vec<String>,
+    /// "ok", or the gRPC code of a refusal.
+    pub result: String,
+    pub reason: Option<String>,
+    /// What changed, without personal data.
+    pub changes: Option<serde_json::Value>,
+}
+
+impl Entry {
+    /// A change by `caller` through `rpc` to `objects`.
+    pub fn change(caller: &Caller, rpc: &str, objects: Vec<String>, changes: serde_json::Value) -> Entry {
+        Entry {
+            actor: Actor::of(caller),
+            action: "change".into(),
+            rpc: rpc.into(),
+            objects,
+            result: "ok".into(),
+            reason: None,
+            changes: Some(changes),
+        }
+    }
+
+    /// A read by `caller` through `rpc` of `objects`.
+    pub fn read(caller: &Caller, rpc: &str, objects: Vec<String>) -> Entry {
+        Entry {
+            actor: Actor::of(caller),
+            action: "read".into(),
+            rpc: rpc.into(),
+            objects,
+            result: "ok".into(),
+            reason: None,
+            changes: None,
+        }
+    }
+
+    /// The same entry for a call that was refused with `status`.
+    pub fn refused(mut self, status: &tonic::Status) -> Entry {
+        self.action = "refused".into();
+        self.result = code_name(status.code());
+        self.reason = Some(status.message().chars().take(500).collect());
+        self.changes = None;
+        self
+    }
+}
+
+/// The gRPC code as a word, e.g. "permission_denied".
+pub fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}").chars().fold(String::new(), |mut out, c| {
+        if c.is_uppercase() && !out.is_empty() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+        out
+    })
+}
+
+/// Writes `entry` with `db` (a change's transaction, or the pool).
+pub async fn record<'c, E: PgExecutor<'c>>(db: E, entry: &Entry) -> sqlx::Result<()> {
+    let trace_id = crate::nats::current_traceparent().and_then(|t| t.split('-').nth(1).map(str::to_owned));
+    sqlx::query(
+        "INSERT INTO audit_log (id, tenant, at, issuer, subject, name, roles, client_id, action, rpc, objects,
+             result, reason, trace_id, changes)
+         VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&entry.actor.tenant)
+    .bind(&entry.actor.issuer)
+    .bind(&entry.actor.subject)
+    .bind(&entry.actor.name)
+    .bind(&entry.actor.roles)
+    .bind(&entry.actor.client_id)
+    .bind(&entry.action)
+    .bind(&entry.rpc)
+    .bind(&entry.objects)
+    .bind(&entry.result)
+    .bind(&entry.reason)
+    .bind(trace_id)
+    .bind(&entry.changes)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a read before its answer goes out; the read fails if the entry cannot be written.
+pub async fn read(pool: &PgPool, caller: &Caller, rpc: &str, objects: Vec<String>) -> Result<(), tonic::Status> {
+    record(pool, &Entry::read(caller, rpc, objects)).await.map_err(|err| {
+        tracing::error!(error = %err, rpc, "cannot record a read in the audit log; the read is refused");
+        tonic::Status::unavailable("the read could not be recorded in the audit log; try again")
+    })
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct Row {
+    id: Uuid,
+    tenant: String,
+    at: DateTime<Utc>,
+    issuer: String,
+    subject: String,
+    name: Option<String>,
+    roles: Vec<String>,
+    client_id: Option<String>,
+    action: String,
+    rpc: String,
+    objects: Vec<String>,
+    result: String,
+    reason: Option<String>,
+    trace_id: Option<String>,
+    changes: Option<serde_json::Value>,
+}
+
+/// The entry's canonical form: JSON of its fields in a fixed order, with its place in the chain.
+fn canonical(seq: i64, row: &Row) -> Vec<u8> {
+    let value = serde_json::json!([
+        seq,
+        row.id,
+        row.tenant,
+        row.at.timestamp_micros(),
+        row.issuer,
+        row.subject,
+        row.name,
+        row.roles,
+        row.client_id,
+        row.action,
+        row.rpc,
+        row.objects,
+        row.result,
+        row.reason,
+        row.trace_id,
+        row.changes,
+    ]);
+    value.to_string().into_bytes()
+}
+
+fn link(prev: &[u8], seq: i64, row: &Row) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(canonical(seq, row));
+    h.finalize().to_vec()
+}
+
+/// The hash before a tenant's first entry.
+const GENESIS: [u8; 32] = [0; 32];
+
+/// Chains what can be chained now; returns how many entries were linked.
+pub async fn chain_round(pool: &PgPool) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+    // One chainer at a time across replicas; the others try again next round.
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lots-audit-chain'))")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !mine {
+        return Ok(0);
+    }
+    let xmin: String =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text").fetch_one(&mut *tx).await?;
+    let from: Option<String> =
+        sqlx::query_scalar("SELECT chained_to::text FROM audit_chain_cursor").fetch_optional(&mut *tx).await?;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT e.id, e.tenant, e.at, e.issuer, e.subject, e.name, e.roles, e.client_id, e.action, e.rpc, e.objects,
+                e.result, e.reason, e.trace_id, e.changes
+         FROM audit_log e
+         WHERE e.xid < $1::text::xid8 AND ($2::text IS NULL OR e.xid >= $2::text::xid8)
+           AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = e.id)
+         ORDER BY e.xid, e.id",
+    )
+    .bind(&xmin)
+    .bind(&from)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut heads: std::collections::HashMap<String, (i64, Vec<u8>)> = std::collections::HashMap::new();
+    let (mut tenants, mut seqs, mut ids, mut prevs, mut hashes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in &rows {
+        if !heads.contains_key(&row.tenant) {
+            let head: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_chain WHERE tenant = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(&row.tenant)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            heads.insert(row.tenant.clone(), head.unwrap_or((0, GENESIS.to_vec())));
+        }
+        let head = heads.get_mut(&row.tenant).unwrap_or_else(|| unreachable!("inserted above"));
+        let seq = head.0 + 1;
+        let hash = link(&head.1, seq, row);
+        tenants.push(row.tenant.clone());
+        seqs.push(seq);
+        ids.push(row.id);
+        prevs.push(head.1.clone());
+        hashes.push(hash.clone());
+        *head = (seq, hash);
+    }
+    if !rows.is_empty() {
+        sqlx::query(
+            "INSERT INTO audit_chain (tenant, seq, entry_id, prev_hash, hash)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bytea[], $5::bytea[])",
+        )
+        .bind(&tenants)
+        .bind(&seqs)
+        .bind(&ids)
+        .bind(&prevs)
+        .bind(&hashes)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_chain_cursor (one, chained_to) VALUES (true, $1::text::xid8)
+         ON CONFLICT (one) DO UPDATE SET chained_to = EXCLUDED.chained_to",
+    )
+    .bind(&xmin)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Links new entries every second until cancelled.
+pub async fn run_chainer(pool: PgPool, token: CancellationToken) {
+    loop {
+        if let Err(err) = chain_round(&pool).await {
+            tracing::warn!(error = %err, "cannot chain audit entries; retrying");
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// What walking a tenant's chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Links checked.
+    pub entries: u64,
+    /// The last link's sequence number and hash.
+    pub head: Option<(i64, Vec<u8>)>,
+    /// The first link that does not hold, and why.
+    pub broken: Option<(i64, String)>,
+    /// Entries written but not chained yet (the chainer runs every second).
+    pub unchained: u64,
+}
+
+/// Walks `tenant`'s chain from the start.
+pub async fn verify(pool: &PgPool, tenant: &str) -> sqlx::Result<Verification> {
+    #[derive(FromRow)]
+    struct Link {
+        seq: i64,
+        prev_hash: Vec<u8>,
+        hash: Vec<u8>,
+        #[sqlx(flatten)]
+        row: Row,
+    }
+    let mut out = Verification { entries: 0, head: None, broken: None, unchained: 0 };
+    let mut prev = GENESIS.to_vec();
+    let mut expected_seq = 1;
+    let mut after = 0i64;
+    loop {
+        let links: Vec<Link> = sqlx::query_as(
+            "SELECT c.seq, c.prev_hash, c.hash, e.id, e.tenant, e.at, e.issuer, e.subject, e.name, e.roles,
+                    e.client_id, e.action, e.rpc, e.objects, e.result, e.reason, e.trace_id, e.changes
+             FROM audit_chain c JOIN audit_log e ON e.id = c.entry_id
+             WHERE c.tenant = $1 AND c.seq > $2 ORDER BY c.seq LIMIT 5000",
+        )
+        .bind(tenant)
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = links.last() else { break };
+        after = last.seq;
+        for l in &links {
+            let broken = if l.seq != expected_seq {
+                Some(format!("sequence number {expected_seq} is missing"))
+            } else if l.row.tenant != tenant {
+                Some("the entry belongs to another municipality".to_owned())
+            } else if l.prev_hash != prev {
+                Some("it does not continue the previous link".to_owned())
+            } else if l.hash != link(&prev, l.seq, &l.row) {
+                Some("the entry does not match its hash (it was changed)".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = broken {
+                out.broken = Some((l.seq.min(expected_seq), why));
+                return Ok(out);
+            }
+            out.entries += 1;
+            prev = l.hash.clone();
+            expected_seq += 1;
+            out.head = Some((l.seq, l.hash.clone()));
+        }
+    }
+    out.unchained = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM audit_log e WHERE e.tenant = $1
+           AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = e.id)",
+    )
+    .bind(tenant)
+    .fetch_one(pool)
+    .await?
+    .max(0) as u64;
+    Ok(out)
+}
+
+/// The gRPC face of a service's audit log.
+pub struct AuditApi {
+    pub pool: PgPool,
+}
+
+#[tonic::async_trait]
+impl lots_proto::v1::audit_service_server::AuditService for AuditApi {
+    async fn verify_audit_chain(
+        &self,
+        req: tonic::Request<lots_proto::v1::VerifyAuditChainRequest>,
+    ) -> Result<tonic::Response<lots_proto::v1::AuditVerification>, tonic::Status> {
+        let caller = crate::auth::caller(&req)?;
+        let v = verify(&self.pool, &caller.tenant).await.map_err(crate::api::ApiError::from)?;
+        let (head_seq, head_hash) = v.head.map(|(s, h)| (s, hex::encode(h))).unwrap_or_default();
+        let (first_broken_seq, reason) = v.broken.clone().unwrap_or_default();
+        Ok(tonic::Response::new(lots_proto::v1::AuditVerification {
+            entries: v.entries,
+            head_seq,
+            head_hash,
+            ok: v.broken.is_none(),
+            first_broken_seq,
+            reason,
+            unchained: v.unchained,
+        }))
+    }
+}
