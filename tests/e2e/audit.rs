@@ -89,6 +89,32 @@ async fn reads_changes_and_refusals_are_recorded_and_chained() {
     assert!(routing.contains(&("change".into(), "TaskService/AcceptTask".into(), vec![task.id.clone()], "ok".into())));
     assert!(routing.iter().any(|e| e.1 == "TaskService/ListTasks" && e.2.contains(&task.id)));
 
+    // Who looked at or changed this case: an extract per service (itself recorded as a read).
+    let extract = |addr: std::net::SocketAddr| {
+        let (app, id) = (&app, case.id.clone());
+        async move {
+            let mut audit =
+                pb::audit_service_client::AuditServiceClient::new(app.channel_as(addr, NKP, Who::Admin).await);
+            let req = pb::ListAuditEntriesRequest { objects: vec![id] };
+            let mut stream = audit.list_audit_entries(req).await.unwrap().into_inner();
+            let mut rpcs = Vec::new();
+            while let Some(e) = stream.message().await.unwrap() {
+                rpcs.push(format!("{} {} {}", e.subject, e.action, e.rpc));
+            }
+            rpcs
+        }
+    };
+    let intake = extract(app.addr).await;
+    assert_eq!(intake[0], "reception change IntakeService/RegisterCase", "{intake:?}");
+    assert!(intake.contains(&"reception read IntakeService/GetCase".to_owned()), "{intake:?}");
+    let routing = extract(app.routing.as_ref().unwrap().addr).await;
+    assert!(routing.iter().any(|r| r.ends_with("read TaskService/ListTasks")), "{routing:?}");
+    let asked: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE rpc = 'AuditService/ListAuditEntries'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(asked, 1, "the extract is recorded");
+
     // Both chains hold.
     let v = verified(&app, app.addr).await;
     assert!(v.ok, "{v:?}");

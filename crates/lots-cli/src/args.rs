@@ -87,6 +87,21 @@ pub enum AuditCommand {
         #[arg(long, value_enum)]
         service: Option<ServiceArg>,
     },
+    /// Who looked at or changed this case, in every service, oldest first.
+    Case {
+        /// Case id or reference.
+        case: String,
+        /// CSV (UTF-8) instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Who looked at or changed anything about this company or person (its cases), oldest first.
+    Company {
+        /// Organisation number or personnummer.
+        org_nr: String,
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// `lots admin …`

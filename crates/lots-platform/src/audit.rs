@@ -367,8 +367,91 @@ pub struct AuditApi {
     pub pool: PgPool,
 }
 
+/// Entries fetched per query of an extract.
+const EXTRACT_PAGE: i64 = 1000;
+
 #[tonic::async_trait]
 impl lots_proto::v1::audit_service_server::AuditService for AuditApi {
+    type ListAuditEntriesStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<lots_proto::v1::AuditEntry, tonic::Status>> + Send>>;
+
+    async fn list_audit_entries(
+        &self,
+        req: tonic::Request<lots_proto::v1::ListAuditEntriesRequest>,
+    ) -> Result<tonic::Response<Self::ListAuditEntriesStream>, tonic::Status> {
+        let caller = crate::auth::caller(&req)?;
+        let objects: Vec<String> =
+            req.into_inner().objects.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        if objects.is_empty() || objects.len() > 1000 {
+            let message = "give between 1 and 1000 object ids".to_owned();
+            return Err(crate::api::ApiError::Invalid { field: "objects", message }.into());
+        }
+        read(&self.pool, &caller, "AuditService/ListAuditEntries", objects.clone()).await?;
+        let (pool, tenant) = (self.pool.clone(), caller.tenant.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(crate::db::scoped(tenant.clone(), async move {
+            #[derive(FromRow)]
+            struct Found {
+                seq: Option<i64>,
+                #[sqlx(flatten)]
+                row: Row,
+            }
+            let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+            loop {
+                let page: Result<Vec<Found>, _> = sqlx::query_as(
+                    "SELECT c.seq, e.id, e.tenant, e.at, e.issuer, e.subject, e.name, e.roles, e.client_id, e.action,
+                            e.rpc, e.objects, e.result, e.reason, e.trace_id, e.changes
+                     FROM audit_log e LEFT JOIN audit_chain c ON c.entry_id = e.id
+                     WHERE e.tenant = $1 AND e.objects && $2
+                       AND ($3::timestamptz IS NULL OR (e.at, e.id) > ($3, $4))
+                     ORDER BY e.at, e.id LIMIT $5",
+                )
+                .bind(&tenant)
+                .bind(&objects)
+                .bind(after.map(|a| a.0))
+                .bind(after.map(|a| a.1))
+                .bind(EXTRACT_PAGE)
+                .fetch_all(&pool)
+                .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(err) => {
+                        let _ = tx.send(Err(crate::api::ApiError::from(err).into())).await;
+                        return;
+                    }
+                };
+                let done = (page.len() as i64) < EXTRACT_PAGE;
+                for f in page {
+                    after = Some((f.row.at, f.row.id));
+                    let r = f.row;
+                    let entry = lots_proto::v1::AuditEntry {
+                        seq: f.seq.unwrap_or(0),
+                        at: Some(lots_proto::time::timestamp(r.at)),
+                        issuer: r.issuer,
+                        subject: r.subject,
+                        name: r.name.unwrap_or_default(),
+                        roles: r.roles,
+                        client_id: r.client_id.unwrap_or_default(),
+                        action: r.action,
+                        rpc: r.rpc,
+                        objects: r.objects,
+                        result: r.result,
+                        reason: r.reason.unwrap_or_default(),
+                        trace_id: r.trace_id.unwrap_or_default(),
+                        changes: r.changes.map(|c| c.to_string()).unwrap_or_default(),
+                    };
+                    if tx.send(Ok(entry)).await.is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    return;
+                }
+            }
+        }));
+        Ok(tonic::Response::new(crate::auth::until_expiry(tokio_stream::wrappers::ReceiverStream::new(rx), &caller)))
+    }
+
     async fn verify_audit_chain(
         &self,
         req: tonic::Request<lots_proto::v1::VerifyAuditChainRequest>,

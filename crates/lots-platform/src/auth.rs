@@ -91,8 +91,8 @@ pub const MATRIX: &[(&str, &[Role])] = {
     use Role::*;
     &[
         ("IntakeService/RegisterCase", &[Reception]),
-        ("IntakeService/GetCase", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
-        ("IntakeService/ListCases", &[Reception, Handlaggare, Enhetschef, Naringslivschef]),
+        ("IntakeService/GetCase", &[Reception, Handlaggare, Enhetschef, Naringslivschef, Admin]),
+        ("IntakeService/ListCases", &[Reception, Handlaggare, Enhetschef, Naringslivschef, Admin]),
         ("IntakeService/AwaitCompany", &[Reception]),
         ("IntakeService/ResumeCase", &[Reception]),
         ("IntakeService/CloseCase", &[Reception]),
@@ -116,6 +116,7 @@ pub const MATRIX: &[(&str, &[Role])] = {
         ("DeadLetterService/ReplayDeadLetter", &[Admin]),
         ("DeadLetterService/SkipDeadLetter", &[Admin]),
         ("AuditService/VerifyAuditChain", &[Admin]),
+        ("AuditService/ListAuditEntries", &[Admin]),
     ]
 };
 

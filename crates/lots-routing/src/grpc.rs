@@ -208,7 +208,8 @@ impl TaskService for RoutingApi {
             (true, Some(last)) => format!("{}_{}", last.starts_at.timestamp_micros(), last.id),
             _ => String::new(),
         };
-        let read = tasks.iter().map(|t| t.id.to_string()).collect();
+        // Each task, and its case: "who looked at this case" finds the task lists too.
+        let read = tasks.iter().flat_map(|t| [t.id.to_string(), t.case_id.to_string()]).collect();
         audit::read(&self.routing.pool, &caller, "TaskService/ListTasks", read).await?;
         Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(task_to_pb).collect(), next_page_token }))
     }

@@ -112,7 +112,33 @@ async fn dead_letters(
 /// Runs one `lots audit` command.
 pub async fn audit(global: &Global, command: AuditCommand) -> anyhow::Result<()> {
     let out = Out { json: global.json };
-    let AuditCommand::Verify { service } = command;
+    let service = match command {
+        AuditCommand::Verify { service } => service,
+        AuditCommand::Case { case, csv } => {
+            let id = client::case_id(global, &case).await?;
+            return extract(global, out, vec![id], csv).await;
+        }
+        AuditCommand::Company { org_nr, csv } => {
+            let mut intake = client::intake(global).await?;
+            let mut ids = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let req =
+                    pb::ListCasesRequest { org_nr: org_nr.clone(), page_size: 500, page_token, ..Default::default() };
+                let page = intake.list_cases(req).await.context("find the company's cases")?.into_inner();
+                ids.extend(page.cases.into_iter().map(|c| c.id));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            if ids.is_empty() {
+                out.text("no cases for that number, so nothing was read about it\n");
+                return Ok(());
+            }
+            return extract(global, out, ids, csv).await;
+        }
+    };
     let services = match service {
         Some(s) => vec![s],
         None => vec![ServiceArg::Intake, ServiceArg::Routing, ServiceArg::Sla],
@@ -235,4 +261,81 @@ impl<'a> LetterView<'a> {
             payload: &l.payload,
         }
     }
+}
+
+/// Every service's entries about `objects`, merged oldest first, as a table, CSV or JSON lines.
+async fn extract(global: &Global, out: Out, objects: Vec<String>, csv: bool) -> anyhow::Result<()> {
+    let mut rows: Vec<(&'static str, pb::AuditEntry)> = Vec::new();
+    for (name, s) in [("intake", ServiceArg::Intake), ("routing", ServiceArg::Routing), ("sla", ServiceArg::Sla)] {
+        let mut audit = pb::audit_service_client::AuditServiceClient::new(channel(global, s).await?);
+        let req = pb::ListAuditEntriesRequest { objects: objects.clone() };
+        let mut stream = audit.list_audit_entries(req).await.context("read the audit log")?.into_inner();
+        while let Some(entry) = stream.message().await.context("read the audit log")? {
+            rows.push((name, entry));
+        }
+    }
+    rows.sort_by_key(|(_, e)| e.at.as_ref().map(|t| (t.seconds, t.nanos)));
+    let who =
+        |e: &pb::AuditEntry| if e.name.is_empty() { e.subject.clone() } else { format!("{} ({})", e.name, e.subject) };
+    if csv {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "at",
+            "service",
+            "subject",
+            "name",
+            "roles",
+            "client_id",
+            "action",
+            "rpc",
+            "objects",
+            "result",
+            "reason",
+            "trace_id",
+            "seq",
+        ])?;
+        for (service, e) in &rows {
+            w.write_record([
+                rfc3339(e.at.as_ref()).unwrap_or_default(),
+                (*service).to_owned(),
+                e.subject.clone(),
+                e.name.clone(),
+                e.roles.join(" "),
+                e.client_id.clone(),
+                e.action.clone(),
+                e.rpc.clone(),
+                e.objects.join(" "),
+                e.result.clone(),
+                e.reason.clone(),
+                e.trace_id.clone(),
+                e.seq.to_string(),
+            ])?;
+        }
+        out.text(&String::from_utf8(w.into_inner()?)?);
+    } else if out.json {
+        for (service, e) in &rows {
+            out.json_line(&serde_json::json!({
+                "at": rfc3339(e.at.as_ref()), "service": service, "subject": e.subject, "name": e.name,
+                "roles": e.roles, "client_id": e.client_id, "action": e.action, "rpc": e.rpc,
+                "objects": e.objects, "result": e.result, "reason": e.reason, "seq": e.seq,
+            }))?;
+        }
+    } else if rows.is_empty() {
+        out.text("nobody has read or changed it\n");
+    } else {
+        let mut table = Table::new(&["AT", "SERVICE", "WHO", "ROLES", "ACTION", "RPC", "RESULT"]);
+        for (service, e) in &rows {
+            table.row(vec![
+                local(e.at.as_ref()),
+                (*service).to_owned(),
+                who(e),
+                e.roles.join(","),
+                e.action.clone(),
+                e.rpc.clone(),
+                e.result.clone(),
+            ]);
+        }
+        out.text(&table.render());
+    }
+    Ok(())
 }
