@@ -123,6 +123,11 @@ async fn reads_changes_and_refusals_are_recorded_and_chained() {
     assert_eq!((v.entries, v.unchained), (own as u64, 0), "the municipality's own entries: {v:?}");
     let v = verified(&app, app.routing.as_ref().unwrap().addr).await;
     assert!(v.ok && v.entries >= 2, "{v:?}");
+    // The chain's head goes out as an event, for a system outside Lotsen to keep.
+    let heads = app.events_of(NKP, "audit.intake.chain_head", 1).await;
+    let head = envelope(&heads[0]);
+    assert!(head["data"]["seq"].as_i64().unwrap() >= 1, "{head}");
+    assert_eq!(head["data"]["hash"].as_str().unwrap().len(), 64, "{head}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,6 +160,23 @@ async fn the_log_cannot_be_rewritten_and_a_rewrite_is_found() {
     assert!(!v.ok);
     assert_eq!(v.first_broken_seq, 2, "{v:?}");
     assert!(v.reason.contains("changed"), "{v:?}");
+    // Put it back; then delete the third entry outright, chain link and all.
+    sqlx::query(
+        "UPDATE audit_log SET subject = 'reception' WHERE id = (SELECT entry_id FROM audit_chain WHERE seq = 2)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert!(verified(&app, app.addr).await.ok);
+    sqlx::query("ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only").execute(&app.pool).await.unwrap();
+    let third: uuid::Uuid = sqlx::query_scalar("DELETE FROM audit_chain WHERE seq = 3 RETURNING entry_id")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE id = $1").bind(third).execute(&app.pool).await.unwrap();
+    let v = verified(&app, app.addr).await;
+    assert_eq!((v.ok, v.first_broken_seq), (false, 3), "{v:?}");
+    assert!(v.reason.contains("missing"), "{v:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

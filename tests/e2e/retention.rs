@@ -29,8 +29,9 @@ async fn old_inbox_outbox_and_resolved_dead_letter_rows_go_and_the_rest_stays() 
     .unwrap();
 
     let jobs = retention::platform_jobs();
-    let done = retention::prune(&app.pool, &jobs, &Retention::default(), chrono::Utc::now()).await.unwrap();
-    assert_eq!(done, [("inbox", 1), ("outbox", 1), ("dead_letter", 1)]);
+    let done =
+        retention::prune(&app.pool, &jobs, &Retention::default(), &app.tenants(), chrono::Utc::now()).await.unwrap();
+    assert_eq!(done, [("inbox", 1), ("outbox", 1), ("dead_letter", 1), ("dead_letter_payloads", 0)]);
     let left = |s: &'static str| sqlx::query_scalar::<_, String>(s).fetch_all(&app.pool);
     assert_eq!(left("SELECT event_type FROM inbox").await.unwrap(), ["new"]);
     let mut outbox = left("SELECT subject FROM outbox").await.unwrap();
@@ -38,7 +39,8 @@ async fn old_inbox_outbox_and_resolved_dead_letter_rows_go_and_the_rest_stays() 
     assert_eq!(outbox, ["new-sent", "old-pending"], "an unsent event is never pruned");
     assert_eq!(left("SELECT subject FROM dead_letter").await.unwrap(), ["old-open"], "open letters stay");
     // Running again (another replica) finds nothing more.
-    let again = retention::prune(&app.pool, &jobs, &Retention::default(), chrono::Utc::now()).await.unwrap();
+    let again =
+        retention::prune(&app.pool, &jobs, &Retention::default(), &app.tenants(), chrono::Utc::now()).await.unwrap();
     assert!(again.iter().all(|(_, n)| *n == 0));
 }
 
@@ -70,10 +72,16 @@ async fn an_ended_cases_clocks_go_after_the_retention_period_and_open_cases_stay
     let retention = Retention::default();
     // Not yet: the case closed today.
     let now = chrono::Utc::now();
-    assert_eq!(retention::prune(app.sla_pool(), &jobs, &retention, now).await.unwrap(), [("ended_cases", 0)]);
+    assert_eq!(
+        retention::prune(app.sla_pool(), &jobs, &retention, &app.tenants(), now).await.unwrap(),
+        [("ended_cases", 0)]
+    );
     // 401 days later it goes; the open case stays.
     let later = now + chrono::Duration::days(401);
-    assert_eq!(retention::prune(app.sla_pool(), &jobs, &retention, later).await.unwrap(), [("ended_cases", 1)]);
+    assert_eq!(
+        retention::prune(app.sla_pool(), &jobs, &retention, &app.tenants(), later).await.unwrap(),
+        [("ended_cases", 1)]
+    );
     assert_eq!(sla.get_case_clocks(clocks(&ended.id)).await.unwrap_err().code(), tonic::Code::NotFound);
     assert!(sla.get_case_clocks(clocks(&open.id)).await.is_ok());
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM case_events WHERE case_id = $1::uuid")
@@ -82,4 +90,78 @@ async fn an_ended_cases_clocks_go_after_the_retention_period_and_open_cases_stay
         .await
         .unwrap();
     assert_eq!(events, 0);
+}
+
+/// How many values in any text, JSON, array or byte column of the three services' tables hold
+/// one of `needles`.
+async fn occurrences(pool: &sqlx::PgPool, needles: &[&str]) -> Vec<String> {
+    let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text, column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_schema IN ('intake', 'routing', 'sla')
+           AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea', 'ARRAY')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(columns.len() > 20, "{columns:?}");
+    let patterns: Vec<String> = needles.iter().map(|n| format!("%{n}%")).collect();
+    let mut found = Vec::new();
+    for (schema, table, column, kind) in columns {
+        let value =
+            if kind == "bytea" { format!("encode(\"{column}\", 'escape')") } else { format!("\"{column}\"::text") };
+        let sql = format!("SELECT count(*) FROM \"{schema}\".\"{table}\" WHERE {value} LIKE ANY ($1)");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&patterns).fetch_one(pool).await.unwrap();
+        if n > 0 {
+            found.push(format!("{schema}.{table}.{column}"));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_gallring_no_table_of_any_service_holds_the_sole_traders_personnummer() {
+    let options = Options { routing: true, sla: true, ..Default::default() };
+    let app = TestApp::spawn_with(TestNats::start().unwrap(), options).await;
+    let mut req = app.restaurant("g-1");
+    req.company.as_mut().unwrap().org_nr = "19121212-1212".into();
+    let case = app.register(req).await.unwrap();
+    app.eventually(&case.id, "routed", |c| status(c) == pb::CaseStatus::Routed).await;
+    app.close(&case.id, "Beviljat").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ended: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.cases WHERE state = 'ended'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if ended == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "routing never ended the case");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let needles = ["19121212-1212", "191212121212", "121212-1212", "1212121212"];
+    assert_eq!(occurrences(&app.pool, &needles).await, ["intake.cases.org_nr"], "only intake, the record, holds it");
+
+    // A year and a day after the close (the default period is 365 days) every service's jobs run.
+    let later = chrono::Utc::now() + chrono::Duration::days(366);
+    let retention = Retention::default();
+    let tenants = app.tenants();
+    let with = |own: Vec<retention::Job>| [retention::platform_jobs(), own].concat();
+    retention::prune(&app.pool, &with(lots_intake::app::retention_jobs()), &retention, &tenants, later).await.unwrap();
+    let routing_jobs = with(lots_routing::app::retention_jobs());
+    retention::prune(app.routing_pool(), &routing_jobs, &retention, &tenants, later).await.unwrap();
+    retention::prune(app.sla_pool(), &with(lots_sla::app::retention_jobs()), &retention, &tenants, later)
+        .await
+        .unwrap();
+    assert!(occurrences(&app.pool, &needles).await.is_empty());
+    let erased: (String, String, String) =
+        sqlx::query_as("SELECT org_nr, contact_email, company_name FROM intake.cases")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(erased, (String::new(), String::new(), "(gallrad)".to_owned()));
+    // What statistics need stays.
+    let kept: (String, String) =
+        sqlx::query_as("SELECT reference, status FROM intake.cases").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(kept, (case.reference.clone(), "closed".to_owned()));
 }

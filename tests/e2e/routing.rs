@@ -902,7 +902,9 @@ async fn pruned_task_changes_give_an_old_cursor_a_fresh_snapshot_and_past_busy_t
     .unwrap();
     let jobs = lots_routing::app::retention_jobs();
     let retention = lots_platform::retention::Retention::default();
-    let done = lots_platform::retention::prune(app.routing_pool(), &jobs, &retention, chrono::Utc::now()).await;
+    let done =
+        lots_platform::retention::prune(app.routing_pool(), &jobs, &retention, &app.tenants(), chrono::Utc::now())
+            .await;
     assert_eq!(done.unwrap()[0], ("task_changes", 2));
     let probes: Vec<bool> = sqlx::query_scalar("SELECT upper(during) > now() FROM busy WHERE source = 'probe'")
         .fetch_all(app.routing_pool())

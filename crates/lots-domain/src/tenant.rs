@@ -35,6 +35,29 @@ pub struct TenantConfig {
     /// Who may call Lotsen for this municipality; without it nobody can.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Gallring: how long personal data of an ended case is kept.
+    #[serde(default)]
+    pub privacy: Privacy,
+}
+
+/// Gallring of personal data (`[privacy]` in the tenant's TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    /// Days after a case closed or was withdrawn until its personal data (organisation or
+    /// personnummer, contact, free text) is erased in every service.
+    #[serde(default = "default_personal_data_days")]
+    pub personal_data_days: u32,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy { personal_data_days: default_personal_data_days() }
+    }
+}
+
+fn default_personal_data_days() -> u32 {
+    365
 }
 
 /// The municipality's OpenID issuers and how their access tokens name roles and officers.

@@ -17,6 +17,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
             CaseWithdrawn::TYPE,
             CaseApplicationComplete::TYPE,
             CaseDeadlineExtended::TYPE,
+            IntakeAuditHead::TYPE,
         ],
     ),
     (
@@ -33,9 +34,20 @@ pub const EMITS: &[(&str, &[&str])] = &[
             TaskDeclined::TYPE,
             TaskCompleted::TYPE,
             TaskCancelled::TYPE,
+            RoutingAuditHead::TYPE,
         ],
     ),
-    ("sla", &[SlaWarning::TYPE, SlaBreached::TYPE, SlaEscalated::TYPE, SlaMet::TYPE, SlaDelayNotice::TYPE]),
+    (
+        "sla",
+        &[
+            SlaWarning::TYPE,
+            SlaBreached::TYPE,
+            SlaEscalated::TYPE,
+            SlaMet::TYPE,
+            SlaDelayNotice::TYPE,
+            SlaAuditHead::TYPE,
+        ],
+    ),
 ];
 
 /// One NATS user's allowed subjects.

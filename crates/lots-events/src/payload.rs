@@ -276,3 +276,30 @@ pub struct SlaDelayNotice {
     pub alert: AlertData,
 }
 payload!(SlaDelayNotice, "sla.delay_notice", Sla);
+
+/// The head of a service's audit chain for one municipality: its last sequence number and hash
+/// (hex), published periodically so a system outside Lotsen can keep them and later prove the
+/// log was not rewritten.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// `audit.intake.chain_head`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct IntakeAuditHead(pub AuditChainHead);
+payload!(IntakeAuditHead, "audit.intake.chain_head", Intake);
+
+/// `audit.routing.chain_head`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct RoutingAuditHead(pub AuditChainHead);
+payload!(RoutingAuditHead, "audit.routing.chain_head", Routing);
+
+/// `audit.sla.chain_head`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SlaAuditHead(pub AuditChainHead);
+payload!(SlaAuditHead, "audit.sla.chain_head", Sla);

@@ -38,6 +38,23 @@ pub struct Parts {
     pub company_keys: lots_domain::CompanyKeys,
 }
 
+/// Intake's gallring job, beside the platform's: a case closed or withdrawn longer ago than
+/// the tenant's `[privacy] personal_data_days` loses its organisation number (a personnummer for
+/// a sole trader), company name, contact and free text; its reference, type, dates and outcome
+/// stay for statistics.
+pub fn retention_jobs() -> Vec<lots_platform::retention::Job> {
+    vec![lots_platform::retention::Job {
+        what: "ended_case_personal_data",
+        sql: "UPDATE cases SET org_nr = '', company_name = '(gallrad)', contact_name = '', contact_phone = '',
+                  contact_email = '', description = '', waiting_reason = NULL, request_fingerprint = '',
+                  decision = CASE WHEN decision IS NULL THEN NULL ELSE '(gallrad)' END, erased_at = now()
+              WHERE id IN (
+                  SELECT id FROM cases WHERE tenant = $3 AND status IN ('closed', 'withdrawn') AND erased_at IS NULL
+                    AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        age: lots_platform::retention::Age::PersonalData,
+    }]
+}
+
 /// A built intake service, bound and ready to run.
 pub struct App {
     service: Service,
@@ -80,6 +97,7 @@ impl App {
         let listener =
             TcpListener::bind(parts.grpc_addr).await.with_context(|| format!("bind gRPC on {}", parts.grpc_addr))?;
         let mut service = Service::new("intake", parts.pool, parts.nats, parts.subjects, listener, &parts.tenants)?;
+        service.retention_jobs.extend(retention_jobs());
         // The consumer receives exactly the event types intake applies.
         service.consumer_kinds = lots_events::views::INTAKE.applies.iter().map(|k| k.to_string()).collect();
         let tenants = Arc::new(parts.tenants);

@@ -29,9 +29,10 @@ pub struct NewCase {
 }
 
 impl NewCase {
-    /// What makes two requests "the same" for the idempotency key.
+    /// What makes two requests "the same" for the idempotency key: a digest, so the stored
+    /// fingerprint holds no organisation number or contact.
     pub fn fingerprint(&self) -> String {
-        serde_json::json!([
+        let request = serde_json::json!([
             self.tenant.kommunkod,
             self.org_nr.expose(),
             self.company_name,
@@ -42,7 +43,8 @@ impl NewCase {
             self.description,
             self.channel.as_str(),
         ])
-        .to_string()
+        .to_string();
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, request.as_bytes()).to_string()
     }
 }
 

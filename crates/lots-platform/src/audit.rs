@@ -203,8 +203,48 @@ fn link(prev: &[u8], seq: i64, row: &Row) -> Vec<u8> {
 /// The hash before a tenant's first entry.
 const GENESIS: [u8; 32] = [0; 32];
 
-/// Chains what can be chained now; returns how many entries were linked.
-pub async fn chain_round(pool: &PgPool) -> sqlx::Result<usize> {
+/// Where and how often chain heads are published.
+pub struct HeadPublisher {
+    pub service: &'static str,
+    pub subjects: lots_events::Subjects,
+    /// Wakes the outbox relay.
+    pub relay: std::sync::Arc<tokio::sync::Notify>,
+    /// When each tenant's head was last published.
+    last: std::collections::HashMap<String, std::time::Instant>,
+    /// Heads that moved and wait for their minute.
+    pending: std::collections::HashMap<String, (i64, Vec<u8>)>,
+}
+
+/// A tenant's head is published at most this often (and only when it moved).
+const HEAD_EVERY: Duration = Duration::from_secs(60);
+
+impl HeadPublisher {
+    pub fn new(
+        service: &'static str,
+        subjects: lots_events::Subjects,
+        relay: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        HeadPublisher { service, subjects, relay, last: Default::default(), pending: Default::default() }
+    }
+
+    fn event(&self, tenant: &str, seq: i64, hash: &[u8]) -> Option<lots_events::Envelope> {
+        use lots_events::{AuditChainHead, Envelope, IntakeAuditHead, RoutingAuditHead, SlaAuditHead};
+        let head = AuditChainHead { seq, hash: hex::encode(hash) };
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("audit-head/{}/{tenant}/{seq}", self.service).as_bytes());
+        let (nil, now) = (Uuid::nil(), Utc::now());
+        let event = match self.service {
+            "intake" => Envelope::new(tenant, nil, 0, "intake", now, IntakeAuditHead(head)).with_id(id).into_raw(),
+            "routing" => Envelope::new(tenant, nil, 0, "routing", now, RoutingAuditHead(head)).with_id(id).into_raw(),
+            "sla" => Envelope::new(tenant, nil, 0, "sla", now, SlaAuditHead(head)).with_id(id).into_raw(),
+            _ => return None,
+        };
+        event.ok()
+    }
+}
+
+/// Chains what can be chained now; returns how many entries were linked. With `publish`, moved
+/// heads are written to the outbox (at most once a minute per tenant) in the same transaction.
+pub async fn chain_round(pool: &PgPool, mut publish: Option<&mut HeadPublisher>) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     // One chainer at a time across replicas; the others try again next round.
@@ -265,6 +305,27 @@ pub async fn chain_round(pool: &PgPool) -> sqlx::Result<usize> {
         .execute(&mut *tx)
         .await?;
     }
+    let mut published = false;
+    if let Some(p) = publish.as_deref_mut() {
+        p.pending.extend(heads);
+        let due: Vec<String> =
+            p.pending.keys().filter(|t| p.last.get(*t).is_none_or(|at| at.elapsed() >= HEAD_EVERY)).cloned().collect();
+        let mut events = Vec::new();
+        for tenant in due {
+            if let Some((seq, hash)) = p.pending.remove(&tenant)
+                && let Some(e) = p.event(&tenant, seq, &hash)
+            {
+                events.push(e);
+                p.last.insert(tenant, std::time::Instant::now());
+            }
+        }
+        if !events.is_empty() {
+            crate::outbox::enqueue_many(&mut tx, &p.subjects, &events)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            published = true;
+        }
+    }
     sqlx::query(
         "INSERT INTO audit_chain_cursor (one, chained_to) VALUES (true, $1::text::xid8)
          ON CONFLICT (one) DO UPDATE SET chained_to = EXCLUDED.chained_to",
@@ -273,13 +334,16 @@ pub async fn chain_round(pool: &PgPool) -> sqlx::Result<usize> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    if published && let Some(p) = publish {
+        p.relay.notify_one();
+    }
     Ok(rows.len())
 }
 
-/// Links new entries every second until cancelled.
-pub async fn run_chainer(pool: PgPool, token: CancellationToken) {
+/// Links new entries every second until cancelled, publishing moved heads.
+pub async fn run_chainer(pool: PgPool, mut publish: HeadPublisher, token: CancellationToken) {
     loop {
-        if let Err(err) = chain_round(&pool).await {
+        if let Err(err) = chain_round(&pool, Some(&mut publish)).await {
             tracing::warn!(error = %err, "cannot chain audit entries; retrying");
         }
         tokio::select! {

@@ -57,14 +57,24 @@ pub const BATCH: i64 = 5_000;
 /// How often the jobs run.
 const EVERY: Duration = Duration::from_secs(3600);
 
-/// One retention job: `sql` deletes at most `$2` rows older than the cutoff `$1`, locking them
-/// with SKIP LOCKED, and `days` says how old.
+/// One retention job: `sql` deletes (or erases) at most `$2` rows older than the cutoff `$1`,
+/// locking them with SKIP LOCKED; `age` says how old.
 #[derive(Clone)]
 pub struct Job {
     /// What is pruned, for logs and the metric's label.
     pub what: &'static str,
     pub sql: &'static str,
-    pub days: fn(&Retention) -> u32,
+    pub age: Age,
+}
+
+/// How old a job's rows must be.
+#[derive(Clone, Copy)]
+pub enum Age {
+    /// The same for every tenant, from the service's settings.
+    Days(fn(&Retention) -> u32),
+    /// Gallring: each tenant's own period for personal data (`[privacy]`); the job's SQL takes
+    /// the tenant as `$3`.
+    PersonalData,
 }
 
 /// The platform tables' jobs (every service has these tables).
@@ -74,20 +84,28 @@ pub fn platform_jobs() -> Vec<Job> {
             what: "inbox",
             sql: "DELETE FROM inbox WHERE event_id IN (
                       SELECT event_id FROM inbox WHERE handled_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            days: |r| r.inbox_days,
+            age: Age::Days(|r| r.inbox_days),
         },
         Job {
             what: "outbox",
             sql: "DELETE FROM outbox WHERE id IN (
                       SELECT id FROM outbox WHERE status = 'sent' AND sent_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            days: |r| r.sent_outbox_days,
+            age: Age::Days(|r| r.sent_outbox_days),
         },
         Job {
             what: "dead_letter",
             sql: "DELETE FROM dead_letter WHERE event_id IN (
                       SELECT event_id FROM dead_letter WHERE status <> 'open' AND resolved_at < $1
                       LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            days: |r| r.dead_letters_days,
+            age: Age::Days(|r| r.dead_letters_days),
+        },
+        Job {
+            what: "dead_letter_payloads",
+            sql: "UPDATE dead_letter SET payload = convert_to('{}', 'UTF8'), error = '(gallrad)'
+                  WHERE event_id IN (
+                      SELECT event_id FROM dead_letter WHERE tenant = $3 AND status <> 'open'
+                        AND error <> '(gallrad)' AND created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            age: Age::PersonalData,
         },
     ]
 }
@@ -98,12 +116,13 @@ pub async fn prune(
     pool: &PgPool,
     jobs: &[Job],
     retention: &Retention,
+    tenants: &crate::Tenants,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(&'static str, u64)>> {
     let mut out = Vec::with_capacity(jobs.len());
     let mut failed = None;
     for job in jobs {
-        match prune_one(pool, job, retention, now).await {
+        match prune_one(pool, job, retention, tenants, now).await {
             Ok(n) => out.push((job.what, n)),
             Err(err) => {
                 tracing::warn!(what = job.what, error = %err, "retention job failed");
@@ -114,15 +133,38 @@ pub async fn prune(
     failed.map_or(Ok(out), Err)
 }
 
-async fn prune_one(pool: &PgPool, job: &Job, retention: &Retention, now: DateTime<Utc>) -> sqlx::Result<u64> {
-    let cutoff = now - chrono::Duration::days(i64::from((job.days)(retention)));
+async fn prune_one(
+    pool: &PgPool,
+    job: &Job,
+    retention: &Retention,
+    tenants: &crate::Tenants,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let days = |d: u32| now - chrono::Duration::days(i64::from(d));
     let mut deleted = 0;
-    loop {
-        let query = sqlx::query(sqlx::AssertSqlSafe(job.sql)).bind(cutoff).bind(BATCH);
-        let n = query.execute(pool).await?.rows_affected();
-        deleted += n;
-        if (n as i64) < BATCH {
-            return Ok(deleted);
+    match job.age {
+        Age::Days(days_of) => loop {
+            let query = sqlx::query(sqlx::AssertSqlSafe(job.sql)).bind(days(days_of(retention))).bind(BATCH);
+            let n = query.execute(pool).await?.rows_affected();
+            deleted += n;
+            if (n as i64) < BATCH {
+                return Ok(deleted);
+            }
+        },
+        Age::PersonalData => {
+            for tenant in tenants.iter() {
+                let cutoff = days(tenant.privacy.personal_data_days);
+                loop {
+                    let query =
+                        sqlx::query(sqlx::AssertSqlSafe(job.sql)).bind(cutoff).bind(BATCH).bind(&tenant.kommunkod);
+                    let n = query.execute(pool).await?.rows_affected();
+                    deleted += n;
+                    if (n as i64) < BATCH {
+                        break;
+                    }
+                }
+            }
+            Ok(deleted)
         }
     }
 }
@@ -132,6 +174,7 @@ pub async fn run(
     pool: PgPool,
     jobs: Vec<Job>,
     retention: Retention,
+    tenants: crate::Tenants,
     clock: crate::Clock,
     metrics: Metrics,
     token: CancellationToken,
@@ -144,7 +187,7 @@ pub async fn run(
         }
         wait = EVERY;
         for job in &jobs {
-            match prune_one(&pool, job, &retention, clock.now()).await {
+            match prune_one(&pool, job, &retention, &tenants, clock.now()).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(what = job.what, deleted = n, "retention: old rows deleted");

@@ -54,6 +54,8 @@ pub struct Service {
     /// service adds its own).
     pub retention: crate::retention::Retention,
     pub retention_jobs: Vec<crate::retention::Job>,
+    /// The municipalities served (gallring periods per tenant).
+    pub tenants: crate::Tenants,
     /// Why a background task the service cannot live without ended, if one did.
     failed: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -126,6 +128,7 @@ impl Service {
             health_listener: None,
             retention: Default::default(),
             retention_jobs: crate::retention::platform_jobs(),
+            tenants: tenants.clone(),
             failed: Arc::default(),
         })
     }
@@ -220,12 +223,17 @@ impl Service {
                 self.pool.clone(),
                 self.retention_jobs.clone(),
                 self.retention.clone(),
+                self.tenants.clone(),
                 crate::Clock::system(),
                 self.metrics.clone(),
                 token.clone(),
             ),
         ));
-        tasks.spawn(crate::db::scoped(crate::db::SYSTEM, crate::audit::run_chainer(self.pool.clone(), token.clone())));
+        let heads = crate::audit::HeadPublisher::new(self.name, self.subjects.clone(), self.relay.waker());
+        tasks.spawn(crate::db::scoped(
+            crate::db::SYSTEM,
+            crate::audit::run_chainer(self.pool.clone(), heads, token.clone()),
+        ));
         // Open dead letters as a gauge, for the alert rule that calls an operator.
         let (pool, metrics, stop) = (self.pool.clone(), self.metrics.clone(), token.clone());
         tasks.spawn(crate::db::scoped(crate::db::SYSTEM, async move {

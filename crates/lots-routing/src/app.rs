@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
-use lots_platform::retention::Job;
+use lots_platform::retention::{Age, Job};
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::officer_service_server::{self, OfficerServiceServer};
@@ -48,13 +48,30 @@ pub fn retention_jobs() -> Vec<Job> {
             what: "task_changes",
             sql: "DELETE FROM task_changes WHERE (tenant, officer_id, seq) IN (
                       SELECT tenant, officer_id, seq FROM task_changes WHERE at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            days: |r| r.task_changes_days,
+            age: Age::Days(|r| r.task_changes_days),
         },
         Job {
             what: "busy",
             sql: "DELETE FROM busy WHERE id IN (
                       SELECT id FROM busy WHERE during << tstzrange($1, NULL) LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            days: |r| r.past_busy_days,
+            age: Age::Days(|r| r.past_busy_days),
+        },
+        // Gallring: an ended case's company and contact, and the company's links to officers.
+        Job {
+            what: "ended_case_personal_data",
+            sql: "UPDATE cases SET company_name = '(gallrad)', contact_name = '', contact_email = '',
+                      company_key = '', erased_at = now()
+                  WHERE id IN (
+                      SELECT id FROM cases WHERE tenant = $3 AND state = 'ended' AND erased_at IS NULL
+                        AND COALESCE(ended_at, registered_at) < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            age: Age::PersonalData,
+        },
+        Job {
+            what: "company_links",
+            sql: "DELETE FROM company_officers WHERE (tenant, company_key, competence, officer_id) IN (
+                      SELECT tenant, company_key, competence, officer_id FROM company_officers
+                      WHERE tenant = $3 AND last_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            age: Age::PersonalData,
         },
     ]
 }

@@ -184,7 +184,10 @@ impl Routing {
         let Some(case) = store::lock_case(conn, case_id).await? else {
             return Ok(());
         };
-        sqlx::query("UPDATE cases SET state = 'ended' WHERE id = $1").bind(case.id).execute(&mut *conn).await?;
+        sqlx::query("UPDATE cases SET state = 'ended', ended_at = now() WHERE id = $1")
+            .bind(case.id)
+            .execute(&mut *conn)
+            .await?;
         if let Some(meeting) = store::live_meeting(&mut *conn, case.id).await? {
             // A dukat bord that already took place stays in everyone's calendar: cancelling it
             // would send METHOD:CANCEL, which calendar clients treat as deleting it.

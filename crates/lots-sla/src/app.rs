@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lots_events::Subjects;
 use lots_platform::metrics::Metrics;
-use lots_platform::retention::Job;
+use lots_platform::retention::{Age, Job};
 use lots_platform::service::Service;
 use lots_platform::streams::StreamLimits;
 use lots_platform::{Clock, Tenants, db, nats};
@@ -58,7 +58,7 @@ pub fn retention_jobs() -> Vec<Job> {
               clocks_gone AS (DELETE FROM clocks WHERE case_id IN (SELECT id FROM old)),
               events_gone AS (DELETE FROM case_events WHERE case_id IN (SELECT id FROM old))
               DELETE FROM cases WHERE id IN (SELECT id FROM old)",
-        days: |r| r.ended_case_days,
+        age: Age::Days(|r| r.ended_case_days),
     }]
 }
 
