@@ -180,6 +180,26 @@ async fn the_log_cannot_be_rewritten_and_a_rewrite_is_found() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reordered_entries_are_found() {
+    let app = TestApp::spawn().await;
+    let case = app.register(app.restaurant("o-1")).await.unwrap();
+    app.get(&case.id).await;
+    app.client.clone().list_cases(pb::ListCasesRequest::default()).await.unwrap();
+    assert!(verified(&app, app.addr).await.ok);
+    // Swap the second and third links.
+    sqlx::query("ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only").execute(&app.pool).await.unwrap();
+    for sql in [
+        "UPDATE audit_chain SET seq = -2 WHERE seq = 2",
+        "UPDATE audit_chain SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_chain SET seq = 3 WHERE seq = -2",
+    ] {
+        sqlx::query(sql).execute(&app.pool).await.unwrap();
+    }
+    let v = verified(&app, app.addr).await;
+    assert_eq!((v.ok, v.first_broken_seq), (false, 2), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_read_that_cannot_be_recorded_is_not_answered() {
     let app = TestApp::spawn().await;
     let case = app.register(app.restaurant("r-1")).await.unwrap();
