@@ -47,6 +47,7 @@ pub fn retention_jobs() -> Vec<lots_platform::retention::Job> {
         what: "ended_case_personal_data",
         sql: "UPDATE cases SET org_nr = '', company_name = '(gallrad)', contact_name = '', contact_phone = '',
                   contact_email = '', description = '', waiting_reason = NULL, request_fingerprint = '',
+                  extension_reason = CASE WHEN extension_reason IS NULL THEN NULL ELSE '(gallrad)' END,
                   decision = CASE WHEN decision IS NULL THEN NULL ELSE '(gallrad)' END, erased_at = now()
               WHERE id IN (
                   SELECT id FROM cases WHERE tenant = $3 AND status IN ('closed', 'withdrawn') AND erased_at IS NULL

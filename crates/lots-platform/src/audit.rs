@@ -10,10 +10,12 @@
 //!   matrix or the handler).
 //!
 //! Entries never change (a trigger refuses UPDATE, DELETE and TRUNCATE). One **chainer** per
-//! service (an advisory lock picks one replica) links them into a hash chain per tenant, in
-//! commit order: it takes only entries of transactions older than its snapshot's `xmin` (so none
-//! can still appear before them), orders them by transaction and id, and gives each the next
-//! sequence number and `sha256(previous hash ‖ canonical form)`. [`verify`] walks a tenant's
+//! service (an advisory lock per schema picks one replica) links them into a hash chain per
+//! tenant: it takes only entries of transactions older than its snapshot's `xmin` (so none can
+//! still appear before them), orders them by writing transaction (`xid`, which is final once
+//! below `xmin`) and id, and gives each the next sequence number and
+//! `sha256(previous hash ‖ canonical form)`. Refusals of callers without a valid token form a
+//! chain of their own (tenant `''`), which is not published. [`verify`] walks a tenant's
 //! chain and names the first link that does not hold.
 
 use std::time::Duration;
@@ -200,6 +202,10 @@ fn link(prev: &[u8], seq: i64, row: &Row) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// Entries linked per round, so a backlog (a long transaction elsewhere held xmin back) is worked
+/// off in bounded statements.
+const CHAIN_BATCH: i64 = 10_000;
+
 /// The hash before a tenant's first entry.
 const GENESIS: [u8; 32] = [0; 32];
 
@@ -248,9 +254,11 @@ pub async fn chain_round(pool: &PgPool, mut publish: Option<&mut HeadPublisher>)
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     // One chainer at a time across replicas; the others try again next round.
-    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lots-audit-chain'))")
-        .fetch_one(&mut *tx)
-        .await?;
+    sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '60s'").execute(&mut *tx).await?;
+    let mine: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lots-audit-chain/' || current_schema()))")
+            .fetch_one(&mut *tx)
+            .await?;
     if !mine {
         return Ok(0);
     }
@@ -264,12 +272,23 @@ pub async fn chain_round(pool: &PgPool, mut publish: Option<&mut HeadPublisher>)
          FROM audit_log e
          WHERE e.xid < $1::text::xid8 AND ($2::text IS NULL OR e.xid >= $2::text::xid8)
            AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = e.id)
-         ORDER BY e.xid, e.id",
+         ORDER BY e.xid, e.id LIMIT $3",
     )
     .bind(&xmin)
     .bind(&from)
+    .bind(CHAIN_BATCH)
     .fetch_all(&mut *tx)
     .await?;
+    // A full batch: the cursor stops at the last transaction chained (its other entries, if
+    // any, come next round); else everything below xmin is chained.
+    let chained_to = if rows.len() as i64 == CHAIN_BATCH {
+        sqlx::query_scalar::<_, String>("SELECT xid::text FROM audit_log WHERE id = $1")
+            .bind(rows.last().map(|r| r.id))
+            .fetch_one(&mut *tx)
+            .await?
+    } else {
+        xmin.clone()
+    };
     let mut heads: std::collections::HashMap<String, (i64, Vec<u8>)> = std::collections::HashMap::new();
     let (mut tenants, mut seqs, mut ids, mut prevs, mut hashes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -307,7 +326,8 @@ pub async fn chain_round(pool: &PgPool, mut publish: Option<&mut HeadPublisher>)
     }
     let mut published = false;
     if let Some(p) = publish.as_deref_mut() {
-        p.pending.extend(heads);
+        // Refusals of unknown callers form the chain of no municipality: it has no subject.
+        p.pending.extend(heads.into_iter().filter(|(tenant, _)| !tenant.is_empty()));
         let due: Vec<String> =
             p.pending.keys().filter(|t| p.last.get(*t).is_none_or(|at| at.elapsed() >= HEAD_EVERY)).cloned().collect();
         let mut events = Vec::new();
@@ -330,7 +350,7 @@ pub async fn chain_round(pool: &PgPool, mut publish: Option<&mut HeadPublisher>)
         "INSERT INTO audit_chain_cursor (one, chained_to) VALUES (true, $1::text::xid8)
          ON CONFLICT (one) DO UPDATE SET chained_to = EXCLUDED.chained_to",
     )
-    .bind(&xmin)
+    .bind(&chained_to)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -415,8 +435,10 @@ pub async fn verify(pool: &PgPool, tenant: &str) -> sqlx::Result<Verification> {
             out.head = Some((l.seq, l.hash.clone()));
         }
     }
+    // Only entries past the chainer's cursor can be unchained.
     out.unchained = sqlx::query_scalar::<_, i64>(
         "SELECT count(*) FROM audit_log e WHERE e.tenant = $1
+           AND e.xid >= COALESCE((SELECT chained_to FROM audit_chain_cursor), '0'::xid8)
            AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.entry_id = e.id)",
     )
     .bind(tenant)

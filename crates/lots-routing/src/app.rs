@@ -67,6 +67,14 @@ pub fn retention_jobs() -> Vec<Job> {
             age: Age::PersonalData,
         },
         Job {
+            what: "ended_case_task_reasons",
+            sql: "UPDATE tasks SET reason = '(gallrad)' WHERE id IN (
+                      SELECT t.id FROM tasks t JOIN cases c ON c.id = t.case_id
+                      WHERE t.tenant = $3 AND c.state = 'ended' AND t.reason IS NOT NULL AND t.reason <> '(gallrad)'
+                        AND COALESCE(c.ended_at, c.registered_at) < $1 LIMIT $2 FOR UPDATE OF t SKIP LOCKED)",
+            age: Age::PersonalData,
+        },
+        Job {
             what: "company_links",
             sql: "DELETE FROM company_officers WHERE (tenant, company_key, competence, officer_id) IN (
                       SELECT tenant, company_key, competence, officer_id FROM company_officers

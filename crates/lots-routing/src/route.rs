@@ -132,7 +132,8 @@ impl Routing {
         .execute(&mut *conn)
         .await?;
         sqlx::query(
-            "INSERT INTO company_officers (tenant, company_key, competence, officer_id, last_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO company_officers (tenant, company_key, competence, officer_id, last_at)
+             SELECT $1, $2, $3, $4, $5 WHERE $2 <> ''
              ON CONFLICT (tenant, company_key, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
         )
         .bind(&case.tenant)

@@ -134,7 +134,10 @@ impl TenantState {
 
     /// Everyone who could take a seat of `competence` for the company `company_key`, unordered.
     pub fn candidates(&self, competence: &str, company_key: &str) -> Vec<Candidate> {
-        let served = self.served.get(&(company_key.to_owned(), competence.to_owned()));
+        // No key (a case from before company keys): no continuity, rather than one shared company.
+        let served = (!company_key.is_empty())
+            .then(|| self.served.get(&(company_key.to_owned(), competence.to_owned())))
+            .flatten();
         self.by_competence
             .get(competence)
             .into_iter()
@@ -162,6 +165,9 @@ impl TenantState {
             o.add_busy(slot);
             o.open_tasks += 1;
             o.last_assigned_at = Some(now);
+        }
+        if company_key.is_empty() {
+            return;
         }
         let served = self.served.entry((company_key.to_owned(), competence.to_owned())).or_default();
         if !served.iter().any(|s| s == officer) {

@@ -104,7 +104,7 @@ pub async fn candidates(
             (SELECT count(*) FROM tasks t WHERE t.tenant = o.tenant AND t.officer_id = o.id
                 AND t.status IN ('offered', 'accepted')) AS open_tasks,
             EXISTS (SELECT 1 FROM company_officers s
-                WHERE s.tenant = o.tenant AND s.company_key = $3 AND s.competence = $2 AND s.officer_id = o.id) AS served
+                WHERE s.tenant = o.tenant AND s.company_key = $3 AND $3 <> '' AND s.competence = $2 AND s.officer_id = o.id) AS served
          FROM officers o WHERE o.tenant = $1 AND o.active AND $2 = ANY (o.competences)",
     )
     .bind(tenant)
@@ -448,6 +448,7 @@ impl BatchWrite {
                 "INSERT INTO company_officers (tenant, company_key, competence, officer_id, last_at)
                  SELECT DISTINCT ON (s.org, s.competence, s.o) $1, s.org, s.competence, s.o, $5
                  FROM unnest($2::text[], $3::text[], $4::text[]) AS s(org, competence, o)
+                 WHERE s.org <> ''
                  ON CONFLICT (tenant, company_key, competence, officer_id) DO UPDATE SET last_at = EXCLUDED.last_at",
             )
             .bind(tenant)
