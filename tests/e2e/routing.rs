@@ -379,6 +379,25 @@ async fn fifty_cases_at_once_never_double_book_an_officer() {
     }
 }
 
+/// The case ids of a `WatchTasks` stream's snapshot, read up to its `Live` marker, sorted.
+async fn snapshot_cases(stream: &mut tonic::Streaming<pb::TaskUpdate>) -> Vec<String> {
+    let mut snapshot = Vec::new();
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        if u.kind == Kind::Live as i32 {
+            return sorted(snapshot);
+        }
+        assert_eq!(u.kind, Kind::Snapshot as i32);
+        snapshot.push(u.task.unwrap().case_id);
+    }
+}
+
+fn sorted(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
     let app = spawn("2026-09-07 08:00").await;
@@ -406,18 +425,7 @@ async fn watch_tasks_streams_new_tasks_and_resumes_from_a_cursor() {
 
     // A fresh watcher starts with a snapshot of both open tasks.
     let mut fresh = watcher.watch_tasks(pb::WatchTasksRequest::default()).await.unwrap().into_inner();
-    let mut snapshot = Vec::new();
-    while let Some(Ok(u)) = fresh.next().await {
-        if u.kind == Kind::Live as i32 {
-            break;
-        }
-        assert_eq!(u.kind, Kind::Snapshot as i32);
-        snapshot.push(u.task.unwrap().case_id);
-    }
-    snapshot.sort();
-    let mut expected = vec![first.id.clone(), second.id.clone()];
-    expected.sort();
-    assert_eq!(snapshot, expected);
+    assert_eq!(snapshot_cases(&mut fresh).await, sorted([first.id.clone(), second.id.clone()]));
 
     // An open stream does not hold up shutdown: the service ends it and drains at once.
     let mut app = app;
@@ -915,19 +923,7 @@ async fn pruned_task_changes_give_an_old_cursor_a_fresh_snapshot_and_past_busy_t
     // Resuming from change 1 would silently miss change 2: the watcher gets a snapshot instead.
     let req = pb::WatchTasksRequest { cursor: "1".into(), ..Default::default() };
     let mut resumed = watcher.watch_tasks(req).await.unwrap().into_inner();
-    let mut snapshot = Vec::new();
-    loop {
-        let u = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
-        if u.kind == Kind::Live as i32 {
-            break;
-        }
-        assert_eq!(u.kind, Kind::Snapshot as i32);
-        snapshot.push(u.task.unwrap().case_id);
-    }
-    snapshot.sort();
-    let mut expected = vec![first.id.clone(), second.id.clone()];
-    expected.sort();
-    assert_eq!(snapshot, expected);
+    assert_eq!(snapshot_cases(&mut resumed).await, sorted([first.id.clone(), second.id.clone()]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -97,13 +97,17 @@ impl Entry {
         }
     }
 
-    /// The same entry for a call that was refused with `status`.
-    pub fn refused(mut self, status: &tonic::Status) -> Entry {
-        self.action = "refused".into();
-        self.result = code_name(status.code());
-        self.reason = Some(status.message().chars().take(500).collect());
-        self.changes = None;
-        self
+    /// A call through `rpc` refused with `status` (`actor` is empty when no token was valid).
+    pub fn refused(actor: Actor, rpc: &str, status: &tonic::Status) -> Entry {
+        Entry {
+            actor,
+            action: "refused".into(),
+            rpc: rpc.into(),
+            objects: Vec::new(),
+            result: code_name(status.code()),
+            reason: Some(status.message().chars().take(500).collect()),
+            changes: None,
+        }
     }
 }
 

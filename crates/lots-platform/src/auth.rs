@@ -588,16 +588,7 @@ pub struct AuthService<S> {
 async fn record_refusal(pool: Option<&sqlx::PgPool>, caller: Option<&Caller>, rpc: &str, status: &Status) {
     let Some(pool) = pool else { return };
     let actor = caller.map(crate::audit::Actor::of).unwrap_or_default();
-    let entry = crate::audit::Entry {
-        actor,
-        action: "read".into(),
-        rpc: rpc.to_owned(),
-        objects: Vec::new(),
-        result: "ok".into(),
-        reason: None,
-        changes: None,
-    }
-    .refused(status);
+    let entry = crate::audit::Entry::refused(actor, rpc, status);
     if let Err(err) = crate::audit::record(pool, &entry).await {
         tracing::warn!(error = %err, rpc, "cannot record a refused call in the audit log");
     }

@@ -200,14 +200,15 @@ impl InFlight {
 
 /// The stream's last sequence now: every event published so far is at or below it.
 pub async fn stream_last(js: &jetstream::Context, subjects: &Subjects) -> Result<u64> {
+    // `get_stream` fetched the stream's info already.
     let stream = js.get_stream(subjects.stream_name()).await.map_err(Error::nats)?;
-    Ok(stream.get_info().await.map_err(Error::nats)?.state.last_sequence)
+    Ok(stream.cached_info().state.last_sequence)
 }
 
 /// Whether durable consumer `durable` has applied (acknowledged) every event of its filter up
 /// to stream sequence `seq`: its ack floor has passed `seq`, or nothing is pending or unacked.
 pub async fn applied_through(js: &jetstream::Context, subjects: &Subjects, durable: &str, seq: u64) -> Result<bool> {
-    let stream = js.get_stream(subjects.stream_name()).await.map_err(Error::nats)?;
+    let stream = js.get_stream_no_info(subjects.stream_name()).await.map_err(Error::nats)?;
     let info = stream.consumer_info(durable).await.map_err(Error::nats)?;
     Ok(info.ack_floor.stream_sequence >= seq || (info.num_pending == 0 && info.num_ack_pending == 0))
 }

@@ -117,12 +117,6 @@ impl Filter {
 /// Alerts read per query of a stream's snapshot.
 const SNAPSHOT_PAGE: i64 = 1000;
 
-impl AlertApi {
-    async fn query(&self, f: &Filter, after: i64, limit: i64) -> Result<Vec<AlertRow>> {
-        query(&self.sla.pool, f, after, limit).await
-    }
-}
-
 async fn query<'c, E: sqlx::PgExecutor<'c>>(db: E, f: &Filter, after: i64, limit: i64) -> Result<Vec<AlertRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(ALERT_QUERY))
         .bind(&f.tenant)
@@ -246,7 +240,7 @@ impl AlertService for AlertApi {
             ),
         };
         let f = filter(&caller, &req.units, req.min_severity, req.open_only, case_id)?;
-        let alerts = self.query(&f, 0, limit).await?;
+        let alerts = query(&self.sla.pool, &f, 0, limit).await?;
         let read = alerts.iter().map(|a| a.id.to_string()).collect();
         audit::read(&self.sla.pool, &caller, "AlertService/ListAlerts", read).await?;
         Ok(Response::new(pb::ListAlertsResponse { alerts: alerts.iter().map(to_pb).collect() }))

@@ -266,7 +266,8 @@ impl Sla {
     /// when the next stage falls due.
     async fn fire_round(&self, token: &CancellationToken) -> Result<Option<DateTime<Utc>>> {
         let horizon = self.clock.now();
-        if self.next_due().await?.is_some_and(|next| next <= horizon) {
+        let next = self.next_due().await?;
+        if next.is_some_and(|next| next <= horizon) {
             // An event that stops or pauses a clock may be in the stream but not yet applied:
             // fire only once everything published by `horizon` has been applied.
             self.await_applied(token).await;
@@ -295,8 +296,10 @@ impl Sla {
             if let Some(err) = failed {
                 return Err(err);
             }
+            // Firing moved the next due instant.
+            return self.next_due().await;
         }
-        self.next_due().await
+        Ok(next)
     }
 
     /// Waits until sla's consumer has applied every event the stream held when called (at
