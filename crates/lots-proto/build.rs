@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 7] = [
     "lots/v1/admin.proto",
     "lots/v1/common.proto",
+    "lots/v1/complaint.proto",
     "lots/v1/intake.proto",
     "lots/v1/routing.proto",
     "lots/v1/sla.proto",
+    "lots/v1/visit.proto",
 ];
 
 #[allow(unsafe_code)]

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lots_proto::v1 as pb;
+
+use crate::commands::visit::{CompanyParticipant, FollowUpSpec, parse_date, parse_follow_up, parse_participant};
 
 /// `lots`: talk to a running Lotsen, or run one on this machine (`lots dev`).
 ///
@@ -24,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Intake's gRPC address (IntakeService).
+    /// Intake's gRPC address (IntakeService, ComplaintService, VisitService).
     #[arg(long, global = true, env = "LOTS_INTAKE_URL", default_value = "http://127.0.0.1:50051")]
     pub intake: String,
     /// Routing's gRPC address (TaskService).
@@ -60,6 +63,12 @@ pub enum Command {
     /// Servicegaranti warnings, breaches and escalations (sla).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Klagomål about service and bemötande: register, acknowledge, answer and close (intake).
+    #[command(subcommand)]
+    Complaint(ComplaintCommand),
+    /// Company visits (företagsbesök), their follow-ups and the yearly target (intake).
+    #[command(subcommand)]
+    Visit(VisitCommand),
     /// Every servicegaranti clock of a case: due time, state and time left (sla).
     Clocks {
         /// Case id or reference (NKP-2026-000123).
@@ -300,6 +309,239 @@ pub struct ListCasesArgs {
     pub limit: u32,
 }
 
+/// `lots complaint …`
+#[derive(Debug, Subcommand)]
+pub enum ComplaintCommand {
+    /// Register a complaint.
+    Register(RegisterComplaintArgs),
+    /// List complaints, newest first, following pages up to --limit.
+    List(ListComplaintsArgs),
+    /// Show one complaint.
+    Show {
+        /// Complaint id or reference (NKP-K-2026-000007).
+        complaint: String,
+    },
+    /// The complainant has been told the complaint was received.
+    Acknowledge {
+        /// Complaint id or reference.
+        complaint: String,
+    },
+    /// Answer the complainant, with what the municipality did about it.
+    Answer {
+        /// Complaint id or reference.
+        complaint: String,
+        /// The answer as given to the complainant.
+        #[arg(long)]
+        answer: String,
+        /// What the municipality did about it.
+        #[arg(long)]
+        action_taken: String,
+    },
+    /// Close the complaint: once answered, or once acknowledged when it is anonymous.
+    Close {
+        /// Complaint id or reference.
+        complaint: String,
+    },
+    /// Let another officer handle the complaint from now on.
+    Reassign {
+        /// Complaint id or reference.
+        complaint: String,
+        /// The new handler's officer id.
+        #[arg(long)]
+        to: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `lots complaint register`
+#[derive(Debug, Clone, Args)]
+pub struct RegisterComplaintArgs {
+    /// What the complaint is about (SKR Insikt's service factors, or övrigt).
+    #[arg(long, value_enum)]
+    pub category: ComplaintCategoryArg,
+    /// How the complaint reached the municipality.
+    #[arg(long, value_enum)]
+    pub channel: ChannelArg,
+    #[command(flatten)]
+    pub about: ComplaintAboutArgs,
+    /// What happened, in the complainant's words.
+    #[arg(long)]
+    pub description: String,
+    /// No contact is stored and no answer is owed.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Who complains (required unless --anonymous, with a phone or an e-mail).
+    #[arg(long, conflicts_with = "anonymous")]
+    pub contact_name: Option<String>,
+    /// The complainant's phone number.
+    #[arg(long, conflicts_with = "anonymous")]
+    pub contact_phone: Option<String>,
+    /// The complainant's e-mail address.
+    #[arg(long, conflicts_with = "anonymous")]
+    pub contact_email: Option<String>,
+    /// The company on whose behalf, if any: organisationsnummer.
+    #[arg(long)]
+    pub org_nr: Option<String>,
+    /// The company's name.
+    #[arg(long)]
+    pub company_name: Option<String>,
+    /// The complaint holds details under secrecy (OSL): a public copy must be masked.
+    #[arg(long)]
+    pub secrecy: bool,
+    /// Idempotency key; a retry with the same key returns the first complaint. Default: a new
+    /// UUIDv7.
+    #[arg(long, alias = "key")]
+    pub idempotency_key: Option<String>,
+}
+
+/// What a complaint is about: at most one of these; none means nothing in particular.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "about_what", multiple = false)]
+pub struct ComplaintAboutArgs {
+    /// A case, by id or reference (NKP-2026-000123).
+    #[arg(long)]
+    pub about_case: Option<String>,
+    /// A unit of the municipality, by unit id.
+    #[arg(long)]
+    pub about_unit: Option<String>,
+    /// An officer, by officer id.
+    #[arg(long)]
+    pub about_officer: Option<String>,
+}
+
+/// `lots complaint list`
+#[derive(Debug, Clone, Args)]
+pub struct ListComplaintsArgs {
+    /// Only complaints in this state.
+    #[arg(long, value_enum)]
+    pub status: Option<ComplaintStatusArg>,
+    /// Only complaints of this category.
+    #[arg(long, value_enum)]
+    pub category: Option<ComplaintCategoryArg>,
+    /// Only complaints handled by this officer.
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Only complaints about this case (id or reference).
+    #[arg(long)]
+    pub about_case: Option<String>,
+    /// Most complaints to show.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+/// `lots visit …`
+#[derive(Debug, Subcommand)]
+pub enum VisitCommand {
+    /// Register a company visit, with its follow-ups.
+    Register(RegisterVisitArgs),
+    /// List visits, following pages up to --limit.
+    List(ListVisitsArgs),
+    /// Show one visit with its follow-ups.
+    Show {
+        /// Visit id or reference (NKP-B-2026-000012).
+        visit: String,
+    },
+    /// Add or complete a visit's follow-ups.
+    #[command(subcommand, name = "follow-up")]
+    FollowUp(FollowUpCommand),
+    /// Lotsande besök of a year against the yearly target, and the state of the follow-ups.
+    Progress {
+        /// The year; default: the current one.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=9999))]
+        year: Option<i32>,
+    },
+}
+
+/// `lots visit follow-up …`
+#[derive(Debug, Subcommand)]
+pub enum FollowUpCommand {
+    /// Add a follow-up to a visit.
+    Add {
+        /// Visit id or reference.
+        visit: String,
+        /// The officer who does it.
+        #[arg(long)]
+        owner: String,
+        /// Due date, YYYY-MM-DD (today or later).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        due: NaiveDate,
+        /// What must be done.
+        #[arg(long)]
+        what: String,
+    },
+    /// Mark a follow-up done.
+    Done {
+        /// Visit id or reference.
+        visit: String,
+        /// The follow-up's number within the visit (see `lots visit show`).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        number: u32,
+        /// What was done.
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// `lots visit register`
+#[derive(Debug, Clone, Args)]
+pub struct RegisterVisitArgs {
+    /// Organisationsnummer, or a sole trader's personnummer.
+    #[arg(long)]
+    pub org_nr: String,
+    /// The company's name.
+    #[arg(long)]
+    pub company_name: String,
+    /// The day of the visit, YYYY-MM-DD (not in the future).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: NaiveDate,
+    /// Lotsande besök count toward the yearly target.
+    #[arg(long, value_enum)]
+    pub kind: VisitKindArg,
+    /// An officer of the municipality who took part; repeat for several (at least one).
+    #[arg(long = "participant", value_name = "OFFICER", required = true)]
+    pub participants: Vec<String>,
+    /// Someone from the company, as "Name:Role"; repeat for several.
+    #[arg(long = "company-participant", value_name = "NAME:ROLE", value_parser = parse_participant)]
+    pub company_participants: Vec<CompanyParticipant>,
+    /// A topic key from the municipality's list; repeat for several.
+    #[arg(long = "topic", value_name = "KEY")]
+    pub topics: Vec<String>,
+    /// Notes from the visit.
+    #[arg(long, default_value = "")]
+    pub notes: String,
+    /// A follow-up, as "OWNER:YYYY-MM-DD:what to do"; repeat for several.
+    #[arg(long = "follow-up", value_name = "OWNER:YYYY-MM-DD:WHAT", value_parser = parse_follow_up)]
+    pub follow_ups: Vec<FollowUpSpec>,
+    /// The company's story, in its own words.
+    #[arg(long)]
+    pub story: Option<String>,
+    /// The company has agreed that the municipality may publish the story.
+    #[arg(long, requires = "story")]
+    pub story_consent: bool,
+    /// Idempotency key; a retry with the same key returns the first visit. Default: a new UUIDv7.
+    #[arg(long, alias = "key")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `lots visit list`
+#[derive(Debug, Clone, Args)]
+pub struct ListVisitsArgs {
+    /// Only visits of this year.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=9999))]
+    pub year: Option<i32>,
+    /// Only visits of this kind.
+    #[arg(long, value_enum)]
+    pub kind: Option<VisitKindArg>,
+    /// Only visits with an open follow-up owned by this officer.
+    #[arg(long)]
+    pub follow_up_owner: Option<String>,
+    /// Most visits to show.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
 /// `lots tasks …`
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
@@ -528,6 +770,74 @@ impl From<StatusArg> for pb::CaseStatus {
     }
 }
 
+/// `--category` of a complaint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ComplaintCategoryArg {
+    #[value(alias = "bemötande")]
+    Bemotande,
+    Information,
+    #[value(alias = "tillgänglighet")]
+    Tillganglighet,
+    Kompetens,
+    #[value(alias = "rättssäkerhet")]
+    Rattssakerhet,
+    #[value(alias = "handläggningstid")]
+    Handlaggningstid,
+    #[value(alias = "övrigt")]
+    Ovrigt,
+}
+
+impl From<ComplaintCategoryArg> for pb::ComplaintCategory {
+    fn from(c: ComplaintCategoryArg) -> Self {
+        match c {
+            ComplaintCategoryArg::Bemotande => pb::ComplaintCategory::Bemotande,
+            ComplaintCategoryArg::Information => pb::ComplaintCategory::Information,
+            ComplaintCategoryArg::Tillganglighet => pb::ComplaintCategory::Tillganglighet,
+            ComplaintCategoryArg::Kompetens => pb::ComplaintCategory::Kompetens,
+            ComplaintCategoryArg::Rattssakerhet => pb::ComplaintCategory::Rattssakerhet,
+            ComplaintCategoryArg::Handlaggningstid => pb::ComplaintCategory::Handlaggningstid,
+            ComplaintCategoryArg::Ovrigt => pb::ComplaintCategory::Ovrigt,
+        }
+    }
+}
+
+/// `--status` of `lots complaint list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ComplaintStatusArg {
+    Registered,
+    Acknowledged,
+    Answered,
+    Closed,
+}
+
+impl From<ComplaintStatusArg> for pb::ComplaintStatus {
+    fn from(s: ComplaintStatusArg) -> Self {
+        match s {
+            ComplaintStatusArg::Registered => pb::ComplaintStatus::Registered,
+            ComplaintStatusArg::Acknowledged => pb::ComplaintStatus::Acknowledged,
+            ComplaintStatusArg::Answered => pb::ComplaintStatus::Answered,
+            ComplaintStatusArg::Closed => pb::ComplaintStatus::Closed,
+        }
+    }
+}
+
+/// `--kind` of a company visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VisitKindArg {
+    /// Lotsande besök: counts toward the yearly target.
+    Lotsande,
+    Other,
+}
+
+impl From<VisitKindArg> for pb::VisitKind {
+    fn from(k: VisitKindArg) -> Self {
+        match k {
+            VisitKindArg::Lotsande => pb::VisitKind::Lotsande,
+            VisitKindArg::Other => pb::VisitKind::Other,
+        }
+    }
+}
+
 /// `--min-severity`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SeverityArg {
@@ -654,6 +964,169 @@ mod tests {
         let cli = parse(&["tasks", "list", "--officer", "erik.sandberg"]).unwrap();
         let Command::Tasks(TasksCommand::List { officer, .. }) = cli.command else { panic!("not a list command") };
         assert_eq!(officer.officer.as_deref(), Some("erik.sandberg"));
+    }
+
+    #[test]
+    fn complaint_register_takes_every_field_and_defaults_the_key() {
+        let cli = parse(&[
+            "complaint",
+            "register",
+            "--category",
+            "bemötande",
+            "--channel",
+            "e-service",
+            "--about-case",
+            "NKP-2026-000042",
+            "--description",
+            "Otrevligt bemött",
+            "--contact-name",
+            "Sara Holm",
+            "--contact-phone",
+            "070-123 45 67",
+            "--org-nr",
+            "556036-0793",
+            "--company-name",
+            "Knäppingsborgs Krog AB",
+            "--secrecy",
+        ])
+        .unwrap();
+        let Command::Complaint(ComplaintCommand::Register(r)) = cli.command else { panic!("not a register command") };
+        assert_eq!(r.category, ComplaintCategoryArg::Bemotande);
+        assert_eq!(pb::Channel::from(r.channel), pb::Channel::EService);
+        assert_eq!(r.about.about_case.as_deref(), Some("NKP-2026-000042"));
+        assert_eq!(r.contact_email, None);
+        assert!(r.secrecy && !r.anonymous);
+        assert_eq!(r.idempotency_key, None);
+    }
+
+    #[test]
+    fn a_complaint_is_about_one_thing_at_most_and_anonymous_takes_no_contact() {
+        let base = ["complaint", "register", "--category", "ovrigt", "--channel", "phone", "--description", "d"];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        assert!(with(&[]).is_ok());
+        assert_eq!(with(&["--about-unit", "u", "--about-officer", "o"]).unwrap_err().exit_code(), 2);
+        assert!(with(&["--about-case", "c", "--about-unit", "u"]).is_err());
+        assert!(with(&["--anonymous", "--contact-name", "n"]).is_err());
+        let cli = with(&["--anonymous", "--idempotency-key", "k1"]).unwrap();
+        let Command::Complaint(ComplaintCommand::Register(r)) = cli.command else { panic!("not a register command") };
+        assert!(r.anonymous);
+        assert_eq!(r.idempotency_key.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn complaint_lifecycle_commands_parse() {
+        let cli = parse(&["complaint", "list", "--status", "answered", "--category", "handlaggningstid"]).unwrap();
+        let Command::Complaint(ComplaintCommand::List(l)) = cli.command else { panic!("not a list command") };
+        assert_eq!(l.status, Some(ComplaintStatusArg::Answered));
+        assert_eq!(l.category, Some(ComplaintCategoryArg::Handlaggningstid));
+        assert_eq!(l.limit, 50);
+        let cli = parse(&["complaint", "answer", "NKP-K-2026-000007", "--answer", "a", "--action-taken", "t"]).unwrap();
+        let Command::Complaint(ComplaintCommand::Answer { complaint, answer, action_taken }) = cli.command else {
+            panic!("not an answer command")
+        };
+        assert_eq!((complaint.as_str(), answer.as_str(), action_taken.as_str()), ("NKP-K-2026-000007", "a", "t"));
+        assert!(parse(&["complaint", "reassign", "x", "--to", "anna.berg"]).is_err());
+        assert!(parse(&["complaint", "acknowledge", "x"]).is_ok());
+        assert!(parse(&["complaint", "close", "x"]).is_ok());
+    }
+
+    #[test]
+    fn visit_register_parses_repeated_participants_and_follow_ups() {
+        let cli = parse(&[
+            "visit",
+            "register",
+            "--org-nr",
+            "556036-0793",
+            "--company-name",
+            "Knäppingsborgs Krog AB",
+            "--date",
+            "2026-11-20",
+            "--kind",
+            "lotsande",
+            "--participant",
+            "erik.sandberg",
+            "--participant",
+            "anna.berg",
+            "--company-participant",
+            "Sara Holm:VD",
+            "--topic",
+            "serveringstillstand",
+            "--follow-up",
+            "erik.sandberg:2026-12-01:skicka checklistan",
+            "--story",
+            "Allt gick fort",
+            "--story-consent",
+        ])
+        .unwrap();
+        let Command::Visit(VisitCommand::Register(r)) = cli.command else { panic!("not a register command") };
+        assert_eq!(r.date.to_string(), "2026-11-20");
+        assert_eq!(r.kind, VisitKindArg::Lotsande);
+        assert_eq!(r.participants, ["erik.sandberg", "anna.berg"]);
+        assert_eq!(r.company_participants[0].role, "VD");
+        assert_eq!(r.follow_ups[0].owner, "erik.sandberg");
+        assert_eq!(r.follow_ups[0].due.to_string(), "2026-12-01");
+        assert!(r.story_consent);
+        assert_eq!(r.notes, "");
+    }
+
+    #[test]
+    fn visit_register_errors_name_the_flag() {
+        let base = [
+            "visit",
+            "register",
+            "--org-nr",
+            "1",
+            "--company-name",
+            "c",
+            "--date",
+            "2026-11-20",
+            "--kind",
+            "other",
+        ];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        assert!(with(&[]).is_err(), "at least one --participant");
+        let err = with(&["--participant", "p", "--follow-up", "erik:2026-12-01"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--follow-up"), "{err}");
+        let err = with(&["--participant", "p", "--company-participant", "Sara Holm"]).unwrap_err();
+        assert!(err.to_string().contains("--company-participant"), "{err}");
+        assert!(with(&["--participant", "p", "--story-consent"]).is_err(), "consent needs a story");
+        let err = parse(&["visit", "list", "--year", "20x6"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn follow_up_and_progress_commands_parse() {
+        let cli = parse(&[
+            "visit",
+            "follow-up",
+            "add",
+            "NKP-B-2026-000012",
+            "--owner",
+            "anna.berg",
+            "--due",
+            "2026-12-01",
+            "--what",
+            "boka tillsyn",
+        ])
+        .unwrap();
+        let Command::Visit(VisitCommand::FollowUp(FollowUpCommand::Add { visit, due, .. })) = cli.command else {
+            panic!("not a follow-up add command")
+        };
+        assert_eq!((visit.as_str(), due.to_string().as_str()), ("NKP-B-2026-000012", "2026-12-01"));
+        assert!(parse(&["visit", "follow-up", "add", "v", "--owner", "o", "--due", "1/12", "--what", "w"]).is_err());
+        let cli = parse(&["visit", "follow-up", "done", "v", "2", "--note", "klart"]).unwrap();
+        let Command::Visit(VisitCommand::FollowUp(FollowUpCommand::Done { number, .. })) = cli.command else {
+            panic!("not a follow-up done command")
+        };
+        assert_eq!(number, 2);
+        assert!(parse(&["visit", "follow-up", "done", "v", "0", "--note", "n"]).is_err());
+        let cli = parse(&["visit", "progress", "--year", "2026"]).unwrap();
+        let Command::Visit(VisitCommand::Progress { year }) = cli.command else { panic!("not progress") };
+        assert_eq!(year, Some(2026));
+        let cli = parse(&["visit", "list", "--kind", "other", "--follow-up-owner", "erik"]).unwrap();
+        let Command::Visit(VisitCommand::List(l)) = cli.command else { panic!("not a list command") };
+        assert_eq!((l.kind, l.follow_up_owner.as_deref(), l.year), (Some(VisitKindArg::Other), Some("erik"), None));
     }
 
     #[test]

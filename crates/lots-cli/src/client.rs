@@ -1,15 +1,18 @@
 //! gRPC clients for the three services (each call carries the caller's bearer token), and how
-//! a case is named on the command line (an id or a reference).
+//! a case, a complaint or a visit is named on the command line (an id or a reference).
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use lots_domain::Reference;
+use lots_domain::complaint::{COMPLAINTS, SeriesReference, VISITS};
 use lots_platform::auth::{AuthedChannel, Bearer};
 use lots_proto::v1 as pb;
 use pb::alert_service_client::AlertServiceClient;
+use pb::complaint_service_client::ComplaintServiceClient;
 use pb::intake_service_client::IntakeServiceClient;
 use pb::task_service_client::TaskServiceClient;
+use pb::visit_service_client::VisitServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
@@ -21,6 +24,8 @@ use crate::exit::{Unreachable, UsageError};
 pub type Intake = IntakeServiceClient<AuthedChannel>;
 pub type Tasks = TaskServiceClient<AuthedChannel>;
 pub type Alerts = AlertServiceClient<AuthedChannel>;
+pub type Complaints = ComplaintServiceClient<AuthedChannel>;
+pub type Visits = VisitServiceClient<AuthedChannel>;
 
 /// Opens a channel to `url`, failing fast (exit code 5) when nothing answers. An `https://` URL
 /// is verified against the system's CA certificates and `ca` (a PEM file), if given.
@@ -72,6 +77,16 @@ pub async fn alerts_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> 
     Ok(AlertServiceClient::new(authed("sla", url, token, ca).await?))
 }
 
+/// Intake's `ComplaintService` at `url` (intake's address), as the holder of `token`.
+pub async fn complaints_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Complaints> {
+    Ok(ComplaintServiceClient::new(authed("intake", url, token, ca).await?))
+}
+
+/// Intake's `VisitService` at `url` (intake's address), as the holder of `token`.
+pub async fn visits_at(url: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Visits> {
+    Ok(VisitServiceClient::new(authed("intake", url, token, ca).await?))
+}
+
 /// Intake, as the logged-in caller.
 pub async fn intake(global: &Global) -> anyhow::Result<Intake> {
     intake_at(&global.intake, &crate::login::token(global)?, global.ca_file.as_deref()).await
@@ -85,6 +100,21 @@ pub async fn tasks(global: &Global) -> anyhow::Result<Tasks> {
 /// The sla service's `AlertService`, as the logged-in caller.
 pub async fn alerts(global: &Global) -> anyhow::Result<Alerts> {
     alerts_at(&global.sla, &crate::login::token(global)?, global.ca_file.as_deref()).await
+}
+
+/// A fresh idempotency key (UUIDv7), for a change the caller named no key for.
+pub fn new_idempotency_key() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// Intake's `ComplaintService`, as the logged-in caller.
+pub async fn complaints(global: &Global) -> anyhow::Result<Complaints> {
+    complaints_at(&global.intake, &crate::login::token(global)?, global.ca_file.as_deref()).await
+}
+
+/// Intake's `VisitService`, as the logged-in caller.
+pub async fn visits(global: &Global) -> anyhow::Result<Visits> {
+    visits_at(&global.intake, &crate::login::token(global)?, global.ca_file.as_deref()).await
 }
 
 /// How a case is named on the command line.
@@ -120,6 +150,65 @@ impl CaseKey {
     }
 }
 
+/// A register beside cases, whose records carry series references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Register {
+    /// Klagomål: `NKP-K-2026-000007`.
+    Complaints,
+    /// Company visits: `NKP-B-2026-000012`.
+    Visits,
+}
+
+impl Register {
+    fn series(self) -> char {
+        match self {
+            Register::Complaints => COMPLAINTS,
+            Register::Visits => VISITS,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Register::Complaints => "complaint",
+            Register::Visits => "visit",
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            Register::Complaints => "NKP-K-2026-000007",
+            Register::Visits => "NKP-B-2026-000012",
+        }
+    }
+}
+
+/// How a complaint or a visit is named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    /// The record's id (a UUID).
+    Id(String),
+    /// The human reference, e.g. "NKP-K-2026-000007".
+    Reference(String),
+}
+
+impl RecordKey {
+    /// Reads an id or a reference of `register`; anything else is a usage error.
+    pub fn parse(text: &str, register: Register) -> Result<RecordKey, UsageError> {
+        let text = text.trim();
+        if let Ok(id) = Uuid::parse_str(text) {
+            return Ok(RecordKey::Id(id.to_string()));
+        }
+        match SeriesReference::parse(&text.to_ascii_uppercase()) {
+            Some(r) if r.series == register.series() => Ok(RecordKey::Reference(r.to_string())),
+            _ => Err(UsageError(format!(
+                "{text:?} is neither a {} id (a UUID) nor a reference like {}",
+                register.noun(),
+                register.example()
+            ))),
+        }
+    }
+}
+
 /// Fetches a case by id or reference.
 pub async fn get_case(intake: &mut Intake, key: &CaseKey) -> anyhow::Result<pb::Case> {
     let req = pb::GetCaseRequest { lookup: Some(key.lookup()) };
@@ -151,5 +240,20 @@ mod tests {
         assert_eq!(CaseKey::parse("nkp-2026-000123").unwrap(), CaseKey::Reference("NKP-2026-000123".into()));
         let err = CaseKey::parse("case-1").unwrap_err();
         assert!(err.0.contains("NKP-2026-000123"), "{err}");
+    }
+
+    #[test]
+    fn complaint_and_visit_references_belong_to_their_register() {
+        assert_eq!(
+            RecordKey::parse("nkp-k-2026-000007", Register::Complaints).unwrap(),
+            RecordKey::Reference("NKP-K-2026-000007".into())
+        );
+        assert_eq!(
+            RecordKey::parse("0193a9c4-1f1e-7c3a-9d2b-5e6f7a8b9c0d", Register::Visits).unwrap(),
+            RecordKey::Id("0193a9c4-1f1e-7c3a-9d2b-5e6f7a8b9c0d".into())
+        );
+        let err = RecordKey::parse("NKP-K-2026-000007", Register::Visits).unwrap_err();
+        assert!(err.0.contains("visit id") && err.0.contains("NKP-B-2026-000012"), "{err}");
+        assert!(RecordKey::parse("NKP-2026-000007", Register::Complaints).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The `lots` command line: client commands against a running Lotsen (cases, tasks, meetings,
-//! alerts, clocks) and `lots dev`, which runs the whole system on one machine.
+//! alerts, clocks, complaints, company visits) and `lots dev`, which runs the whole system on one
+//! machine.
 
 pub mod args;
 pub mod client;

@@ -339,6 +339,7 @@ fn working_amount(t: Target, cal: &WorkCalendar) -> Duration {
         Target::WorkingHours(h) => Duration::hours(i64::from(h)),
         // Whole seconds: a u32 count of days of at most 24 h fits easily.
         Target::WorkingDays(d) => Duration::seconds(cal.day_length().num_seconds() * i64::from(d)),
+        Target::WorkingMinutes(m) => Duration::minutes(i64::from(m)),
         Target::CalendarWeeks(_) => Duration::zero(),
     }
 }

@@ -3,6 +3,7 @@
 pub mod calendar;
 pub mod case;
 pub mod company_key;
+pub mod complaint;
 pub mod guarantee;
 pub mod ical;
 pub mod ids;
@@ -11,5 +12,6 @@ pub mod tenant;
 
 pub use case::{CaseStatus, Channel, Outcome, Reference, TransitionError};
 pub use company_key::CompanyKeys;
+pub use complaint::{ComplaintCategory, ComplaintStatus, SeriesReference, VisitKind};
 pub use ids::{IdKind, IdentityError, LegalForm, OrgNr};
 pub use tenant::{TenantConfig, TenantConfigError};

@@ -38,6 +38,161 @@ pub struct TenantConfig {
     /// Gallring: how long personal data of an ended case is kept.
     #[serde(default)]
     pub privacy: Privacy,
+    /// Klagomål: the complaint process's own servicegaranti.
+    #[serde(default)]
+    pub complaints: ComplaintPolicy,
+    /// Company visits: the yearly target, the topic list and how follow-ups are kept.
+    #[serde(default)]
+    pub visits: VisitPolicy,
+}
+
+/// Key of the complaint commitment "acknowledged within …".
+pub const COMPLAINT_ACKNOWLEDGE: &str = "klagomal_bekraftelse";
+/// Key of the complaint commitment "answered within …".
+pub const COMPLAINT_ANSWER: &str = "klagomal_svar";
+/// Key of a visit follow-up's commitment.
+pub const FOLLOW_UP: &str = "uppfoljning";
+
+/// The complaint process (`[complaints]`): acknowledge within 2 working days and answer within
+/// 10 unless the municipality publishes other promises (Kil and Skövde publish these).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintPolicy {
+    #[serde(default = "two_working_days")]
+    pub acknowledge: Target,
+    #[serde(default = "ten_working_days")]
+    pub answer: Target,
+    #[serde(default = "default_warn_at")]
+    pub warn_at: Vec<u8>,
+    /// Who is reached after a breach: the handler (a unit manager), then the näringslivschef.
+    #[serde(default = "complaint_escalation")]
+    pub escalation: Vec<EscalationStep>,
+}
+
+impl Default for ComplaintPolicy {
+    fn default() -> Self {
+        ComplaintPolicy {
+            acknowledge: two_working_days(),
+            answer: ten_working_days(),
+            warn_at: default_warn_at(),
+            escalation: complaint_escalation(),
+        }
+    }
+}
+
+impl ComplaintPolicy {
+    /// The commitments a complaint runs on, by key. An anonymous complaint is owed no answer.
+    pub fn commitments(&self, anonymous: bool) -> Vec<(&'static str, Commitment)> {
+        let commitment = |name: String, target: Target, stops_on: &[&str]| Commitment {
+            name,
+            starts_on: "complaint.registered".to_owned(),
+            stops_on: stops_on.iter().map(|s| (*s).to_owned()).collect(),
+            pauses_on: Vec::new(),
+            resumes_on: Vec::new(),
+            target,
+            warn_at: self.warn_at.clone(),
+            escalation: self.escalation.clone(),
+            extension: None,
+            fee_reduction_percent_per_week: None,
+        };
+        let mut out = vec![(
+            COMPLAINT_ACKNOWLEDGE,
+            commitment(
+                format!("Klagomål bekräftat inom {}", self.acknowledge),
+                self.acknowledge,
+                &["complaint.acknowledged", "complaint.answered"],
+            ),
+        )];
+        if !anonymous {
+            let name = format!("Klagomål besvarat inom {}", self.answer);
+            out.push((COMPLAINT_ANSWER, commitment(name, self.answer, &["complaint.answered"])));
+        }
+        out
+    }
+}
+
+/// Company visits (`[visits]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitPolicy {
+    /// Lotsande besök the municipality aims for in a year (Norrköping and Motala: 100); 0: none.
+    #[serde(default)]
+    pub yearly_target: u32,
+    /// Topic keys a visit may be tagged with.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// Warnings before a follow-up falls due, in percent of the time from its creation.
+    #[serde(default = "default_follow_up_warn_at")]
+    pub follow_up_warn_at: Vec<u8>,
+    /// Who is reached after a follow-up is late: its owner, then the owner's manager.
+    #[serde(default = "follow_up_escalation")]
+    pub follow_up_escalation: Vec<EscalationStep>,
+}
+
+impl Default for VisitPolicy {
+    fn default() -> Self {
+        VisitPolicy {
+            yearly_target: 0,
+            topics: default_topics(),
+            follow_up_warn_at: default_follow_up_warn_at(),
+            follow_up_escalation: follow_up_escalation(),
+        }
+    }
+}
+
+impl VisitPolicy {
+    /// A follow-up's commitment: done by the end of `due` (local), which is `minutes` of working
+    /// time after the follow-up was added.
+    pub fn follow_up_commitment(&self, minutes: u32, due: NaiveDate) -> Commitment {
+        Commitment {
+            name: format!("Uppföljning efter företagsbesök klar senast {due}"),
+            starts_on: "visit.follow_up_added".to_owned(),
+            stops_on: vec!["visit.follow_up_done".to_owned()],
+            pauses_on: Vec::new(),
+            resumes_on: Vec::new(),
+            target: Target::WorkingMinutes(minutes.max(1)),
+            warn_at: self.follow_up_warn_at.clone(),
+            escalation: self.follow_up_escalation.clone(),
+            extension: None,
+            fee_reduction_percent_per_week: None,
+        }
+    }
+}
+
+fn two_working_days() -> Target {
+    Target::WorkingDays(2)
+}
+
+fn ten_working_days() -> Target {
+    Target::WorkingDays(10)
+}
+
+fn default_warn_at() -> Vec<u8> {
+    vec![50, 75]
+}
+
+fn default_follow_up_warn_at() -> Vec<u8> {
+    vec![75]
+}
+
+fn complaint_escalation() -> Vec<EscalationStep> {
+    vec![
+        EscalationStep { to: EscalationLevel::Officer, after_hours: 0 },
+        EscalationStep { to: EscalationLevel::Naringslivschef, after_hours: 8 },
+    ]
+}
+
+fn follow_up_escalation() -> Vec<EscalationStep> {
+    vec![
+        EscalationStep { to: EscalationLevel::Officer, after_hours: 0 },
+        EscalationStep { to: EscalationLevel::UnitManager, after_hours: 8 },
+    ]
+}
+
+fn default_topics() -> Vec<String> {
+    ["etablering", "expansion", "lokaler", "mark", "bygglov", "tillstand", "kompetensforsorjning", "upphandling", "infrastruktur", "ovrigt"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// Gallring of personal data (`[privacy]` in the tenant's TOML).
@@ -232,10 +387,25 @@ pub enum Target {
     WorkingDays(u32),
     /// Calendar weeks, for legal deadlines (next weekday rule of Lag 1930:173).
     CalendarWeeks(u32),
+    /// Working minutes; what a follow-up's due date comes to.
+    WorkingMinutes(u32),
+}
+
+impl fmt::Display for Target {
+    /// In plain Swedish, e.g. "2 arbetsdagar", "1 arbetsdag", "10 veckor".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, one, many) = match *self {
+            Target::WorkingHours(n) => (n, "arbetstimme", "arbetstimmar"),
+            Target::WorkingDays(n) => (n, "arbetsdag", "arbetsdagar"),
+            Target::CalendarWeeks(n) => (n, "vecka", "veckor"),
+            Target::WorkingMinutes(n) => (n, "arbetsminut", "arbetsminuter"),
+        };
+        write!(f, "{n} {}", if n == 1 { one } else { many })
+    }
 }
 
 /// One step of an escalation chain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationStep {
     pub to: EscalationLevel,
@@ -389,9 +559,19 @@ impl TenantConfig {
             if c.target.amount() == 0 {
                 p.add(format!("{at}.target"), "must be more than zero");
             }
-            let ascending = c.warn_at.windows(2).all(|w| w[0] < w[1]);
-            if !ascending || c.warn_at.iter().any(|&w| w == 0 || w >= 100) {
-                p.add(format!("{at}.warn_at"), "must be ascending percentages between 1 and 99");
+            p.percentages(&format!("{at}.warn_at"), &c.warn_at);
+        }
+        let complaints = &self.complaints;
+        for (field, target) in [("complaints.acknowledge", complaints.acknowledge), ("complaints.answer", complaints.answer)] {
+            if target.amount() == 0 {
+                p.add(field, "must be more than zero");
+            }
+        }
+        p.percentages("complaints.warn_at", &complaints.warn_at);
+        p.percentages("visits.follow_up_warn_at", &self.visits.follow_up_warn_at);
+        for (i, topic) in self.visits.topics.iter().enumerate() {
+            if topic.is_empty() || !topic.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                p.add(format!("visits.topics[{i}]"), "must be lowercase letters, digits and _");
             }
         }
         let mut keys = HashSet::new();
@@ -427,7 +607,10 @@ impl Target {
     /// The number in the target, whatever its unit.
     pub fn amount(self) -> u32 {
         match self {
-            Target::WorkingHours(n) | Target::WorkingDays(n) | Target::CalendarWeeks(n) => n,
+            Target::WorkingHours(n)
+            | Target::WorkingDays(n)
+            | Target::CalendarWeeks(n)
+            | Target::WorkingMinutes(n) => n,
         }
     }
 }
@@ -438,6 +621,13 @@ struct Problems(Vec<Problem>);
 impl Problems {
     fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem { field: field.into(), message: message.into() });
+    }
+
+    fn percentages(&mut self, at: &str, warn_at: &[u8]) {
+        let ascending = warn_at.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || warn_at.iter().any(|&w| w == 0 || w >= 100) {
+            self.add(at, "must be ascending percentages between 1 and 99");
+        }
     }
 
     fn hours(&mut self, at: &str, h: &WorkingHours) {
@@ -474,6 +664,36 @@ fn de_weekdays<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Weekday>, D::Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn complaints_default_to_two_and_ten_working_days_and_anonymous_ones_owe_no_answer() {
+        let cfg = TenantConfig::from_toml_str(MINIMAL).unwrap();
+        let named = cfg.complaints.commitments(false);
+        let keys: Vec<&str> = named.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [COMPLAINT_ACKNOWLEDGE, COMPLAINT_ANSWER]);
+        assert_eq!(named[0].1.target, Target::WorkingDays(2));
+        assert_eq!(named[0].1.name, "Klagomål bekräftat inom 2 arbetsdagar");
+        assert_eq!(named[1].1.target, Target::WorkingDays(10));
+        assert!(named[0].1.stops_on.contains(&"complaint.answered".to_owned()), "an answer also acknowledges");
+        let anonymous = cfg.complaints.commitments(true);
+        assert_eq!(anonymous.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [COMPLAINT_ACKNOWLEDGE]);
+    }
+
+    #[test]
+    fn a_tenant_sets_its_own_complaint_promises_and_visit_target() {
+        let text = format!(
+            "{MINIMAL}\n[complaints]\nacknowledge = {{ working_days = 1 }}\nanswer = {{ working_days = 15 }}\n\n[visits]\nyearly_target = 100\n"
+        );
+        let cfg = TenantConfig::from_toml_str(&text).unwrap();
+        assert_eq!(cfg.complaints.acknowledge, Target::WorkingDays(1));
+        assert_eq!(cfg.complaints.commitments(false)[1].1.name, "Klagomål besvarat inom 15 arbetsdagar");
+        assert_eq!(cfg.visits.yearly_target, 100);
+        assert!(cfg.visits.topics.contains(&"etablering".to_owned()));
+        let bad = format!("{MINIMAL}\n[complaints]\nanswer = {{ working_days = 0 }}\nwarn_at = [80, 40]\n");
+        let Err(TenantConfigError::Invalid(problems)) = TenantConfig::from_toml_str(&bad) else { panic!("accepted") };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["complaints.answer", "complaints.warn_at"]);
+    }
 
     const MINIMAL: &str = r#"
 kommunkod = "0581"

@@ -303,3 +303,100 @@ payload!(RoutingAuditHead, "audit.routing.chain_head", Routing);
 #[serde(transparent)]
 pub struct SlaAuditHead(pub AuditChainHead);
 payload!(SlaAuditHead, "audit.sla.chain_head", Sla);
+
+/// Who handles a complaint (a unit manager, else the näringslivschef) or owns a follow-up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Handler {
+    pub officer_id: String,
+    pub unit: String,
+}
+
+/// What a complaint is about; all empty means nothing in particular.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintAbout {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<uuid::Uuid>,
+    #[serde(default)]
+    pub case_reference: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub officer: String,
+}
+
+/// `complaint.registered`: a klagomål was registered; its guarantee starts. Neither the
+/// complainant's contact nor the description travels (they stay in intake).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintRegistered {
+    pub reference: String,
+    pub category: String,
+    pub channel: String,
+    pub about: ComplaintAbout,
+    /// Anonymous: no answer is owed.
+    pub anonymous: bool,
+    /// It holds details under secrecy.
+    pub secrecy: bool,
+    pub handler: Handler,
+}
+payload!(ComplaintRegistered, "complaint.registered", Intake);
+
+/// `complaint.acknowledged`: the complainant was told it was received.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintAcknowledged {}
+payload!(ComplaintAcknowledged, "complaint.acknowledged", Intake);
+
+/// `complaint.answered`: the complainant has the answer (its text stays in intake).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintAnswered {}
+payload!(ComplaintAnswered, "complaint.answered", Intake);
+
+/// `complaint.closed`: nothing more is done about it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintClosed {}
+payload!(ComplaintClosed, "complaint.closed", Intake);
+
+/// `complaint.reassigned`: another officer handles it; sla warns them from now on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ComplaintReassigned {
+    pub handler: Handler,
+    pub reason: String,
+}
+payload!(ComplaintReassigned, "complaint.reassigned", Intake);
+
+/// `visit.registered`: a company visit took place. The company travels as its key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VisitRegistered {
+    pub reference: String,
+    pub company_key: String,
+    pub company_name: String,
+    pub date: chrono::NaiveDate,
+    /// "lotsande" or "other".
+    pub kind: String,
+    /// Officer ids of the municipality's participants.
+    pub participants: Vec<String>,
+    pub topics: Vec<String>,
+    /// The company agreed to publish its story.
+    pub story_consent: bool,
+}
+payload!(VisitRegistered, "visit.registered", Intake);
+
+/// `visit.follow_up_added`: something promised at a visit, with its owner and due date; sla
+/// keeps it like a servicegaranti commitment. The envelope's case id is the visit's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VisitFollowUpAdded {
+    pub follow_up_id: uuid::Uuid,
+    /// 1-based within the visit.
+    pub number: u32,
+    pub visit_reference: String,
+    pub owner: Handler,
+    pub due_date: chrono::NaiveDate,
+}
+payload!(VisitFollowUpAdded, "visit.follow_up_added", Intake);
+
+/// `visit.follow_up_done`: the follow-up is done (its note stays in intake).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VisitFollowUpDone {
+    pub follow_up_id: uuid::Uuid,
+    pub number: u32,
+}
+payload!(VisitFollowUpDone, "visit.follow_up_done", Intake);

@@ -39,7 +39,8 @@ pub const INTAKE: View = View {
 pub const ROUTING: View =
     View { service: "routing", applies: &[CaseRegistered::TYPE, CaseClosed::TYPE, CaseWithdrawn::TYPE] };
 
-/// Sla runs clocks from case, task and meeting events (never its own).
+/// Sla runs clocks from case, task and meeting events (never its own), and from complaints and
+/// visit follow-ups, which carry commitments of their own.
 pub const SLA: View = View {
     service: "sla",
     applies: &[
@@ -61,6 +62,13 @@ pub const SLA: View = View {
         TaskDeclined::TYPE,
         TaskCompleted::TYPE,
         TaskCancelled::TYPE,
+        ComplaintRegistered::TYPE,
+        ComplaintAcknowledged::TYPE,
+        ComplaintAnswered::TYPE,
+        ComplaintClosed::TYPE,
+        ComplaintReassigned::TYPE,
+        VisitFollowUpAdded::TYPE,
+        VisitFollowUpDone::TYPE,
     ],
 };
 
@@ -91,6 +99,22 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_domain_names_the_same_event_types_its_commitments_start_and_stop_on() {
+        let cfg = lots_domain::tenant::ComplaintPolicy::default();
+        let named = cfg.commitments(false);
+        assert_eq!(named[0].1.starts_on, ComplaintRegistered::TYPE);
+        assert_eq!(named[0].1.stops_on, [ComplaintAcknowledged::TYPE, ComplaintAnswered::TYPE]);
+        assert_eq!(named[1].1.stops_on, [ComplaintAnswered::TYPE]);
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 10).unwrap();
+        let follow_up = lots_domain::tenant::VisitPolicy::default().follow_up_commitment(60, date);
+        assert_eq!(follow_up.starts_on, VisitFollowUpAdded::TYPE);
+        assert_eq!(follow_up.stops_on, [VisitFollowUpDone::TYPE]);
+        for kind in [&named[0].1.starts_on, &follow_up.starts_on] {
+            assert!(SLA.applies_to(kind), "{kind}");
+        }
+    }
     use chrono::Utc;
     use uuid::Uuid;
 

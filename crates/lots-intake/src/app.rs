@@ -9,7 +9,9 @@ use lots_platform::metrics::Metrics;
 use lots_platform::service::Service;
 use lots_platform::{Clock, Tenants, db, nats};
 use lots_proto::v1::dead_letter_service_server::SERVICE_NAME as DEAD_LETTERS;
+use lots_proto::v1::complaint_service_server::{ComplaintServiceServer, SERVICE_NAME as COMPLAINTS};
 use lots_proto::v1::intake_service_server::{IntakeServiceServer, SERVICE_NAME};
+use lots_proto::v1::visit_service_server::{SERVICE_NAME as VISITS, VisitServiceServer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -145,10 +147,12 @@ impl App {
         let follow = Arc::new(follow);
         self.service.spawn_background(&tasks, follow.clone(), &token);
         let letters = self.service.dead_letters(self.service.replayer(follow));
-        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api))
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(self.api.clone()))
+            .add_service(ComplaintServiceServer::new(self.api.clone()))
+            .add_service(VisitServiceServer::new(self.api))
             .add_service(letters)
             .add_service(self.service.audit());
-        let names = [SERVICE_NAME, DEAD_LETTERS];
+        let names = [SERVICE_NAME, COMPLAINTS, VISITS, DEAD_LETTERS];
         self.service.serve(routes, &names, &[lots_proto::v1::FILE_DESCRIPTOR_SET], tasks, token).await
     }
 }

@@ -14,13 +14,16 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
     #[error(
-        "idempotency_key {key:?} was already used for a different request (case {reference}); use a new key for a new request"
+        "idempotency_key {key:?} was already used for a different request ({reference}); use a new key for a new request"
     )]
     KeyReused { key: String, reference: String },
     #[error("{0}")]
     Transition(#[from] TransitionError),
     #[error("{0}")]
     Precondition(String),
+    /// The caller's role allows the call, but not on this object.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("database")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -56,6 +59,7 @@ impl From<Error> for tonic::Status {
             e @ Error::KeyReused { .. } => tonic::Status::already_exists(e.to_string()),
             Error::Transition(e) => tonic::Status::failed_precondition(e.to_string()),
             Error::Precondition(m) => tonic::Status::failed_precondition(m),
+            Error::Forbidden(m) => tonic::Status::permission_denied(m),
             Error::Database(e) if is_unavailable(&e) => {
                 tracing::error!(error = %e, "database unavailable");
                 tonic::Status::unavailable("the case register is temporarily unavailable; try again")

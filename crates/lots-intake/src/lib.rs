@@ -3,12 +3,15 @@
 
 pub mod app;
 pub mod cases;
+pub mod complaints;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod registers;
 pub mod store;
 pub mod validate;
+pub mod visits;
 
 pub use app::{App, Parts};
 pub use config::Config;

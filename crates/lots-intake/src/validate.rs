@@ -48,16 +48,17 @@ impl NewCase {
     }
 }
 
+/// Collects the violations of one request.
 #[derive(Default)]
-struct Check(Vec<Violation>);
+pub(crate) struct Check(pub(crate) Vec<Violation>);
 
 impl Check {
-    fn add(&mut self, field: &'static str, description: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: &'static str, description: impl Into<String>) {
         self.0.push(Violation { field, description: description.into() });
     }
 
     /// Trimmed text that must be present and at most `max` characters long.
-    fn text(&mut self, field: &'static str, value: &str, required: bool, max: usize) -> String {
+    pub(crate) fn text(&mut self, field: &'static str, value: &str, required: bool, max: usize) -> String {
         let value = value.trim();
         if required && value.is_empty() {
             self.add(field, "is required");
@@ -157,7 +158,7 @@ pub fn case_id(value: &str) -> Result<uuid::Uuid, Vec<Violation>> {
     })
 }
 
-fn channel(value: i32) -> Option<Channel> {
+pub(crate) fn channel(value: i32) -> Option<Channel> {
     match pb::Channel::try_from(value).ok()? {
         pb::Channel::Unspecified => None,
         pb::Channel::Phone => Some(Channel::Phone),
@@ -168,7 +169,7 @@ fn channel(value: i32) -> Option<Channel> {
     }
 }
 
-fn is_email(s: &str) -> bool {
+pub(crate) fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
@@ -181,7 +182,7 @@ fn is_email(s: &str) -> bool {
 }
 
 /// Normalises a Swedish or international phone number to E.164.
-fn phone_e164(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn phone_e164(raw: &str) -> Result<String, &'static str> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err("is required");

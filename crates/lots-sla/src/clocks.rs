@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use lots_domain::calendar::WorkCalendar;
 use lots_domain::guarantee::{self, ClockEvent, State};
-use lots_domain::tenant::TenantConfig;
+use std::borrow::Cow;
+
+use lots_domain::tenant::{Commitment, FOLLOW_UP, TenantConfig};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -38,6 +40,47 @@ pub struct CaseRow {
     pub case_type: String,
     pub officer_id: Option<String>,
     pub unit: String,
+    /// "case", "complaint" or "follow_up".
+    pub kind: String,
+    /// A complaint without a complainant: no answer is owed.
+    pub anonymous: bool,
+    /// A follow-up's target: working minutes from its creation to the end of its due date.
+    pub target_minutes: Option<i32>,
+    pub due_date: Option<chrono::NaiveDate>,
+}
+
+/// The commitments a case, complaint or follow-up runs on, by key: a case's from its case type,
+/// a complaint's from the tenant's complaint policy, a follow-up's from its due date.
+pub fn commitments<'a>(tenant: &'a TenantConfig, case: &CaseRow) -> Vec<(String, Cow<'a, Commitment>)> {
+    match case.kind.as_str() {
+        "complaint" => tenant
+            .complaints
+            .commitments(case.anonymous)
+            .into_iter()
+            .map(|(k, c)| (k.to_owned(), Cow::Owned(c)))
+            .collect(),
+        "follow_up" => match (case.target_minutes, case.due_date) {
+            (Some(minutes), Some(due)) => {
+                let c = tenant.visits.follow_up_commitment(minutes.max(1) as u32, due);
+                vec![(FOLLOW_UP.to_owned(), Cow::Owned(c))]
+            }
+            _ => Vec::new(),
+        },
+        _ => tenant
+            .case_type(&case.case_type)
+            .map(|t| {
+                t.commitments
+                    .iter()
+                    .filter_map(|k| tenant.commitments.get(k).map(|c| (k.clone(), Cow::Borrowed(c))))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The commitment `key` of a case, complaint or follow-up.
+pub fn commitment<'a>(tenant: &'a TenantConfig, case: &CaseRow, key: &str) -> Option<Cow<'a, Commitment>> {
+    commitments(tenant, case).into_iter().find(|(k, _)| k == key).map(|(_, c)| c)
 }
 
 /// The case's recorded events, in occurrence order.
@@ -79,16 +122,15 @@ pub async fn recompute(
     case: &CaseRow,
     now: DateTime<Utc>,
 ) -> Result<Vec<Stopped>> {
-    let Some(case_type) = tenant.case_type(&case.case_type) else {
+    let commitments = commitments(tenant, case);
+    if commitments.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     let events = events(&mut *conn, case.id).await?;
     let calendar = WorkCalendar::for_tenant(tenant);
     let mut stopped = Vec::new();
-    for key in &case_type.commitments {
-        let Some(commitment) = tenant.commitments.get(key) else {
-            continue;
-        };
+    for (key, commitment) in &commitments {
+        let commitment: &Commitment = commitment;
         let id = clock_id(case.id, key);
         let clock = guarantee::evaluate(commitment, &calendar, &events, now);
         // Stages that fell due while the clock still ran count even if it stopped since

@@ -2,7 +2,11 @@
 //! clock, records it, and recomputes the case's clocks in the same transaction.
 
 use lots_domain::guarantee::{CASE_ENDED, DEADLINE_EXTENDED, State};
-use lots_events::{CaseOwnerChanged, CaseRegistered, CaseRouted, CaseUnroutable, Envelope, Payload, Source};
+use lots_domain::tenant::TenantConfig;
+use lots_events::{
+    CaseOwnerChanged, CaseRegistered, CaseRouted, CaseUnroutable, ComplaintReassigned, ComplaintRegistered, Envelope,
+    Payload, Source, VisitFollowUpAdded, VisitFollowUpDone,
+};
 use lots_platform::consumer::{Handler, HandlerError};
 use sqlx::PgConnection;
 
@@ -13,6 +17,9 @@ impl Handler for Sla {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         if event.source == Source::Sla {
             return Ok(());
+        }
+        if event.kind.starts_with("complaint.") || event.kind.starts_with("visit.") {
+            return self.handle_commitment_item(tx, event).await;
         }
         if let Some(data) = event.decode::<CaseRegistered>() {
             let data = data?;
@@ -96,8 +103,26 @@ impl Handler for Sla {
         .bind(event.occurred_at)
         .execute(&mut *tx)
         .await?;
+        self.recompute_and_announce(tx, &tenant, &case).await
+    }
+
+    fn committed(&self, _event: &Envelope) {
+        self.relay.notify_one();
+        self.wake.notify_one();
+    }
+}
+
+impl Sla {
+    /// Recomputes the clocks of `case` (a case, complaint or follow-up); a clock that just
+    /// stopped closes its alerts and, if met, announces it.
+    async fn recompute_and_announce(
+        &self,
+        tx: &mut PgConnection,
+        tenant: &TenantConfig,
+        case: &CaseRow,
+    ) -> Result<(), HandlerError> {
         let now = self.clock.now();
-        let stopped = clocks::recompute(tx, &tenant, &case, now).await?;
+        let stopped = clocks::recompute(tx, tenant, case, now).await?;
         let mut fired = Vec::new();
         for s in stopped {
             sqlx::query("UPDATE alerts SET open = false WHERE clock_id = $1 AND open")
@@ -105,15 +130,88 @@ impl Handler for Sla {
                 .execute(&mut *tx)
                 .await?;
             if matches!(s.clock.state, State::Met | State::MetLate) {
-                fired.push(Fired::met(&tenant, &case, &s, now));
+                fired.push(Fired::met(tenant, case, &s, now));
             }
         }
         self.publish(tx, fired).await?;
         Ok(())
     }
 
-    fn committed(&self, _event: &Envelope) {
-        self.relay.notify_one();
-        self.wake.notify_one();
+    /// Complaints and visit follow-ups: each is a row of its own (a follow-up's id is not the
+    /// visit's), with the same clocks, alerts and escalations as a case.
+    async fn handle_commitment_item(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let Some(tenant) = self.tenants.get(&event.tenant).cloned() else {
+            return Ok(());
+        };
+        if let Some(r) = event.decode::<ComplaintRegistered>().transpose()? {
+            sqlx::query(
+                "INSERT INTO cases (id, tenant, reference, case_type, officer_id, unit, kind, anonymous)
+                 VALUES ($1, $2, $3, '', $4, $5, 'complaint', $6) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(event.case_id)
+            .bind(&event.tenant)
+            .bind(&r.reference)
+            .bind(&r.handler.officer_id)
+            .bind(&r.handler.unit)
+            .bind(r.anonymous)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(r) = event.decode::<ComplaintReassigned>().transpose()? {
+            sqlx::query("UPDATE cases SET officer_id = $2, unit = $3 WHERE id = $1")
+                .bind(event.case_id)
+                .bind(&r.handler.officer_id)
+                .bind(&r.handler.unit)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let item = match event.kind.as_str() {
+            VisitFollowUpAdded::TYPE => {
+                let Some(added) = event.decode::<VisitFollowUpAdded>().transpose()? else { return Ok(()) };
+                // The due date as working time from now: the end of that day, local time.
+                let calendar = lots_domain::calendar::WorkCalendar::for_tenant(&tenant);
+                let end = added.due_date.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(lots_domain::calendar::local_to_utc);
+                let minutes = end.map_or(1, |end| calendar.working_time_between(event.occurred_at, end).num_minutes());
+                sqlx::query(
+                    "INSERT INTO cases (id, tenant, reference, case_type, officer_id, unit, kind, target_minutes, due_date)
+                     VALUES ($1, $2, $3, '', $4, $5, 'follow_up', $6, $7) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(added.follow_up_id)
+                .bind(&event.tenant)
+                .bind(format!("{} uppföljning {}", added.visit_reference, added.number))
+                .bind(&added.owner.officer_id)
+                .bind(&added.owner.unit)
+                .bind(minutes.clamp(1, i64::from(i32::MAX)) as i32)
+                .bind(added.due_date)
+                .execute(&mut *tx)
+                .await?;
+                added.follow_up_id
+            }
+            VisitFollowUpDone::TYPE => match event.decode::<VisitFollowUpDone>().transpose()? {
+                Some(done) => done.follow_up_id,
+                None => return Ok(()),
+            },
+            _ => event.case_id,
+        };
+        let case: Option<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(item)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(case) = case else {
+            return Err(format!("{} {item} is not known here yet; waiting for its first event", event.kind).into());
+        };
+        // One event may stand for several items (never today); the item's id keeps them apart.
+        let event_id = if item == event.case_id { event.id } else { uuid::Uuid::new_v5(&event.id, item.as_bytes()) };
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, kind, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(case.id)
+        .bind(&event.kind)
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        self.recompute_and_announce(tx, &tenant, &case).await
     }
 }

@@ -262,12 +262,16 @@ impl AlertService for AlertApi {
                     .await
             }
             Some(pb::get_case_clocks_request::Lookup::Reference(r)) => {
-                let r = lots_domain::Reference::parse(&r).ok_or_else(|| Error::Invalid {
-                    field: "reference",
-                    message: "must look like NKP-2026-000123".into(),
-                })?;
+                // A case's reference, or a complaint's (NKP-K-2026-000007).
+                let r = lots_domain::Reference::parse(&r)
+                    .map(|r| r.to_string())
+                    .or_else(|| lots_domain::SeriesReference::parse(&r).map(|r| r.to_string()))
+                    .ok_or_else(|| Error::Invalid {
+                        field: "reference",
+                        message: "must look like NKP-2026-000123 (a case) or NKP-K-2026-000007 (a complaint)".into(),
+                    })?;
                 sqlx::query_as("SELECT * FROM cases WHERE reference = $1 AND tenant = $2")
-                    .bind(r.to_string())
+                    .bind(r)
                     .bind(&caller.tenant)
                     .fetch_optional(pool)
                     .await
@@ -277,8 +281,13 @@ impl AlertService for AlertApi {
             }
         }
         .map_err(Error::from)?;
+        // A complaint or a follow-up is reached through the unit that handles it.
+        let reaches = |c: &CaseRow| match c.kind.as_str() {
+            "case" => caller.reaches_case_type(&c.case_type),
+            _ => caller.units().is_none_or(|u| u.contains(&c.unit)),
+        };
         let case = case
-            .filter(|c| caller.reaches_case_type(&c.case_type))
+            .filter(reaches)
             .ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
         let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
         audit::read(pool, &caller, "AlertService/GetCaseClocks", vec![case.id.to_string()]).await?;
@@ -286,12 +295,9 @@ impl AlertService for AlertApi {
         let calendar = WorkCalendar::for_tenant(&tenant);
         let now = self.sla.clock.now();
         let mut out = Vec::new();
-        if let Some(case_type) = tenant.case_type(&case.case_type) {
-            for key in &case_type.commitments {
-                let Some(c) = tenant.commitments.get(key) else {
-                    continue;
-                };
-                let clock = guarantee::evaluate(c, &calendar, &events, now);
+        {
+            for (key, c) in clocks::commitments(&tenant, &case) {
+                let clock = guarantee::evaluate(&c, &calendar, &events, now);
                 let state = match clock.state {
                     State::NotStarted => pb::ClockState::NotStarted,
                     State::Running => pb::ClockState::Running,
@@ -302,7 +308,7 @@ impl AlertService for AlertApi {
                     State::Cancelled => pb::ClockState::Cancelled,
                 };
                 out.push(pb::Clock {
-                    commitment: key.clone(),
+                    commitment: key,
                     name: c.name.clone(),
                     state: state as i32,
                     started_at: clock.started_at.map(timestamp),

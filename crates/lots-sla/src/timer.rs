@@ -180,7 +180,7 @@ impl Fired {
     }
 
     pub fn met(tenant: &TenantConfig, case: &CaseRow, s: &Stopped, now: DateTime<Utc>) -> Option<Fired> {
-        let commitment = tenant.commitments.get(&s.commitment)?;
+        let commitment = clocks::commitment(tenant, case, &s.commitment)?;
         let met_at = s.clock.stopped_at.unwrap_or(now);
         let due_at = s.clock.due_at.unwrap_or(met_at);
         let data = AlertData {
@@ -354,7 +354,8 @@ impl Sla {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<DueRow> = sqlx::query_as(
             "SELECT s.clock_id, s.stage, s.deadline_version, s.due_at, c.commitment, c.state AS clock_state,
-                    k.id, k.tenant, k.reference, k.case_type, k.officer_id, k.unit
+                    k.id, k.tenant, k.reference, k.case_type, k.officer_id, k.unit, k.kind, k.anonymous,
+                    k.target_minutes, k.due_date
              FROM stages s JOIN clocks c ON c.id = s.clock_id JOIN cases k ON k.id = c.case_id
              WHERE s.fired_at IS NULL AND s.due_at <= $1
              ORDER BY s.due_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
@@ -410,7 +411,7 @@ impl Sla {
             self.skipped(row, "tenant_removed");
             return Vec::new();
         };
-        let Some(commitment) = tenant.commitments.get(&row.commitment) else {
+        let Some(commitment) = clocks::commitment(tenant, &row.case, &row.commitment) else {
             self.skipped(row, "commitment_removed");
             return Vec::new();
         };

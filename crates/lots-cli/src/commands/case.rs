@@ -202,7 +202,8 @@ pub fn status_word(status: i32) -> String {
         .unwrap_or_else(|_| format!("unknown({status})"))
 }
 
-fn channel_word(channel: i32) -> String {
+/// The channel as a word, e.g. "e_service".
+pub fn channel_word(channel: i32) -> String {
     pb::Channel::try_from(channel)
         .map(|c| enum_word(c.as_str_name(), "CHANNEL_"))
         .unwrap_or_else(|_| format!("unknown({channel})"))

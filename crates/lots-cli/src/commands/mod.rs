@@ -4,8 +4,10 @@ pub mod admin;
 pub mod alerts;
 pub mod case;
 pub mod clocks;
+pub mod complaint;
 pub mod meeting;
 pub mod tasks;
+pub mod visit;
 
 use crate::args::{Cli, Command};
 
@@ -17,6 +19,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tasks(c) => tasks::run(global, c).await,
         Command::Meeting(c) => meeting::run(global, c).await,
         Command::Alerts(c) => alerts::run(global, c).await,
+        Command::Complaint(c) => complaint::run(global, c).await,
+        Command::Visit(c) => visit::run(global, c).await,
         Command::Clocks { case } => clocks::run(global, &case).await,
         Command::Admin(c) => admin::run(global, c).await,
         Command::Audit(c) => admin::audit(global, c).await,

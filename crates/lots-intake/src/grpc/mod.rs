@@ -1,4 +1,8 @@
-//! The `IntakeService` gRPC implementation: requests in, cases out.
+//! The `IntakeService` gRPC implementation: requests in, cases out; `ComplaintService` and
+//! `VisitService` beside it.
+
+mod complaints;
+mod visits;
 
 use std::sync::Arc;
 
@@ -29,7 +33,7 @@ pub struct IntakeApi {
 /// Registrations one intake replica works on at once.
 pub const MAX_IN_FLIGHT_REGISTRATIONS: usize = 256;
 
-type Reply<T> = Result<Response<T>, Status>;
+pub(crate) type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
@@ -216,7 +220,7 @@ impl IntakeService for IntakeApi {
     }
 }
 
-fn invalid(field: &'static str, description: &str) -> Error {
+pub(crate) fn invalid(field: &'static str, description: &str) -> Error {
     Error::Invalid(vec![Violation { field, description: description.to_owned() }])
 }
 
@@ -225,7 +229,7 @@ fn parse_id(field: &'static str, value: &str) -> Result<Uuid> {
 }
 
 /// A lifecycle call's optional idempotency key.
-fn key(value: &str) -> Result<Option<&str>> {
+pub(crate) fn key(value: &str) -> Result<Option<&str>> {
     match value.trim() {
         "" => Ok(None),
         k if k.chars().count() <= 128 => Ok(Some(k)),
@@ -262,14 +266,7 @@ impl IntakeApi {
 /// The proto form of a stored case.
 pub fn to_pb(row: CaseRow) -> Result<pb::Case> {
     let status = status_to_pb(row.status()?);
-    let channel = match row.channel.as_str() {
-        "phone" => pb::Channel::Phone,
-        "email" => pb::Channel::Email,
-        "e_service" => pb::Channel::EService,
-        "visit" => pb::Channel::Visit,
-        "company_visit" => pb::Channel::CompanyVisit,
-        other => return Err(Error::Corrupt(format!("channel {other:?}"))),
-    };
+    let channel = channel_to_pb(&row.channel)?;
     let outcome = match row.outcome.as_deref().map(str::parse::<Outcome>) {
         None => pb::Outcome::Unspecified,
         Some(Ok(o)) => outcome_to_pb(o),
@@ -299,6 +296,41 @@ pub fn to_pb(row: CaseRow) -> Result<pb::Case> {
         application_complete_at: row.application_complete_at.map(timestamp),
         deadline_extended_at: row.deadline_extended_at.map(timestamp),
     })
+}
+
+/// The proto form of a stored channel.
+pub(crate) fn channel_to_pb(channel: &str) -> Result<pb::Channel> {
+    Ok(match channel {
+        "phone" => pb::Channel::Phone,
+        "email" => pb::Channel::Email,
+        "e_service" => pb::Channel::EService,
+        "visit" => pb::Channel::Visit,
+        "company_visit" => pb::Channel::CompanyVisit,
+        other => return Err(Error::Corrupt(format!("channel {other:?}"))),
+    })
+}
+
+/// A list call's page size (1..=500, default 50) and page token (the last id of the previous page).
+pub(crate) fn paging(bad: &mut Vec<Violation>, page_size: u32, token: &str) -> (u32, Option<Uuid>) {
+    let size = match page_size {
+        0 => 50,
+        n @ 1..=500 => n,
+        _ => {
+            bad.push(Violation { field: "page_size", description: "must be between 1 and 500".into() });
+            50
+        }
+    };
+    let before = match token.trim() {
+        "" => None,
+        t => match Uuid::parse_str(t) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                bad.push(Violation { field: "page_token", description: "is not a token from a previous page".into() });
+                None
+            }
+        },
+    };
+    (size, before)
 }
 
 fn status_to_pb(s: CaseStatus) -> pb::CaseStatus {
