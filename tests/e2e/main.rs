@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod complaints;
 mod consumer;
 mod consumer_filter;
 mod deploy;

@@ -1071,18 +1071,8 @@ mod tests {
 
     #[test]
     fn visit_register_errors_name_the_flag() {
-        let base = [
-            "visit",
-            "register",
-            "--org-nr",
-            "1",
-            "--company-name",
-            "c",
-            "--date",
-            "2026-11-20",
-            "--kind",
-            "other",
-        ];
+        let base =
+            ["visit", "register", "--org-nr", "1", "--company-name", "c", "--date", "2026-11-20", "--kind", "other"];
         let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
         assert!(with(&[]).is_err(), "at least one --participant");
         let err = with(&["--participant", "p", "--follow-up", "erik:2026-12-01"]).unwrap_err();

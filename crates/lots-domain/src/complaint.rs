@@ -64,8 +64,12 @@ pub enum ComplaintStatus {
 
 impl ComplaintStatus {
     /// Every status, in life order.
-    pub const ALL: [ComplaintStatus; 4] =
-        [ComplaintStatus::Registered, ComplaintStatus::Acknowledged, ComplaintStatus::Answered, ComplaintStatus::Closed];
+    pub const ALL: [ComplaintStatus; 4] = [
+        ComplaintStatus::Registered,
+        ComplaintStatus::Acknowledged,
+        ComplaintStatus::Answered,
+        ComplaintStatus::Closed,
+    ];
 
     /// The stored form, e.g. "acknowledged".
     pub fn as_str(self) -> &'static str {
@@ -92,7 +96,9 @@ impl ComplaintStatus {
             return None;
         }
         Some(match (self, to) {
-            (_, Answered) if anonymous => "an anonymous complaint has nobody to answer; acknowledge and close it".into(),
+            (_, Answered) if anonymous => {
+                "an anonymous complaint has nobody to answer; acknowledge and close it".into()
+            }
             (Registered, Closed) => "acknowledge the complaint before closing it".into(),
             (Acknowledged, Closed) => "answer the complaint before closing it".into(),
             (from, to) if from == to => format!("the complaint is already {}", from.as_str()),
@@ -174,7 +180,12 @@ impl SeriesReference {
         if !prefix_ok || !digits(year, 4..=4) || !digits(number, 6..=12) {
             return None;
         }
-        Some(SeriesReference { prefix: prefix.to_owned(), series, year: year.parse().ok()?, number: number.parse().ok()? })
+        Some(SeriesReference {
+            prefix: prefix.to_owned(),
+            series,
+            year: year.parse().ok()?,
+            number: number.parse().ok()?,
+        })
     }
 }
 

@@ -190,9 +190,20 @@ fn follow_up_escalation() -> Vec<EscalationStep> {
 }
 
 fn default_topics() -> Vec<String> {
-    ["etablering", "expansion", "lokaler", "mark", "bygglov", "tillstand", "kompetensforsorjning", "upphandling", "infrastruktur", "ovrigt"]
-        .map(String::from)
-        .to_vec()
+    [
+        "etablering",
+        "expansion",
+        "lokaler",
+        "mark",
+        "bygglov",
+        "tillstand",
+        "kompetensforsorjning",
+        "upphandling",
+        "infrastruktur",
+        "ovrigt",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Gallring of personal data (`[privacy]` in the tenant's TOML).
@@ -562,7 +573,9 @@ impl TenantConfig {
             p.percentages(&format!("{at}.warn_at"), &c.warn_at);
         }
         let complaints = &self.complaints;
-        for (field, target) in [("complaints.acknowledge", complaints.acknowledge), ("complaints.answer", complaints.answer)] {
+        for (field, target) in
+            [("complaints.acknowledge", complaints.acknowledge), ("complaints.answer", complaints.answer)]
+        {
             if target.amount() == 0 {
                 p.add(field, "must be more than zero");
             }
@@ -607,10 +620,9 @@ impl Target {
     /// The number in the target, whatever its unit.
     pub fn amount(self) -> u32 {
         match self {
-            Target::WorkingHours(n)
-            | Target::WorkingDays(n)
-            | Target::CalendarWeeks(n)
-            | Target::WorkingMinutes(n) => n,
+            Target::WorkingHours(n) | Target::WorkingDays(n) | Target::CalendarWeeks(n) | Target::WorkingMinutes(n) => {
+                n
+            }
         }
     }
 }

@@ -356,7 +356,13 @@ impl Cases {
 
     /// Applies a lifecycle step; a retry with the same idempotency `key` changes nothing.
     #[instrument(name = "intake.complaints.step", skip_all, fields(complaint_id = %id))]
-    pub async fn complaint_step(&self, caller: &Caller, id: Uuid, step: Step, key: Option<&str>) -> Result<ComplaintRow> {
+    pub async fn complaint_step(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        step: Step,
+        key: Option<&str>,
+    ) -> Result<ComplaintRow> {
         let tenant = caller.tenant.as_str();
         let mut tx = self.pool.begin().await?;
         let row: ComplaintRow = sqlx::query_as("SELECT * FROM complaints WHERE id = $1 AND tenant = $2 FOR UPDATE")
@@ -392,17 +398,26 @@ impl Cases {
         let (rpc, row) = match step {
             Step::Acknowledge => {
                 let row = update(&mut tx, id, "status = 'acknowledged', acknowledged_at = $2", now, &[]).await?;
-                ("ComplaintService/AcknowledgeComplaint", self.emit_complaint(&mut tx, row, &actor, ComplaintAcknowledged {}).await?)
+                (
+                    "ComplaintService/AcknowledgeComplaint",
+                    self.emit_complaint(&mut tx, row, &actor, ComplaintAcknowledged {}).await?,
+                )
             }
             Step::Answer { answer, action_taken } => {
                 let set = "status = 'answered', answered_at = $2, answer = $3, action_taken = $4,
                            acknowledged_at = COALESCE(acknowledged_at, $2)";
                 let row = update(&mut tx, id, set, now, &[&answer, &action_taken]).await?;
-                ("ComplaintService/AnswerComplaint", self.emit_complaint(&mut tx, row, &actor, ComplaintAnswered {}).await?)
+                (
+                    "ComplaintService/AnswerComplaint",
+                    self.emit_complaint(&mut tx, row, &actor, ComplaintAnswered {}).await?,
+                )
             }
             Step::Close => {
                 let row = update(&mut tx, id, "status = 'closed', closed_at = $2", now, &[]).await?;
-                ("ComplaintService/CloseComplaint", self.emit_complaint(&mut tx, row, &actor, ComplaintClosed {}).await?)
+                (
+                    "ComplaintService/CloseComplaint",
+                    self.emit_complaint(&mut tx, row, &actor, ComplaintClosed {}).await?,
+                )
             }
             Step::Reassign { handler, reason } => {
                 if status == ComplaintStatus::Closed {
@@ -446,7 +461,13 @@ impl Cases {
 }
 
 /// Sets `set` (which may use $2 = now and $3, $4 = `texts`) and counts one more version.
-async fn update(conn: &mut PgConnection, id: Uuid, set: &str, now: DateTime<Utc>, texts: &[&str]) -> Result<ComplaintRow> {
+async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    set: &str,
+    now: DateTime<Utc>,
+    texts: &[&str],
+) -> Result<ComplaintRow> {
     // `set` is one of the fixed assignments above; no request text reaches the statement.
     let sql = format!("UPDATE complaints SET {set}, updated_at = $2, version = version + 1 WHERE id = $1 RETURNING *");
     let mut q = sqlx::query_as::<_, ComplaintRow>(sqlx::AssertSqlSafe(sql)).bind(id).bind(now);
@@ -570,7 +591,12 @@ pub async fn list(db: impl PgExecutor<'_>, tenant: &str, f: &Filter) -> Result<V
 }
 
 /// A complaint by id or reference.
-pub async fn get(db: impl PgExecutor<'_>, tenant: &str, id: Option<Uuid>, reference: Option<&str>) -> Result<Option<ComplaintRow>> {
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    id: Option<Uuid>,
+    reference: Option<&str>,
+) -> Result<Option<ComplaintRow>> {
     Ok(sqlx::query_as(
         "SELECT * FROM complaints WHERE tenant = $1 AND ($2::uuid IS NULL OR id = $2) AND ($3::text IS NULL OR reference = $3)",
     )

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use lots_domain::{OrgNr, TenantConfig, VisitKind, complaint};
-use lots_events::{Handler, VisitFollowUpAdded, VisitFollowUpDone, VisitRegistered, Views};
+use lots_events::{Handler, Views, VisitFollowUpAdded, VisitFollowUpDone, VisitRegistered};
 use lots_platform::audit;
 use lots_platform::auth::{Caller, Role};
 use lots_proto::v1 as pb;
@@ -147,7 +147,11 @@ pub(crate) fn follow_up(
 }
 
 /// Validates a `RegisterVisitRequest`: every bad field is named.
-pub fn validate(req: &pb::RegisterVisitRequest, tenant: &TenantConfig, now: DateTime<Utc>) -> Result<NewVisit, Vec<Violation>> {
+pub fn validate(
+    req: &pb::RegisterVisitRequest,
+    tenant: &TenantConfig,
+    now: DateTime<Utc>,
+) -> Result<NewVisit, Vec<Violation>> {
     let mut c = Check::default();
     let idempotency_key = c.text("idempotency_key", &req.idempotency_key, true, 128);
     let org_nr = match OrgNr::parse(&req.org_nr) {
@@ -306,7 +310,8 @@ impl Cases {
             row = self.add_follow_up_in(&mut tx, row, &mut views, f, &actor, now).await?;
         }
         let row = save_views(&mut tx, row.id, &views).await?;
-        let changes = serde_json::json!({ "reference": row.reference, "kind": row.kind, "follow_ups": new.follow_ups.len() });
+        let changes =
+            serde_json::json!({ "reference": row.reference, "kind": row.kind, "follow_ups": new.follow_ups.len() });
         let entry = audit::Entry::change(caller, "VisitService/RegisterVisit", vec![row.id.to_string()], changes);
         audit::record(&mut *tx, &entry).await?;
         tx.commit().await?;
@@ -318,7 +323,13 @@ impl Cases {
     }
 
     /// Adds a follow-up to a visit; a retry with the same idempotency `key` changes nothing.
-    pub async fn add_follow_up(&self, caller: &Caller, id: Uuid, f: NewFollowUp, key: Option<&str>) -> Result<VisitRow> {
+    pub async fn add_follow_up(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        f: NewFollowUp,
+        key: Option<&str>,
+    ) -> Result<VisitRow> {
         let mut tx = self.pool.begin().await?;
         let row = lock(&mut tx, &caller.tenant, id).await?;
         let call = format!("add:{}:{}:{}", f.owner, f.due_date, f.what);
@@ -330,8 +341,11 @@ impl Cases {
         let row = self.add_follow_up_in(&mut tx, row, &mut views, &f, &caller.actor(), now).await?;
         let row = save_views(&mut tx, row.id, &views).await?;
         let changes = serde_json::json!({ "follow_up": "added", "owner": f.owner, "due_date": f.due_date });
-        audit::record(&mut *tx, &audit::Entry::change(caller, "VisitService/AddFollowUp", vec![id.to_string()], changes))
-            .await?;
+        audit::record(
+            &mut *tx,
+            &audit::Entry::change(caller, "VisitService/AddFollowUp", vec![id.to_string()], changes),
+        )
+        .await?;
         tx.commit().await?;
         self.relay.notify_one();
         Ok(row)
@@ -349,7 +363,9 @@ impl Cases {
     ) -> Result<VisitRow> {
         let mut tx = self.pool.begin().await?;
         let row = lock(&mut tx, &caller.tenant, id).await?;
-        if registers::already_applied(&mut tx, &caller.tenant, key, id, &format!("done:{number}"), &row.reference).await? {
+        if registers::already_applied(&mut tx, &caller.tenant, key, id, &format!("done:{number}"), &row.reference)
+            .await?
+        {
             return Ok(row);
         }
         let item: FollowUpRow = sqlx::query_as("SELECT * FROM visit_follow_ups WHERE visit_id = $1 AND number = $2")
@@ -484,7 +500,12 @@ pub async fn follow_ups(db: impl PgExecutor<'_>, visit: Uuid) -> Result<Vec<Foll
 }
 
 /// A visit by id or reference.
-pub async fn get(db: impl PgExecutor<'_>, tenant: &str, id: Option<Uuid>, reference: Option<&str>) -> Result<Option<VisitRow>> {
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    id: Option<Uuid>,
+    reference: Option<&str>,
+) -> Result<Option<VisitRow>> {
     Ok(sqlx::query_as(
         "SELECT * FROM visits WHERE tenant = $1 AND ($2::uuid IS NULL OR id = $2) AND ($3::text IS NULL OR reference = $3)",
     )
@@ -524,7 +545,12 @@ pub async fn list(
 }
 
 /// Progress toward the yearly target in `year`, as of `now`.
-pub async fn progress(db: &sqlx::PgPool, tenant: &TenantConfig, year: i32, now: DateTime<Utc>) -> Result<pb::VisitProgress> {
+pub async fn progress(
+    db: &sqlx::PgPool,
+    tenant: &TenantConfig,
+    year: i32,
+    now: DateTime<Utc>,
+) -> Result<pb::VisitProgress> {
     let (lotsande, other): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE kind = 'lotsande'), count(*) FILTER (WHERE kind = 'other')
          FROM visits WHERE tenant = $1 AND extract(year FROM visit_date)::int = $2",

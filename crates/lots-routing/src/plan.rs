@@ -213,7 +213,9 @@ pub fn window(tenant: &TenantConfig, case_type: &CaseType, registered: DateTime<
         Some(Target::WorkingDays(n)) => calendar.add_working_days(registered, n),
         Some(Target::WorkingHours(n)) => calendar.add_working_hours(registered, n),
         Some(Target::CalendarWeeks(w)) => calendar.legal_deadline(registered, w),
-        Some(Target::WorkingMinutes(m)) => calendar.add_working_time(registered, chrono::Duration::minutes(i64::from(m))),
+        Some(Target::WorkingMinutes(m)) => {
+            calendar.add_working_time(registered, chrono::Duration::minutes(i64::from(m)))
+        }
         None => calendar.add_working_days(registered, DEFAULT_HORIZON_DAYS),
     };
     if not_after <= not_before {

@@ -170,7 +170,11 @@ impl Sla {
                 let Some(added) = event.decode::<VisitFollowUpAdded>().transpose()? else { return Ok(()) };
                 // The due date as working time from now: the end of that day, local time.
                 let calendar = lots_domain::calendar::WorkCalendar::for_tenant(&tenant);
-                let end = added.due_date.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(lots_domain::calendar::local_to_utc);
+                let end = added
+                    .due_date
+                    .succ_opt()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(lots_domain::calendar::local_to_utc);
                 let minutes = end.map_or(1, |end| calendar.working_time_between(event.occurred_at, end).num_minutes());
                 sqlx::query(
                     "INSERT INTO cases (id, tenant, reference, case_type, officer_id, unit, kind, target_minutes, due_date)
@@ -193,10 +197,8 @@ impl Sla {
             },
             _ => event.case_id,
         };
-        let case: Option<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE")
-            .bind(item)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let case: Option<CaseRow> =
+            sqlx::query_as("SELECT * FROM cases WHERE id = $1 FOR UPDATE").bind(item).fetch_optional(&mut *tx).await?;
         let Some(case) = case else {
             return Err(format!("{} {item} is not known here yet; waiting for its first event", event.kind).into());
         };

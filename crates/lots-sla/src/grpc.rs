@@ -286,9 +286,8 @@ impl AlertService for AlertApi {
             "case" => caller.reaches_case_type(&c.case_type),
             _ => caller.units().is_none_or(|u| u.contains(&c.unit)),
         };
-        let case = case
-            .filter(reaches)
-            .ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
+        let case =
+            case.filter(reaches).ok_or_else(|| Error::NotFound("no such case (yet) in the sla service".into()))?;
         let tenant = self.sla.tenants.get(&case.tenant).cloned().ok_or_else(|| Error::Config("tenant gone".into()))?;
         audit::read(pool, &caller, "AlertService/GetCaseClocks", vec![case.id.to_string()]).await?;
         let events = clocks::events(pool, case.id).await.map_err(Error::from)?;

@@ -138,13 +138,14 @@ impl VisitService for IntakeApi {
 }
 
 fn visit_id(value: &str) -> Result<Uuid, Status> {
-    Uuid::parse_str(value.trim()).map_err(|_| invalid("visit_id", "must be a visit id (a UUID); look it up by reference").into())
+    Uuid::parse_str(value.trim())
+        .map_err(|_| invalid("visit_id", "must be a visit id (a UUID); look it up by reference").into())
 }
 
 /// The proto form of a stored visit and its follow-ups.
 pub fn to_pb(row: VisitRow, items: Vec<FollowUpRow>) -> Result<pb::Visit> {
-    let company: Vec<Participant> =
-        serde_json::from_str(&row.company_participants).map_err(|e| Error::Corrupt(format!("company_participants: {e}")))?;
+    let company: Vec<Participant> = serde_json::from_str(&row.company_participants)
+        .map_err(|e| Error::Corrupt(format!("company_participants: {e}")))?;
     let kind = match row.kind.as_str() {
         "lotsande" => pb::VisitKind::Lotsande,
         _ => pb::VisitKind::Other,
