@@ -84,10 +84,12 @@ async fn endpoints(app: &TestApp) -> Endpoints {
 /// the status (OK when it answered, whatever the answer).
 async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status {
     use pb::alert_service_client::AlertServiceClient as A;
+    use pb::complaint_service_client::ComplaintServiceClient as C;
     use pb::dead_letter_service_client::DeadLetterServiceClient as D;
     use pb::intake_service_client::IntakeServiceClient as I;
     use pb::officer_service_client::OfficerServiceClient as O;
     use pb::task_service_client::TaskServiceClient as T;
+    use pb::visit_service_client::VisitServiceClient as V;
     let with = |channel: &Channel| {
         let bearer = bearer.clone();
         tonic::service::interceptor::InterceptedService::new(channel.clone(), move |req: tonic::Request<()>| {
@@ -144,6 +146,25 @@ async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status
         "AlertService/WatchAlerts" => unary!(A::new(with(&e.sla)), watch_alerts, WatchAlertsRequest),
         "AlertService/ListAlerts" => unary!(A::new(with(&e.sla)), list_alerts, ListAlertsRequest),
         "AlertService/GetCaseClocks" => unary!(A::new(with(&e.sla)), get_case_clocks, GetCaseClocksRequest),
+        "ComplaintService/RegisterComplaint" => {
+            unary!(C::new(with(&e.intake)), register_complaint, RegisterComplaintRequest)
+        }
+        "ComplaintService/GetComplaint" => unary!(C::new(with(&e.intake)), get_complaint, GetComplaintRequest),
+        "ComplaintService/ListComplaints" => unary!(C::new(with(&e.intake)), list_complaints, ListComplaintsRequest),
+        "ComplaintService/AcknowledgeComplaint" => {
+            unary!(C::new(with(&e.intake)), acknowledge_complaint, AcknowledgeComplaintRequest)
+        }
+        "ComplaintService/AnswerComplaint" => unary!(C::new(with(&e.intake)), answer_complaint, AnswerComplaintRequest),
+        "ComplaintService/CloseComplaint" => unary!(C::new(with(&e.intake)), close_complaint, CloseComplaintRequest),
+        "ComplaintService/ReassignComplaint" => {
+            unary!(C::new(with(&e.intake)), reassign_complaint, ReassignComplaintRequest)
+        }
+        "VisitService/RegisterVisit" => unary!(V::new(with(&e.intake)), register_visit, RegisterVisitRequest),
+        "VisitService/GetVisit" => unary!(V::new(with(&e.intake)), get_visit, GetVisitRequest),
+        "VisitService/ListVisits" => unary!(V::new(with(&e.intake)), list_visits, ListVisitsRequest),
+        "VisitService/AddFollowUp" => unary!(V::new(with(&e.intake)), add_follow_up, AddFollowUpRequest),
+        "VisitService/CompleteFollowUp" => unary!(V::new(with(&e.intake)), complete_follow_up, CompleteFollowUpRequest),
+        "VisitService/GetVisitProgress" => unary!(V::new(with(&e.intake)), get_visit_progress, GetVisitProgressRequest),
         other => panic!("the test does not know {other}"),
     };
     result.err().unwrap_or_else(|| tonic::Status::ok(""))
@@ -209,6 +230,19 @@ async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
         ("AlertService/WatchAlerts", "EN"),
         ("AlertService/ListAlerts", "EN"),
         ("AlertService/GetCaseClocks", "REN"),
+        ("ComplaintService/RegisterComplaint", "RHEN"),
+        ("ComplaintService/GetComplaint", "RHENA"),
+        ("ComplaintService/ListComplaints", "RHENA"),
+        ("ComplaintService/AcknowledgeComplaint", "HEN"),
+        ("ComplaintService/AnswerComplaint", "HEN"),
+        ("ComplaintService/CloseComplaint", "HEN"),
+        ("ComplaintService/ReassignComplaint", "EN"),
+        ("VisitService/RegisterVisit", "HEN"),
+        ("VisitService/GetVisit", "RHENA"),
+        ("VisitService/ListVisits", "RHENA"),
+        ("VisitService/AddFollowUp", "HEN"),
+        ("VisitService/CompleteFollowUp", "HEN"),
+        ("VisitService/GetVisitProgress", "RHENA"),
     ];
     assert_eq!(expected.len(), MATRIX.len(), "every RPC is in the table");
     for (who, role) in people {

@@ -112,7 +112,7 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(all.len(), unique.len(), "an event type is emitted by two services");
-        assert_eq!(all.len(), 26, "a new event type needs an emitter here");
+        assert_eq!(all.len(), 34, "a new event type needs an emitter here");
     }
 
     #[test]
