@@ -71,7 +71,7 @@ pub enum Command {
     Visit(VisitCommand),
     /// Every servicegaranti clock of a case: due time, state and time left (sla).
     Clocks {
-        /// Case id or reference (NKP-2026-000123).
+        /// Case id or reference (NKP-2026-000123), or a complaint's reference (NKP-K-2026-000007).
         case: String,
     },
     /// Operator commands (admin role).

@@ -328,7 +328,12 @@ impl AlertService for AlertApi {
             case_id: case.id.to_string(),
             case_reference: case.reference,
             tenant: case.tenant,
-            case_type: case.case_type,
+            // A complaint or follow-up has no case type; say what it is.
+            case_type: match case.kind.as_str() {
+                "complaint" => "klagomål".to_owned(),
+                "follow_up" => "uppföljning".to_owned(),
+                _ => case.case_type,
+            },
             clocks: out,
         }))
     }

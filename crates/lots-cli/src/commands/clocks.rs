@@ -13,9 +13,15 @@ use crate::output::{Out, Table, enum_word, local, rfc3339, span};
 /// Runs `lots clocks <case>`.
 pub async fn run(global: &Global, case: &str) -> anyhow::Result<()> {
     let out = Out { json: global.json };
-    let lookup = match CaseKey::parse(case)? {
-        CaseKey::Id(id) => pb::get_case_clocks_request::Lookup::CaseId(id),
-        CaseKey::Reference(r) => pb::get_case_clocks_request::Lookup::Reference(r),
+    // A complaint's reference (NKP-K-2026-000007) names its clocks too.
+    let complaint = lots_domain::SeriesReference::parse(&case.trim().to_ascii_uppercase())
+        .filter(|r| r.series == lots_domain::complaint::COMPLAINTS);
+    let lookup = match (complaint, CaseKey::parse(case)) {
+        (Some(r), _) => pb::get_case_clocks_request::Lookup::Reference(r.to_string()),
+        (None, key) => match key? {
+            CaseKey::Id(id) => pb::get_case_clocks_request::Lookup::CaseId(id),
+            CaseKey::Reference(r) => pb::get_case_clocks_request::Lookup::Reference(r),
+        },
     };
     let mut sla = client::alerts(global).await?;
     let req = pb::GetCaseClocksRequest { lookup: Some(lookup) };

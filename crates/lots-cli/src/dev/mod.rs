@@ -190,7 +190,7 @@ fn banner(
         stream => format!("stream {stream}; {}", origin(nats)),
     };
     let mut rows = vec![
-        ("intake", url(stack.intake), "IntakeService".to_owned()),
+        ("intake", url(stack.intake), "IntakeService, ComplaintService, VisitService".to_owned()),
         ("routing", url(stack.routing), "TaskService, OfficerService".to_owned()),
         ("sla", url(stack.sla), "AlertService".to_owned()),
         ("nats", nats.url.clone(), nats_note),
