@@ -90,6 +90,30 @@ impl TenantState {
         Ok(state)
     }
 
+    /// The state of a tenant nobody has routed for yet: every configured officer, no open tasks,
+    /// no busy time (what the writer starts from on an empty database; benchmarks build on it).
+    pub fn from_config(config: Arc<TenantConfig>) -> Self {
+        let mut state =
+            TenantState { config, officers: HashMap::new(), by_competence: HashMap::new(), served: HashMap::new() };
+        let rows: Vec<OfficerRow> = state
+            .config
+            .officers
+            .iter()
+            .map(|o| OfficerRow {
+                id: o.id.clone(),
+                unit: o.unit.clone(),
+                competences: o.competences.clone(),
+                capacity: i32::try_from(o.capacity).unwrap_or(i32::MAX),
+                last_assigned_at: None,
+                open_tasks: 0,
+            })
+            .collect();
+        for row in rows {
+            state.insert_officer(row);
+        }
+        state
+    }
+
     /// Re-reads some officers (after a change made in SQL: a decline, an ended case, busy time).
     pub async fn reload_officers(
         &mut self,
