@@ -16,6 +16,7 @@ bench:
     ./target/release/lots-bench load
     ./target/release/lots-bench sla-scale
     cargo bench --locked -p lots-domain
+    cargo bench --locked -p lots-routing --bench decide
 
 # Formatting check and clippy with warnings as errors.
 lint:

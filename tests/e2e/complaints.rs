@@ -247,8 +247,11 @@ async fn an_anonymous_complaint_keeps_no_contact_and_owes_no_answer_and_one_abou
     let mut req = complaint("anon-1");
     req.anonymous = true;
     let refused = reception.register_complaint(req.clone()).await.unwrap_err();
-    assert_eq!(violated_fields(&refused), ["contact"], "an anonymous complaint must not carry a contact");
+    let named = ["contact", "org_nr", "company_name"];
+    assert_eq!(violated_fields(&refused), named, "an anonymous complaint carries nothing that names the complainant");
     req.contact = None;
+    req.org_nr.clear();
+    req.company_name.clear();
     let c = reception.register_complaint(req).await.unwrap().into_inner();
     assert!(c.anonymous && c.contact.is_none());
     let stored: (String, String, String) =
@@ -290,6 +293,51 @@ async fn an_anonymous_complaint_keeps_no_contact_and_owes_no_answer_and_one_abou
     let list = pb::ListComplaintsRequest { about_case: case.reference.clone(), ..Default::default() };
     let found = reception.list_complaints(list).await.unwrap().into_inner().complaints;
     assert_eq!(found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [linked.id]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_complaint_about_an_officer_goes_to_their_manager_and_is_never_handed_to_them() {
+    let app = spawn().await;
+    let mut req = complaint("about-handl");
+    req.about = Some(pb::ComplaintAbout { officer: "handl".into(), ..Default::default() });
+    let c = complaints(&app, Who::Reception).await.register_complaint(req).await.unwrap().into_inner();
+    assert_eq!(c.handler, "boss");
+    let mut boss = complaints(&app, Who::Manager("boss".into())).await;
+    let to = |handler: &str| pb::ReassignComplaintRequest {
+        complaint_id: c.id.clone(),
+        handler: handler.into(),
+        reason: "Jäv".into(),
+        idempotency_key: String::new(),
+    };
+    let refused = boss.reassign_complaint(to("handl")).await.unwrap_err();
+    assert_eq!(violated_fields(&refused), ["handler"]);
+    let moved = boss.reassign_complaint(to("chef")).await.unwrap().into_inner();
+    assert_eq!((moved.handler.as_str(), moved.handler_unit.as_str()), ("chef", "ledning"));
+    let reason: Option<String> = sqlx::query_scalar("SELECT reassign_reason FROM complaints WHERE id = $1::uuid")
+        .bind(&c.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("Jäv"), "intake keeps the reason; the event does not carry it");
+    // From now on sla warns the new handler.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let officer: Option<String> = sqlx::query_scalar("SELECT officer_id FROM cases WHERE id = $1::uuid")
+            .bind(&c.id)
+            .fetch_optional(app.sla_pool())
+            .await
+            .unwrap()
+            .flatten();
+        if officer.as_deref() == Some("chef") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sla still has {officer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut handl = complaints(&app, Who::Officer("handl".into())).await;
+    let lookup = Some(pb::get_complaint_request::Lookup::Id(c.id.clone()));
+    let read = handl.get_complaint(pb::GetComplaintRequest { lookup }).await;
+    assert_eq!(read.unwrap_err().code(), tonic::Code::NotFound, "the officer complained about does not read it");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,6 +429,22 @@ async fn a_visit_with_two_follow_ups_one_done_in_time_and_one_breached_and_escal
     assert!(after.follow_ups[0].done && !after.follow_ups[1].done);
     clock_in(&app, &first, "uppfoljning", "met").await;
 
+    let add = |key: &str| pb::AddFollowUpRequest {
+        visit_id: v.id.clone(),
+        follow_up: Some(pb::NewFollowUp {
+            what: "Ring upp".into(),
+            owner: "boss".into(),
+            due_date: "2026-09-30".into(),
+        }),
+        idempotency_key: key.into(),
+    };
+    assert_eq!(violated_fields(&handl.add_follow_up(add("")).await.unwrap_err()), ["idempotency_key"]);
+    let added = handl.add_follow_up(add("fu-3")).await.unwrap().into_inner();
+    assert_eq!(handl.add_follow_up(add("fu-3")).await.unwrap().into_inner().follow_ups.len(), 3, "once per key");
+    assert_eq!(added.follow_ups[2].owner_unit, "u");
+    let outsider = visits(&app, Who::Naringslivschef).await.add_follow_up(add("fu-4")).await;
+    assert!(outsider.is_ok(), "the näringslivschef may add follow-ups to any visit");
+
     app.clock.set(local("2026-09-10 16:00"));
     let fired = alerts(&app, &format!("{} uppföljning 2", v.reference), 4).await;
     let expected = [
@@ -398,6 +462,6 @@ async fn a_visit_with_two_follow_ups_one_done_in_time_and_one_breached_and_escal
         (progress.year, progress.target, progress.lotsande_visits, progress.percent_of_target),
         (2026, 100, 1, 1)
     );
-    assert_eq!((progress.follow_ups_open, progress.follow_ups_done, progress.follow_ups_overdue), (1, 1, 1));
+    assert_eq!((progress.follow_ups_open, progress.follow_ups_done, progress.follow_ups_overdue), (3, 1, 1));
     assert_eq!(progress.expected_by_today, 100 * 253 / 365, "2026-09-10 is day 253");
 }

@@ -198,6 +198,9 @@ async fn after_gallring_no_table_of_any_service_holds_the_sole_traders_personnum
             .await
             .unwrap();
     assert_eq!(erased, (String::new(), String::new(), "(gallrad)".to_owned()));
+    let visit: (String, String) =
+        sqlx::query_as("SELECT company_name, notes FROM intake.visits").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(visit, ("(gallrad)".to_owned(), "(gallrad)".to_owned()), "a sole trader's firm name names them");
     // What statistics need stays.
     let kept: (String, String) =
         sqlx::query_as("SELECT reference, status FROM intake.cases").fetch_one(&app.pool).await.unwrap();

@@ -355,11 +355,11 @@ payload!(ComplaintAnswered, "complaint.answered", Intake);
 pub struct ComplaintClosed {}
 payload!(ComplaintClosed, "complaint.closed", Intake);
 
-/// `complaint.reassigned`: another officer handles it; sla warns them from now on.
+/// `complaint.reassigned`: another officer handles it; sla warns them from now on (the reason
+/// stays in intake).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ComplaintReassigned {
     pub handler: Handler,
-    pub reason: String,
 }
 payload!(ComplaintReassigned, "complaint.reassigned", Intake);
 

@@ -24,6 +24,8 @@ CREATE TABLE complaints (
     secrecy              boolean     NOT NULL,
     handler              text        NOT NULL,
     handler_unit         text        NOT NULL,
+    -- Why it was last handed to another officer.
+    reassign_reason      text,
     answer               text,
     action_taken         text,
     registered_at        timestamptz NOT NULL,

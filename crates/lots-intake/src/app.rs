@@ -46,39 +46,47 @@ pub struct Parts {
 /// stay for statistics. Closed complaints and visits whose follow-ups are done lose theirs the
 /// same way.
 pub fn retention_jobs() -> Vec<lots_platform::retention::Job> {
-    vec![lots_platform::retention::Job {
-        what: "ended_case_personal_data",
-        sql: "UPDATE cases SET org_nr = '', company_name = '(gallrad)', contact_name = '', contact_phone = '',
+    vec![
+        lots_platform::retention::Job {
+            what: "ended_case_personal_data",
+            sql: "UPDATE cases SET org_nr = '', company_name = '(gallrad)', contact_name = '', contact_phone = '',
                   contact_email = '', description = '', waiting_reason = NULL, request_fingerprint = '',
                   extension_reason = CASE WHEN extension_reason IS NULL THEN NULL ELSE '(gallrad)' END,
                   decision = CASE WHEN decision IS NULL THEN NULL ELSE '(gallrad)' END, erased_at = now()
               WHERE id IN (
                   SELECT id FROM cases WHERE tenant = $3 AND status IN ('closed', 'withdrawn') AND erased_at IS NULL
                     AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        age: lots_platform::retention::Age::PersonalData,
-    },
-    lots_platform::retention::Job {
-        what: "closed_complaint_personal_data",
-        sql: "UPDATE complaints SET contact_name = '', contact_phone = '', contact_email = '', org_nr = '',
+            age: lots_platform::retention::Age::PersonalData,
+        },
+        lots_platform::retention::Job {
+            what: "closed_complaint_personal_data",
+            sql: "UPDATE complaints SET contact_name = '', contact_phone = '', contact_email = '', org_nr = '',
                   company_name = '', description = '(gallrad)', request_fingerprint = '',
                   answer = CASE WHEN answer IS NULL THEN NULL ELSE '(gallrad)' END,
                   action_taken = CASE WHEN action_taken IS NULL THEN NULL ELSE '(gallrad)' END, erased_at = now()
               WHERE id IN (
-                  SELECT id FROM complaints WHERE tenant = $3 AND status = 'closed' AND erased_at IS NULL
+                  SELECT id FROM complaints WHERE tenant = $3 AND status IN ('answered', 'closed') AND erased_at IS NULL
                     AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        age: lots_platform::retention::Age::PersonalData,
-    },
-    // A visit is done once its follow-ups are; a story the company agreed to publish stays.
-    lots_platform::retention::Job {
-        what: "done_visit_personal_data",
-        sql: "UPDATE visits SET org_nr = '', company_participants = '[]', notes = '(gallrad)', request_fingerprint = '',
-                  story = CASE WHEN story_consent THEN story ELSE '' END, erased_at = now()
-              WHERE id IN (
-                  SELECT v.id FROM visits v WHERE v.tenant = $3 AND v.erased_at IS NULL AND v.updated_at < $1
-                    AND NOT EXISTS (SELECT 1 FROM visit_follow_ups f WHERE f.visit_id = v.id AND f.done_at IS NULL)
-                  LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        age: lots_platform::retention::Age::PersonalData,
-    }]
+            age: lots_platform::retention::Age::PersonalData,
+        },
+        // A visit's personal data goes the period after its last change, open follow-ups or not (a
+        // follow-up left open for a year is stale); a story the company agreed to publish stays.
+        lots_platform::retention::Job {
+            what: "visit_personal_data",
+            sql: "WITH v AS (
+                  UPDATE visits SET org_nr = '', company_name = '(gallrad)', company_participants = '[]',
+                      notes = '(gallrad)', request_fingerprint = '',
+                      story = CASE WHEN story_consent THEN story ELSE '' END, erased_at = now()
+                  WHERE id IN (
+                      SELECT id FROM visits WHERE tenant = $3 AND erased_at IS NULL AND updated_at < $1
+                      LIMIT $2 FOR UPDATE SKIP LOCKED)
+                  RETURNING id)
+              UPDATE visit_follow_ups SET what = '(gallrad)',
+                  done_note = CASE WHEN done_note IS NULL THEN NULL ELSE '(gallrad)' END
+              WHERE visit_id IN (SELECT id FROM v)",
+            age: lots_platform::retention::Age::PersonalData,
+        },
+    ]
 }
 
 /// A built intake service, bound and ready to run.

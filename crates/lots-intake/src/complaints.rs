@@ -42,6 +42,7 @@ pub struct ComplaintRow {
     pub secrecy: bool,
     pub handler: String,
     pub handler_unit: String,
+    pub reassign_reason: Option<String>,
     pub answer: Option<String>,
     pub action_taken: Option<String>,
     pub registered_at: DateTime<Utc>,
@@ -198,7 +199,13 @@ pub fn validate(req: &pb::RegisterComplaintRequest, tenant: &TenantConfig) -> Re
             c.add("contact", "needs a phone number or an e-mail address to send the answer to");
         }
     }
-    let org_nr = if req.org_nr.trim().is_empty() {
+    if req.anonymous && !req.org_nr.trim().is_empty() {
+        c.add("org_nr", "must be empty for an anonymous complaint (a sole trader's number names the complainant)");
+    }
+    if req.anonymous && !req.company_name.trim().is_empty() {
+        c.add("company_name", "must be empty for an anonymous complaint");
+    }
+    let org_nr = if req.org_nr.trim().is_empty() || req.anonymous {
         None
     } else {
         match OrgNr::parse(&req.org_nr) {
@@ -427,9 +434,14 @@ impl Cases {
                     let description = format!("{handler:?} is not an officer of {}", caller.config.name);
                     return Err(Error::Invalid(vec![Violation { field: "handler", description }]));
                 };
+                if handler == row.about_officer {
+                    let description = "must not be the officer the complaint is about".to_owned();
+                    return Err(Error::Invalid(vec![Violation { field: "handler", description }]));
+                }
                 let unit = officer.unit.clone();
-                let row = update(&mut tx, id, "handler = $3, handler_unit = $4", now, &[&handler, &unit]).await?;
-                let data = ComplaintReassigned { handler: Handler { officer_id: handler, unit }, reason };
+                let set = "handler = $3, handler_unit = $4, reassign_reason = $5";
+                let row = update(&mut tx, id, set, now, &[&handler, &unit, &reason]).await?;
+                let data = ComplaintReassigned { handler: Handler { officer_id: handler, unit } };
                 ("ComplaintService/ReassignComplaint", self.emit_complaint(&mut tx, row, &actor, data).await?)
             }
         };
@@ -547,10 +559,15 @@ pub fn may_see(caller: &Caller, row: &ComplaintRow) -> bool {
     }
 }
 
-/// Whether `caller` may act on the complaint (or, `reassigning`, give it to someone else).
+/// Whether `caller` may act on the complaint (or, `reassigning`, give it to someone else). Nobody
+/// acts on a complaint about themselves, except the näringslivschef, who has no one above.
 fn may_handle(caller: &Caller, row: &ComplaintRow, reassigning: bool) -> bool {
+    let me = caller.officer.as_deref().unwrap_or_default();
+    if !me.is_empty() && me == row.about_officer && !caller.has(Role::Naringslivschef) {
+        return false;
+    }
     let manages = caller.units().is_some_and(|u| u.contains(&row.handler_unit)) && caller.has(Role::Enhetschef);
-    let is_handler = caller.officer.as_deref() == Some(row.handler.as_str());
+    let is_handler = me == row.handler;
     caller.has(Role::Naringslivschef) || manages || (!reassigning && is_handler)
 }
 

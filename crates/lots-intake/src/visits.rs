@@ -332,6 +332,17 @@ impl Cases {
     ) -> Result<VisitRow> {
         let mut tx = self.pool.begin().await?;
         let row = lock(&mut tx, &caller.tenant, id).await?;
+        // The visit's participants, their enhetschefs and the näringslivschef promise follow-ups.
+        let me = caller.officer.as_deref().unwrap_or_default();
+        let manages = |p: &String| {
+            caller.config.officer(p).and_then(|o| caller.config.unit(&o.unit)).is_some_and(|u| u.manager == me)
+        };
+        let took_part = row.participants.iter().any(|p| p == me || (caller.has(Role::Enhetschef) && manages(p)));
+        if !(took_part || caller.has(Role::Naringslivschef)) {
+            return Err(Error::Forbidden(
+                "only the visit's participants, their enhetschef or the näringslivschef add follow-ups".into(),
+            ));
+        }
         let call = format!("add:{}:{}:{}", f.owner, f.due_date, f.what);
         if registers::already_applied(&mut tx, &caller.tenant, key, id, &call, &row.reference).await? {
             return Ok(row);

@@ -43,14 +43,15 @@ pub struct Parts {
 }
 
 /// The sla service's retention job, beside the platform's: an ended case's clocks, stages and
-/// events go once it closed long enough ago and no clock is still open. Its alerts stay.
+/// events go once it closed long enough ago and no clock is still open (so do a closed complaint's
+/// and a done follow-up's). Its alerts stay.
 pub fn retention_jobs() -> Vec<Job> {
     vec![Job {
         what: "ended_cases",
         sql: "WITH old AS (
                   SELECT c.id FROM cases c
                   WHERE EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id
-                                  AND e.kind IN ('case.closed', 'case.withdrawn') AND e.at < $1)
+                                  AND e.kind IN ('case.closed', 'case.withdrawn', 'complaint.closed', 'visit.follow_up_done') AND e.at < $1)
                     AND NOT EXISTS (SELECT 1 FROM clocks k WHERE k.case_id = c.id
                                       AND k.state IN ('running', 'paused', 'breached'))
                   LIMIT $2 FOR UPDATE SKIP LOCKED),

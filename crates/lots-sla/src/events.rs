@@ -140,9 +140,6 @@ impl Sla {
     /// Complaints and visit follow-ups: each is a row of its own (a follow-up's id is not the
     /// visit's), with the same clocks, alerts and escalations as a case.
     async fn handle_commitment_item(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        let Some(tenant) = self.tenants.get(&event.tenant).cloned() else {
-            return Ok(());
-        };
         if let Some(r) = event.decode::<ComplaintRegistered>().transpose()? {
             sqlx::query(
                 "INSERT INTO cases (id, tenant, reference, case_type, officer_id, unit, kind, anonymous)
@@ -165,6 +162,10 @@ impl Sla {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A tenant no longer configured: its complaint row above keeps later events in order.
+        let Some(tenant) = self.tenants.get(&event.tenant).cloned() else {
+            return Ok(());
+        };
         let item = match event.kind.as_str() {
             VisitFollowUpAdded::TYPE => {
                 let Some(added) = event.decode::<VisitFollowUpAdded>().transpose()? else { return Ok(()) };

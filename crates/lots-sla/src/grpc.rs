@@ -265,7 +265,11 @@ impl AlertService for AlertApi {
                 // A case's reference, or a complaint's (NKP-K-2026-000007).
                 let r = lots_domain::Reference::parse(&r)
                     .map(|r| r.to_string())
-                    .or_else(|| lots_domain::SeriesReference::parse(&r).map(|r| r.to_string()))
+                    .or_else(|| {
+                        lots_domain::SeriesReference::parse(&r)
+                            .filter(|r| r.series == lots_domain::complaint::COMPLAINTS)
+                            .map(|r| r.to_string())
+                    })
                     .ok_or_else(|| Error::Invalid {
                         field: "reference",
                         message: "must look like NKP-2026-000123 (a case) or NKP-K-2026-000007 (a complaint)".into(),

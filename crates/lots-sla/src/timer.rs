@@ -80,7 +80,8 @@ fn recipient(tenant: &TenantConfig, case: &CaseRow, level: EscalationLevel) -> S
     let manager = || tenant.unit(&case.unit).map(|u| u.manager.clone());
     match level {
         EscalationLevel::Officer => case.officer_id.clone().or_else(manager),
-        EscalationLevel::UnitManager => manager(),
+        // An owner who is the unit's manager escalates past themselves, to the näringslivschef.
+        EscalationLevel::UnitManager => manager().filter(|m| Some(m) != case.officer_id.as_ref()),
         EscalationLevel::Naringslivschef => None,
     }
     .unwrap_or_else(|| tenant.naringslivschef.clone())

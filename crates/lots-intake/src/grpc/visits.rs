@@ -101,7 +101,11 @@ impl VisitService for IntakeApi {
             (true, Some(item)) => item,
             _ => return Err(Error::Invalid(c.0).into()),
         };
-        let row = self.cases.add_follow_up(&caller, id, item, key(&req.idempotency_key)?).await?;
+        // Adding is not guarded by a state, so only a key makes a retry safe.
+        let Some(key) = key(&req.idempotency_key)? else {
+            return Err(invalid("idempotency_key", "is required: a retry must not add the follow-up twice").into());
+        };
+        let row = self.cases.add_follow_up(&caller, id, item, Some(key)).await?;
         let items = visits::follow_ups(&self.cases.pool, row.id).await?;
         Ok(Response::new(to_pb(row, items)?))
     }
