@@ -411,9 +411,12 @@ async fn a_visit_with_two_follow_ups_one_done_in_time_and_one_breached_and_escal
         story: Some(pb::CompanyStory { text: "Vi fick hjälp direkt".into(), consent_to_publish: true }),
     };
     let v = handl.register_visit(req.clone()).await.unwrap().into_inner();
+    let mut other = req.clone();
+    other.notes = "Något annat".into();
+    assert_eq!(handl.register_visit(other).await.unwrap_err().code(), tonic::Code::AlreadyExists, "key reused");
     assert!(v.reference.starts_with("KLG-B-2026-"), "{}", v.reference);
     assert_eq!(v.follow_ups.len(), 2);
-    assert_eq!(handl.register_visit(req).await.unwrap().into_inner().id, v.id, "retry returns the first visit");
+    assert_eq!(handl.register_visit(req.clone()).await.unwrap().into_inner().id, v.id, "retry returns the first visit");
     let (first, second) = (v.follow_ups[0].id.clone(), v.follow_ups[1].id.clone());
     assert_eq!(clock_states(&app, &first, 1).await[0].2, local("2026-09-07 16:30"), "due at the end of its day");
     assert_eq!(clock_states(&app, &second, 1).await[0].2, local("2026-09-09 16:30"));
@@ -446,6 +449,8 @@ async fn a_visit_with_two_follow_ups_one_done_in_time_and_one_breached_and_escal
     assert!(outsider.is_ok(), "the näringslivschef may add follow-ups to any visit");
 
     app.clock.set(local("2026-09-10 16:00"));
+    let late_retry = handl.register_visit(req.clone()).await.unwrap().into_inner();
+    assert_eq!(late_retry.id, v.id, "a retry days later, when follow-up 1's due date has passed, still answers");
     let fired = alerts(&app, &format!("{} uppföljning 2", v.reference), 4).await;
     let expected = [
         "warning:uppfoljning:handl:75",

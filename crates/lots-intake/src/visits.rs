@@ -85,27 +85,30 @@ pub struct NewVisit {
     pub follow_ups: Vec<NewFollowUp>,
     pub story: String,
     pub story_consent: bool,
+    /// See [`request_fingerprint`].
+    pub fingerprint: String,
 }
 
-impl NewVisit {
-    fn fingerprint(&self) -> String {
-        let follow_ups: Vec<_> =
-            self.follow_ups.iter().map(|f| (f.what.clone(), f.owner.clone(), f.due_date.to_string())).collect();
-        let request = serde_json::json!([
-            self.org_nr.expose(),
-            self.company_name,
-            self.date.to_string(),
-            self.kind.as_str(),
-            self.participants,
-            self.company_participants,
-            self.topics,
-            self.notes,
-            follow_ups,
-            self.story,
-            self.story_consent,
-        ]);
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, request.to_string().as_bytes()).to_string()
-    }
+/// What makes two registrations "the same" for the idempotency key: a digest of the request as
+/// sent, so a retry is recognised before it is validated again (a follow-up due "today" is
+/// still the first request after midnight) and the table holds no number.
+pub fn request_fingerprint(req: &pb::RegisterVisitRequest) -> String {
+    let follow_ups: Vec<_> = req.follow_ups.iter().map(|f| [&f.what, &f.owner, &f.due_date]).collect();
+    let company: Vec<_> = req.company_participants.iter().map(|p| [&p.name, &p.role]).collect();
+    let story = req.story.as_ref().map(|s| (&s.text, s.consent_to_publish));
+    let request = serde_json::json!([
+        req.org_nr,
+        req.company_name,
+        req.date,
+        req.kind,
+        req.participants,
+        company,
+        req.topics,
+        req.notes,
+        follow_ups,
+        story,
+    ]);
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, request.to_string().as_bytes()).to_string()
 }
 
 /// Today in Stockholm.
@@ -231,6 +234,7 @@ pub fn validate(
             follow_ups: follow_ups.into_iter().flatten().collect(),
             story: story_text,
             story_consent: story.consent_to_publish,
+            fingerprint: request_fingerprint(req),
         }),
         _ => Err(c.0),
     }
@@ -278,7 +282,7 @@ impl Cases {
         .bind(now)
         .bind(&actor)
         .bind(&new.idempotency_key)
-        .bind(new.fingerprint())
+        .bind(&new.fingerprint)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -460,8 +464,24 @@ impl Cases {
         Ok(row)
     }
 
+    /// The visit first registered under `key`, if this is a retry of that request (checked before
+    /// validation); an error if the key was used for another request.
+    pub async fn visit_registered_under(
+        &self,
+        tenant: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<(VisitRow, Vec<FollowUpRow>)>> {
+        let Some(first) = by_key(&self.pool, tenant, key.trim()).await? else { return Ok(None) };
+        if first.request_fingerprint != fingerprint {
+            return Err(Error::KeyReused { key: key.to_owned(), reference: first.reference });
+        }
+        let items = follow_ups(&self.pool, first.id).await?;
+        Ok(Some((first, items)))
+    }
+
     async fn same(&self, first: VisitRow, new: &NewVisit) -> Result<(VisitRow, Vec<FollowUpRow>)> {
-        if first.request_fingerprint != new.fingerprint() {
+        if first.request_fingerprint != new.fingerprint {
             return Err(Error::KeyReused { key: new.idempotency_key.clone(), reference: first.reference });
         }
         let items = follow_ups(&self.pool, first.id).await?;

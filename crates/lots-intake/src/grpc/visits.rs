@@ -21,6 +21,13 @@ impl VisitService for IntakeApi {
     #[instrument(name = "intake.grpc.register_visit", skip_all)]
     async fn register_visit(&self, req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
         let caller = auth::caller(&req)?;
+        let key = req.get_ref().idempotency_key.trim();
+        if !key.is_empty() && key.chars().count() <= 128 {
+            let fingerprint = visits::request_fingerprint(req.get_ref());
+            if let Some((row, items)) = self.cases.visit_registered_under(&caller.tenant, key, &fingerprint).await? {
+                return Ok(Response::new(to_pb(row, items)?));
+            }
+        }
         let new = visits::validate(req.get_ref(), &caller.config, self.cases.clock.now()).map_err(Error::from)?;
         let (row, items) = self.cases.register_visit(&new, &caller).await?;
         Ok(Response::new(to_pb(row, items)?))
