@@ -469,4 +469,7 @@ async fn a_visit_with_two_follow_ups_one_done_in_time_and_one_breached_and_escal
     );
     assert_eq!((progress.follow_ups_open, progress.follow_ups_done, progress.follow_ups_overdue), (3, 1, 1));
     assert_eq!(progress.expected_by_today, 100 * 253 / 365, "2026-09-10 is day 253");
+    let listed = handl.list_visits(pb::ListVisitsRequest::default()).await.unwrap().into_inner().visits;
+    let numbers: Vec<u32> = listed[0].follow_ups.iter().map(|f| f.number).collect();
+    assert_eq!((listed.len(), numbers), (1, vec![1, 2, 3, 4]), "a listed visit carries its follow-ups in order");
 }

@@ -530,6 +530,14 @@ pub async fn follow_ups(db: impl PgExecutor<'_>, visit: Uuid) -> Result<Vec<Foll
         .await?)
 }
 
+/// The follow-ups of several visits, in visit and number order.
+pub async fn follow_ups_of(db: impl PgExecutor<'_>, visits: &[Uuid]) -> Result<Vec<FollowUpRow>> {
+    Ok(sqlx::query_as("SELECT * FROM visit_follow_ups WHERE visit_id = ANY ($1) ORDER BY visit_id, number")
+        .bind(visits)
+        .fetch_all(db)
+        .await?)
+}
+
 /// A visit by id or reference.
 pub async fn get(
     db: impl PgExecutor<'_>,

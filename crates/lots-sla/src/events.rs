@@ -93,17 +93,7 @@ impl Handler for Sla {
         if !relevant {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO case_events (event_id, case_id, kind, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event.id)
-        .bind(case.id)
-        .bind(&event.kind)
-        .bind(event.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-        self.recompute_and_announce(tx, &tenant, &case).await
+        self.record_and_recompute(tx, &tenant, &case, event.id, event).await
     }
 
     fn committed(&self, _event: &Envelope) {
@@ -113,14 +103,27 @@ impl Handler for Sla {
 }
 
 impl Sla {
-    /// Recomputes the clocks of `case` (a case, complaint or follow-up); a clock that just
-    /// stopped closes its alerts and, if met, announces it.
-    async fn recompute_and_announce(
+    /// Records `event` (under `event_id`) among the clock events of `case` (a case, complaint or
+    /// follow-up) and recomputes its clocks; a clock that just stopped closes its alerts and, if
+    /// met, announces it.
+    async fn record_and_recompute(
         &self,
         tx: &mut PgConnection,
         tenant: &TenantConfig,
         case: &CaseRow,
+        event_id: uuid::Uuid,
+        event: &Envelope,
     ) -> Result<(), HandlerError> {
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, kind, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(case.id)
+        .bind(&event.kind)
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await?;
         let now = self.clock.now();
         let stopped = clocks::recompute(tx, tenant, case, now).await?;
         let mut fired = Vec::new();
@@ -205,16 +208,6 @@ impl Sla {
         };
         // One event may stand for several items (never today); the item's id keeps them apart.
         let event_id = if item == event.case_id { event.id } else { uuid::Uuid::new_v5(&event.id, item.as_bytes()) };
-        sqlx::query(
-            "INSERT INTO case_events (event_id, case_id, kind, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(case.id)
-        .bind(&event.kind)
-        .bind(event.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-        self.recompute_and_announce(tx, &tenant, &case).await
+        self.record_and_recompute(tx, &tenant, &case, event_id, event).await
     }
 }

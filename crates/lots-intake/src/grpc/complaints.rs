@@ -1,6 +1,6 @@
 //! The `ComplaintService` gRPC implementation.
 
-use lots_domain::{ComplaintCategory, ComplaintStatus, SeriesReference};
+use lots_domain::{ComplaintCategory, ComplaintStatus};
 use lots_platform::audit;
 use lots_platform::auth;
 use lots_proto::time::timestamp;
@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{IntakeApi, Reply, invalid, key};
+use super::{IntakeApi, Reply, invalid, key, series_lookup};
 use crate::complaints::{self, ComplaintRow, Filter, Step, may_see, not_found};
 use crate::error::{Error, Result};
 use crate::validate::{self, Violation};
@@ -28,19 +28,14 @@ impl ComplaintService for IntakeApi {
     #[instrument(name = "intake.grpc.get_complaint", skip_all)]
     async fn get_complaint(&self, req: Request<pb::GetComplaintRequest>) -> Reply<pb::Complaint> {
         let caller = auth::caller(&req)?;
+        use pb::get_complaint_request::Lookup;
         let (id, reference) = match req.into_inner().lookup {
-            Some(pb::get_complaint_request::Lookup::Id(id)) => {
-                (Some(Uuid::parse_str(id.trim()).map_err(|_| invalid("id", "must be a complaint id (a UUID)"))?), None)
-            }
-            Some(pb::get_complaint_request::Lookup::Reference(r)) => {
-                let r = SeriesReference::parse(&r)
-                    .filter(|r| r.series == lots_domain::complaint::COMPLAINTS)
-                    .ok_or_else(|| invalid("reference", "must look like NKP-K-2026-000007"))?;
-                (None, Some(r.to_string()))
-            }
-            None => return Err(invalid("lookup", "give either id or reference").into()),
+            Some(Lookup::Id(id)) => (Some(id), None),
+            Some(Lookup::Reference(r)) => (None, Some(r)),
+            None => (None, None),
         };
-        let what = reference.clone().or(id.map(|i| i.to_string())).unwrap_or_default();
+        let (id, reference, what) =
+            series_lookup(id, reference, ("complaint", lots_domain::complaint::COMPLAINTS, "NKP-K-2026-000007"))?;
         let row = complaints::get(&self.cases.pool, &caller.tenant, id, reference.as_deref())
             .await?
             .filter(|r| may_see(&caller, r))
@@ -72,7 +67,7 @@ impl ComplaintService for IntakeApi {
                 c
             }
         };
-        let (page_size, before) = super::paging(&mut bad, req.page_size, &req.page_token);
+        let (page_size, before) = super::paging(&mut bad, req.page_size, &req.page_token, "ListComplaints");
         if !bad.is_empty() {
             return Err(Error::Invalid(bad).into());
         }
@@ -86,12 +81,7 @@ impl ComplaintService for IntakeApi {
             limit: i64::from(page_size) + 1,
         };
         let mut rows: Vec<ComplaintRow> = complaints::list(&self.cases.pool, &caller.tenant, &filter).await?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => last.id.to_string(),
-            _ => String::new(),
-        };
+        let next_page_token = super::next_page(&mut rows, page_size, |r| r.id);
         rows.retain(|r| may_see(&caller, r));
         let read = rows.iter().map(|r| r.id.to_string()).collect();
         audit::read(&self.cases.pool, &caller, "ComplaintService/ListComplaints", read).await?;

@@ -89,28 +89,7 @@ impl IntakeService for IntakeApi {
                 None
             }
         };
-        let page_size = match req.page_size {
-            0 => 50,
-            n @ 1..=500 => n,
-            _ => {
-                bad.push(Violation { field: "page_size", description: "must be between 1 and 500".into() });
-                50
-            }
-        };
-        let before = if req.page_token.is_empty() {
-            None
-        } else {
-            match Uuid::parse_str(&req.page_token) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    bad.push(Violation {
-                        field: "page_token",
-                        description: "is not a token from a previous ListCases".into(),
-                    });
-                    None
-                }
-            }
-        };
+        let (page_size, before) = paging(&mut bad, req.page_size, &req.page_token, "ListCases");
         let org_nr = if req.org_nr.trim().is_empty() {
             None
         } else {
@@ -139,12 +118,7 @@ impl IntakeService for IntakeApi {
             limit: i64::from(page_size) + 1,
         };
         let mut rows = store::list(&self.cases.pool, &filter).await?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => last.id.to_string(),
-            _ => String::new(),
-        };
+        let next_page_token = next_page(&mut rows, page_size, |r| r.id);
         let read = rows.iter().map(|r| r.id.to_string()).collect();
         audit::read(&self.cases.pool, &caller, "IntakeService/ListCases", read).await?;
         let cases = rows.into_iter().map(to_pb).collect::<Result<Vec<_>>>()?;
@@ -310,8 +284,9 @@ pub(crate) fn channel_to_pb(channel: &str) -> Result<pb::Channel> {
     })
 }
 
-/// A list call's page size (1..=500, default 50) and page token (the last id of the previous page).
-pub(crate) fn paging(bad: &mut Vec<Violation>, page_size: u32, token: &str) -> (u32, Option<Uuid>) {
+/// A list call's page size (1..=500, default 50) and page token (the last id of the previous page
+/// of `call`).
+pub(crate) fn paging(bad: &mut Vec<Violation>, page_size: u32, token: &str, call: &str) -> (u32, Option<Uuid>) {
     let size = match page_size {
         0 => 50,
         n @ 1..=500 => n,
@@ -320,17 +295,54 @@ pub(crate) fn paging(bad: &mut Vec<Violation>, page_size: u32, token: &str) -> (
             50
         }
     };
-    let before = match token.trim() {
+    let before = match token {
         "" => None,
         t => match Uuid::parse_str(t) {
             Ok(id) => Some(id),
             Err(_) => {
-                bad.push(Violation { field: "page_token", description: "is not a token from a previous page".into() });
+                let description = format!("is not a token from a previous {call}");
+                bad.push(Violation { field: "page_token", description });
                 None
             }
         },
     };
     (size, before)
+}
+
+/// Cuts the one extra row a list read past `size` and returns the next page's token (the last
+/// row's id), empty on the last page.
+pub(crate) fn next_page<T>(rows: &mut Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> String {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    match (more, rows.last()) {
+        (true, Some(last)) => id(last).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A `GetComplaint`/`GetVisit` lookup: an id of a `noun`, or a reference of the register's
+/// `series` (its `example` is shown when it is not one). Returns the lookup and how to name it
+/// in a not-found.
+pub(crate) fn series_lookup(
+    id: Option<String>,
+    reference: Option<String>,
+    (noun, series, example): (&str, char, &str),
+) -> Result<(Option<Uuid>, Option<String>, String)> {
+    match (id, reference) {
+        (Some(id), _) => {
+            let id = Uuid::parse_str(id.trim()).map_err(|_| {
+                Error::Invalid(vec![Violation { field: "id", description: format!("must be a {noun} id (a UUID)") }])
+            })?;
+            Ok((Some(id), None, id.to_string()))
+        }
+        (None, Some(r)) => {
+            let r = lots_domain::SeriesReference::parse(&r).filter(|r| r.series == series).ok_or_else(|| {
+                Error::Invalid(vec![Violation { field: "reference", description: format!("must look like {example}") }])
+            })?;
+            Ok((None, Some(r.to_string()), r.to_string()))
+        }
+        (None, None) => Err(invalid("lookup", "give either id or reference")),
+    }
 }
 
 fn status_to_pb(s: CaseStatus) -> pb::CaseStatus {

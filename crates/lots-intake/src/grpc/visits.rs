@@ -1,7 +1,7 @@
 //! The `VisitService` gRPC implementation.
 
 use chrono::Datelike;
-use lots_domain::{SeriesReference, VisitKind};
+use lots_domain::VisitKind;
 use lots_platform::audit;
 use lots_platform::auth;
 use lots_proto::time::timestamp;
@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{IntakeApi, Reply, invalid, key};
+use super::{IntakeApi, Reply, invalid, key, series_lookup};
 use crate::error::{Error, Result};
 use crate::validate::{Check, Violation};
 use crate::visits::{self, FollowUpRow, Participant, VisitRow, not_found};
@@ -36,19 +36,14 @@ impl VisitService for IntakeApi {
     #[instrument(name = "intake.grpc.get_visit", skip_all)]
     async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         let caller = auth::caller(&req)?;
+        use pb::get_visit_request::Lookup;
         let (id, reference) = match req.into_inner().lookup {
-            Some(pb::get_visit_request::Lookup::Id(id)) => {
-                (Some(Uuid::parse_str(id.trim()).map_err(|_| invalid("id", "must be a visit id (a UUID)"))?), None)
-            }
-            Some(pb::get_visit_request::Lookup::Reference(r)) => {
-                let r = SeriesReference::parse(&r)
-                    .filter(|r| r.series == lots_domain::complaint::VISITS)
-                    .ok_or_else(|| invalid("reference", "must look like NKP-B-2026-000012"))?;
-                (None, Some(r.to_string()))
-            }
-            None => return Err(invalid("lookup", "give either id or reference").into()),
+            Some(Lookup::Id(id)) => (Some(id), None),
+            Some(Lookup::Reference(r)) => (None, Some(r)),
+            None => (None, None),
         };
-        let what = reference.clone().or(id.map(|i| i.to_string())).unwrap_or_default();
+        let (id, reference, what) =
+            series_lookup(id, reference, ("visit", lots_domain::complaint::VISITS, "NKP-B-2026-000012"))?;
         let row = visits::get(&self.cases.pool, &caller.tenant, id, reference.as_deref())
             .await?
             .ok_or_else(|| not_found(&what))?;
@@ -71,7 +66,7 @@ impl VisitService for IntakeApi {
                 None
             }
         };
-        let (page_size, before) = super::paging(&mut bad, req.page_size, &req.page_token);
+        let (page_size, before) = super::paging(&mut bad, req.page_size, &req.page_token, "ListVisits");
         if !bad.is_empty() {
             return Err(Error::Invalid(bad).into());
         }
@@ -79,18 +74,21 @@ impl VisitService for IntakeApi {
         let year = (req.year != 0).then_some(req.year);
         let pool = &self.cases.pool;
         let mut rows = visits::list(pool, &caller.tenant, year, kind, owner, before, i64::from(page_size) + 1).await?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => last.id.to_string(),
-            _ => String::new(),
-        };
+        let next_page_token = super::next_page(&mut rows, page_size, |r| r.id);
         audit::read(pool, &caller, "VisitService/ListVisits", rows.iter().map(|r| r.id.to_string()).collect()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let items = visits::follow_ups(pool, row.id).await?;
-            out.push(to_pb(row, items)?);
+        // One query for the whole page's follow-ups, not one per visit.
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut items: std::collections::HashMap<Uuid, Vec<FollowUpRow>> = std::collections::HashMap::new();
+        for item in visits::follow_ups_of(pool, &ids).await? {
+            items.entry(item.visit_id).or_default().push(item);
         }
+        let out = rows
+            .into_iter()
+            .map(|row| {
+                let mine = items.remove(&row.id).unwrap_or_default();
+                to_pb(row, mine)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Response::new(pb::ListVisitsResponse { visits: out, next_page_token }))
     }
 
