@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "lots/v1/admin.proto",
     "lots/v1/common.proto",
     "lots/v1/complaint.proto",
+    "lots/v1/insight.proto",
     "lots/v1/intake.proto",
     "lots/v1/routing.proto",
     "lots/v1/sla.proto",

@@ -58,15 +58,22 @@ commitments = ["dukat_bord"]
 "#;
 
 async fn spawn() -> TestApp {
-    let options = Options { routing: true, sla: true, extra_tenants: vec![SMALL.to_owned()], ..Default::default() };
+    let options = Options {
+        routing: true,
+        sla: true,
+        insight: true,
+        extra_tenants: vec![SMALL.to_owned()],
+        ..Default::default()
+    };
     TestApp::spawn_with(lots_testkit::TestNats::start().unwrap(), options).await
 }
 
-/// Channels to the three services, sending `bearer` (or nothing).
+/// Channels to the four services, sending `bearer` (or nothing).
 struct Endpoints {
     intake: Channel,
     routing: Channel,
     sla: Channel,
+    insight: Channel,
 }
 
 async fn endpoints(app: &TestApp) -> Endpoints {
@@ -77,6 +84,7 @@ async fn endpoints(app: &TestApp) -> Endpoints {
         intake: connect(app.addr).await,
         routing: connect(app.routing.as_ref().unwrap().addr).await,
         sla: connect(app.sla.as_ref().unwrap().addr).await,
+        insight: connect(app.insight.as_ref().unwrap().addr).await,
     }
 }
 
@@ -84,10 +92,12 @@ async fn endpoints(app: &TestApp) -> Endpoints {
 /// the status (OK when it answered, whatever the answer).
 async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status {
     use pb::alert_service_client::AlertServiceClient as A;
+    use pb::case_status_service_client::CaseStatusServiceClient as S;
     use pb::complaint_service_client::ComplaintServiceClient as C;
     use pb::dead_letter_service_client::DeadLetterServiceClient as D;
     use pb::intake_service_client::IntakeServiceClient as I;
     use pb::officer_service_client::OfficerServiceClient as O;
+    use pb::report_service_client::ReportServiceClient as Rep;
     use pb::task_service_client::TaskServiceClient as T;
     use pb::visit_service_client::VisitServiceClient as V;
     let with = |channel: &Channel| {
@@ -165,6 +175,15 @@ async fn call(e: &Endpoints, rpc: &str, bearer: Option<Bearer>) -> tonic::Status
         "VisitService/AddFollowUp" => unary!(V::new(with(&e.intake)), add_follow_up, AddFollowUpRequest),
         "VisitService/CompleteFollowUp" => unary!(V::new(with(&e.intake)), complete_follow_up, CompleteFollowUpRequest),
         "VisitService/GetVisitProgress" => unary!(V::new(with(&e.intake)), get_visit_progress, GetVisitProgressRequest),
+        "CaseStatusService/GetCaseStatus" => unary!(S::new(with(&e.insight)), get_case_status, GetCaseStatusRequest),
+        "ReportService/GetGuaranteeReport" => {
+            unary!(Rep::new(with(&e.insight)), get_guarantee_report, GuaranteeReportRequest)
+        }
+        "ReportService/ListGuaranteeCases" => {
+            unary!(Rep::new(with(&e.insight)), list_guarantee_cases, ListGuaranteeCasesRequest)
+        }
+        "ReportService/ExportInsikt" => unary!(Rep::new(with(&e.insight)), export_insikt, ExportInsiktRequest),
+        "ReportService/ImportNki" => unary!(Rep::new(with(&e.insight)), import_nki, ImportNkiRequest),
         other => panic!("the test does not know {other}"),
     };
     result.err().unwrap_or_else(|| tonic::Status::ok(""))
@@ -243,6 +262,12 @@ async fn each_role_may_call_exactly_the_rpcs_of_the_matrix() {
         ("VisitService/AddFollowUp", "HEN"),
         ("VisitService/CompleteFollowUp", "HEN"),
         ("VisitService/GetVisitProgress", "RHENA"),
+        // The example lets its integrator (the e-service portal) read a case's status.
+        ("CaseStatusService/GetCaseStatus", "RHENI"),
+        ("ReportService/GetGuaranteeReport", "ENA"),
+        ("ReportService/ListGuaranteeCases", "ENA"),
+        ("ReportService/ExportInsikt", "NA"),
+        ("ReportService/ImportNki", "NA"),
     ];
     assert_eq!(expected.len(), MATRIX.len(), "every RPC is in the table");
     for (who, role) in people {

@@ -75,8 +75,13 @@ type Complaints = ComplaintServiceClient<lots_platform::auth::AuthedChannel>;
 type Visits = VisitServiceClient<lots_platform::auth::AuthedChannel>;
 
 async fn spawn() -> TestApp {
-    let options =
-        Options { routing: false, sla: true, now: Some("2026-09-07 08:00"), extra_tenants: vec![CONFIG.to_owned()] };
+    let options = Options {
+        routing: false,
+        sla: true,
+        now: Some("2026-09-07 08:00"),
+        extra_tenants: vec![CONFIG.to_owned()],
+        ..Default::default()
+    };
     TestApp::spawn_with(TestNats::start().unwrap(), options).await
 }
 

@@ -60,6 +60,12 @@ fn services() -> Vec<Service> {
             health_name: pb::alert_service_server::AlertServiceServer::<lots_sla::grpc::AlertApi>::NAME,
             env: env_names(lots_sla::Config::command()),
         },
+        Service {
+            binary: "lots-insight",
+            grpc_port: port(lots_insight::Config::try_parse_from(["lots-insight"]).unwrap().grpc_addr),
+            health_name: pb::case_status_service_server::SERVICE_NAME,
+            env: env_names(lots_insight::Config::command()),
+        },
     ]
 }
 
@@ -129,7 +135,7 @@ fn every_manifest_parses_and_deployments_match_the_services() {
             }
         }
     }
-    assert_eq!(deployments, 3, "a Deployment per service");
+    assert_eq!(deployments, services.len(), "a Deployment per service");
 }
 
 #[test]

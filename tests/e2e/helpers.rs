@@ -48,6 +48,8 @@ pub struct TestApp {
     pub routing: Option<ServiceHandle>,
     /// The sla service, when the test asked for it.
     pub sla: Option<ServiceHandle>,
+    /// The read side, when the test asked for it.
+    pub insight: Option<ServiceHandle>,
 }
 
 /// A running routing service in a test.
@@ -66,6 +68,8 @@ pub struct Options {
     pub routing: bool,
     /// Also run the sla service.
     pub sla: bool,
+    /// Also run the read side (lots-insight).
+    pub insight: bool,
     /// A manual clock starting here (Stockholm local time, "YYYY-MM-DD HH:MM"); else the system clock.
     pub now: Option<&'static str>,
     /// More tenants (TOML text) beside the Norrköping example.
@@ -117,6 +121,7 @@ impl TestApp {
             running: None,
             routing: None,
             sla: None,
+            insight: None,
         };
         app.start().await;
         if app.options.routing {
@@ -124,6 +129,9 @@ impl TestApp {
         }
         if app.options.sla {
             app.start_sla().await;
+        }
+        if app.options.insight {
+            app.start_insight().await;
         }
         app
     }
@@ -223,6 +231,51 @@ impl TestApp {
             r.running.0.cancel();
             tokio::time::timeout(Duration::from_secs(20), r.running.1).await.unwrap().unwrap().unwrap();
         }
+    }
+
+    /// Starts the read side on the test's clock.
+    pub async fn start_insight(&mut self) {
+        let pool = db::connect(&self.db.url(), lots_insight::app::SCHEMA, 2, Duration::from_secs(5)).await.unwrap();
+        let url = self.db.service_url();
+        let service = db::connect(&url, lots_insight::app::SCHEMA, 8, Duration::from_secs(5));
+        let parts = lots_insight::Parts {
+            pool: service.await.unwrap(),
+            nats: self.nats.connect_as("insight").await.unwrap(),
+            subjects: self.subjects.clone(),
+            tenants: self.tenants(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
+        };
+        let app = lots_insight::App::from_parts(parts).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        self.insight = Some(ServiceHandle { pool, addr, metrics_addr: None, running: (token, handle) });
+    }
+
+    /// Stops the read side as SIGTERM would.
+    pub async fn stop_insight(&mut self) {
+        if let Some(r) = self.insight.take() {
+            r.running.0.cancel();
+            tokio::time::timeout(Duration::from_secs(20), r.running.1).await.unwrap().unwrap().unwrap();
+        }
+    }
+
+    /// A CaseStatusService client as `who` in `tenant`.
+    pub async fn status_as(&self, tenant: &str, who: Who) -> CaseStatusClient {
+        let addr = self.insight.as_ref().expect("insight runs").addr;
+        pb::case_status_service_client::CaseStatusServiceClient::new(self.channel_as(addr, tenant, who).await)
+    }
+
+    /// A ReportService client as `who` in `tenant`.
+    pub async fn reports_as(&self, tenant: &str, who: Who) -> ReportClient {
+        let addr = self.insight.as_ref().expect("insight runs").addr;
+        pb::report_service_client::ReportServiceClient::new(self.channel_as(addr, tenant, who).await)
+    }
+
+    /// The read side's pool (schema `insight`).
+    pub fn insight_pool(&self) -> &PgPool {
+        &self.insight.as_ref().expect("insight runs").pool
     }
 
     /// An AlertService client as `who` in `tenant`.
@@ -503,7 +556,7 @@ impl Drop for TestApp {
         if let Some((token, _)) = self.running.take() {
             token.cancel();
         }
-        for r in [self.routing.take(), self.sla.take()].into_iter().flatten() {
+        for r in [self.routing.take(), self.sla.take(), self.insight.take()].into_iter().flatten() {
             r.running.0.cancel();
         }
     }
@@ -514,6 +567,8 @@ pub type IntakeClient = IntakeServiceClient<AuthedChannel>;
 pub type TaskClient = pb::task_service_client::TaskServiceClient<AuthedChannel>;
 pub type OfficerClient = pb::officer_service_client::OfficerServiceClient<AuthedChannel>;
 pub type AlertClient = pb::alert_service_client::AlertServiceClient<AuthedChannel>;
+pub type CaseStatusClient = pb::case_status_service_client::CaseStatusServiceClient<AuthedChannel>;
+pub type ReportClient = pb::report_service_client::ReportServiceClient<AuthedChannel>;
 
 /// The tenants `options` asks for, as configured (before the test's issuers are set).
 fn configured_tenants(options: &Options) -> Tenants {

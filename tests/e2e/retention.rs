@@ -97,7 +97,7 @@ async fn an_ended_cases_clocks_go_after_the_retention_period_and_open_cases_stay
 async fn occurrences(pool: &sqlx::PgPool, needles: &[&str]) -> Vec<String> {
     let columns: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT table_schema::text, table_name::text, column_name::text, data_type::text FROM information_schema.columns
-         WHERE table_schema IN ('intake', 'routing', 'sla')
+         WHERE table_schema IN ('intake', 'routing', 'sla', 'insight')
            AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea', 'ARRAY')",
     )
     .fetch_all(pool)
@@ -121,7 +121,7 @@ async fn occurrences(pool: &sqlx::PgPool, needles: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_gallring_no_table_of_any_service_holds_the_sole_traders_personnummer() {
-    let options = Options { routing: true, sla: true, ..Default::default() };
+    let options = Options { routing: true, sla: true, insight: true, ..Default::default() };
     let app = TestApp::spawn_with(TestNats::start().unwrap(), options).await;
     let mut req = app.restaurant("g-1");
     req.company.as_mut().unwrap().org_nr = "19121212-1212".into();

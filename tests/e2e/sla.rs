@@ -87,8 +87,13 @@ commitments = ["beslut_pbl"]
 "#;
 
 async fn spawn(nats: TestNats) -> TestApp {
-    let options =
-        Options { routing: true, sla: true, now: Some("2026-09-07 08:00"), extra_tenants: vec![SLA_TENANT.to_owned()] };
+    let options = Options {
+        routing: true,
+        sla: true,
+        now: Some("2026-09-07 08:00"),
+        extra_tenants: vec![SLA_TENANT.to_owned()],
+        ..Default::default()
+    };
     TestApp::spawn_with(nats, options).await
 }
 

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lots_proto::v1 as pb;
 
+use crate::commands::report::parse_month;
 use crate::commands::visit::{CompanyParticipant, FollowUpSpec, parse_date, parse_follow_up, parse_participant};
 
 /// `lots`: talk to a running Lotsen, or run one on this machine (`lots dev`).
@@ -36,6 +37,9 @@ pub struct Global {
     /// The sla service's gRPC address (AlertService).
     #[arg(long, global = true, env = "LOTS_SLA_URL", default_value = "http://127.0.0.1:50053")]
     pub sla: String,
+    /// lots-insight's gRPC address (CaseStatusService, ReportService).
+    #[arg(long, global = true, env = "LOTS_INSIGHT_URL", default_value = "http://127.0.0.1:50054")]
+    pub insight: String,
     /// Machine output: one JSON object per line (NDJSON); a list prints one line per item.
     #[arg(long, global = true)]
     pub json: bool,
@@ -74,18 +78,106 @@ pub enum Command {
         /// Case id or reference (NKP-2026-000123), or a complaint's reference (NKP-K-2026-000007).
         case: String,
     },
+    /// What the company sees of its case: status, history, promised dates, meeting, next step
+    /// (insight).
+    Status {
+        /// Case id or reference (NKP-2026-000123).
+        case: String,
+    },
+    /// Servicegaranti figures, the SKR Insikt case list and NKI results (insight).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Operator commands (admin role).
     #[command(subcommand)]
     Admin(AdminCommand),
     /// The audit log: who read, changed or was refused what (admin role).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Run Lotsen on this machine: NATS, Postgres, an OpenID provider, intake, routing and sla.
+    /// Run Lotsen on this machine: NATS, Postgres, an OpenID provider, intake, routing, sla and
+    /// insight.
     Dev(DevArgs),
     /// Log in at the municipality's OpenID issuer and keep the token for later commands.
     Login(LoginArgs),
     /// Forget the token `lots login` kept.
     Logout,
+}
+
+/// `lots report …`
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// How often the servicegaranti was kept, per month, unit, case type and commitment.
+    Guarantee(GuaranteeArgs),
+    /// The cases behind one row of `lots report guarantee`.
+    Cases(GuaranteeCasesArgs),
+    /// Closed company cases of a measurement period as SKR's Insikt case list (CSV).
+    Insikt {
+        /// First decision day, YYYY-MM-DD (Europe/Stockholm).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        from: NaiveDate,
+        /// Last decision day, YYYY-MM-DD, included.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        to: NaiveDate,
+        /// The file to write (UTF-8 with BOM, semicolon-separated, as Excel in Swedish opens it).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// NKI results of the Insikt survey.
+    #[command(subcommand)]
+    Nki(NkiCommand),
+}
+
+/// `lots report guarantee`
+#[derive(Debug, Clone, Args)]
+pub struct GuaranteeArgs {
+    /// First month, YYYY-MM (Europe/Stockholm).
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub from: String,
+    /// Last month, YYYY-MM, included.
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub to: String,
+    /// Only this unit.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Only this case type key (or klagomal for the complaint process).
+    #[arg(long)]
+    pub case_type: Option<String>,
+    /// Write the rows to this CSV file (UTF-8, comma-separated, with a header row).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Draw the share kept per unit and month into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// `lots report cases`
+#[derive(Debug, Clone, Args)]
+pub struct GuaranteeCasesArgs {
+    /// The month, YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: String,
+    /// The unit.
+    #[arg(long)]
+    pub unit: String,
+    /// The case type key.
+    #[arg(long)]
+    pub case_type: String,
+    /// The commitment key, e.g. first_contact.
+    #[arg(long)]
+    pub commitment: String,
+    /// Only kept or only breached commitments; default: both.
+    #[arg(long, value_enum)]
+    pub outcome: Option<GuaranteeOutcomeArg>,
+}
+
+/// `lots report nki …`
+#[derive(Debug, Subcommand)]
+pub enum NkiCommand {
+    /// Load NKI results from a CSV file with the header `area,period,nki,respondents` (comma or
+    /// semicolon separated); a period loaded again is replaced.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 /// `lots audit …`
@@ -663,7 +755,7 @@ pub struct DevArgs {
     /// Where started servers keep their data and logs.
     #[arg(long, default_value = ".lots")]
     pub state_dir: PathBuf,
-    /// Address the three services listen on.
+    /// Address the services listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
     /// Intake's gRPC port.
@@ -675,6 +767,9 @@ pub struct DevArgs {
     /// The sla service's gRPC port.
     #[arg(long, default_value_t = 50053)]
     pub sla_port: u16,
+    /// lots-insight's gRPC port.
+    #[arg(long, default_value_t = 50054)]
+    pub insight_port: u16,
     /// Play a short scenario with time sped up (in a database and stream of its own, reset each time).
     #[arg(long)]
     pub demo: bool,
@@ -834,6 +929,23 @@ impl From<VisitKindArg> for pb::VisitKind {
         match k {
             VisitKindArg::Lotsande => pb::VisitKind::Lotsande,
             VisitKindArg::Other => pb::VisitKind::Other,
+        }
+    }
+}
+
+/// `--outcome` of `lots report cases`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuaranteeOutcomeArg {
+    Kept,
+    Breached,
+}
+
+impl GuaranteeOutcomeArg {
+    /// The word the API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuaranteeOutcomeArg::Kept => "kept",
+            GuaranteeOutcomeArg::Breached => "breached",
         }
     }
 }
@@ -1150,12 +1262,60 @@ mod tests {
     }
 
     #[test]
+    fn report_guarantee_takes_months_and_output_files() {
+        let cli = parse(&["report", "guarantee", "--from", "2026-01", "--to", "2026-12", "--svg", "out.svg"]).unwrap();
+        assert_eq!(cli.global.insight, "http://127.0.0.1:50054");
+        let Command::Report(ReportCommand::Guarantee(g)) = cli.command else { panic!("not report guarantee") };
+        assert_eq!((g.from.as_str(), g.to.as_str()), ("2026-01", "2026-12"));
+        assert_eq!(g.svg, Some(PathBuf::from("out.svg")));
+        assert!(g.csv.is_none() && g.unit.is_none() && g.case_type.is_none());
+        let err = parse(&["report", "guarantee", "--from", "2026-1", "--to", "2026-12"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--from"), "{err}");
+        assert!(parse(&["report", "guarantee", "--from", "2026-01"]).is_err(), "--to is required");
+    }
+
+    #[test]
+    fn the_other_report_commands_parse() {
+        let cli = parse(&[
+            "report",
+            "cases",
+            "--month",
+            "2026-03",
+            "--unit",
+            "bygglov",
+            "--case-type",
+            "bygglov_nybyggnad",
+            "--commitment",
+            "first_contact",
+            "--outcome",
+            "breached",
+        ])
+        .unwrap();
+        let Command::Report(ReportCommand::Cases(c)) = cli.command else { panic!("not report cases") };
+        assert_eq!(c.outcome.map(GuaranteeOutcomeArg::as_str), Some("breached"));
+        let cli =
+            parse(&["report", "insikt", "--from", "2026-01-01", "--to", "2026-06-30", "--out", "insikt.csv"]).unwrap();
+        let Command::Report(ReportCommand::Insikt { from, to, out }) = cli.command else { panic!("not insikt") };
+        assert_eq!((from.to_string(), to.to_string()), ("2026-01-01".to_owned(), "2026-06-30".to_owned()));
+        assert_eq!(out, PathBuf::from("insikt.csv"));
+        assert!(parse(&["report", "insikt", "--from", "2026-01", "--to", "2026-06-30", "--out", "f"]).is_err());
+        let cli = parse(&["report", "nki", "import", "nki.csv"]).unwrap();
+        let Command::Report(ReportCommand::Nki(NkiCommand::Import { file })) = cli.command else { panic!("not nki") };
+        assert_eq!(file, PathBuf::from("nki.csv"));
+        let cli = parse(&["status", "NKP-2026-000123", "--insight", "http://10.0.0.1:1"]).unwrap();
+        let Command::Status { case } = cli.command else { panic!("not status") };
+        assert_eq!((case.as_str(), cli.global.insight.as_str()), ("NKP-2026-000123", "http://10.0.0.1:1"));
+    }
+
+    #[test]
     fn dev_has_defaults_that_work_on_one_machine() {
         let cli = parse(&["dev", "--demo"]).unwrap();
         let Command::Dev(dev) = cli.command else { panic!("not dev") };
         assert!(dev.demo);
         assert_eq!(dev.speed, 600);
         assert_eq!((dev.intake_port, dev.routing_port, dev.sla_port), (50051, 50052, 50053));
+        assert_eq!(dev.insight_port, 50054);
         assert_eq!(dev.state_dir, PathBuf::from(".lots"));
     }
 }

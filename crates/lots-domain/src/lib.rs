@@ -7,6 +7,7 @@ pub mod complaint;
 pub mod guarantee;
 pub mod ical;
 pub mod ids;
+pub mod insight;
 pub mod slots;
 pub mod tenant;
 

@@ -44,6 +44,9 @@ pub struct TenantConfig {
     /// Company visits: the yearly target, the topic list and how follow-ups are kept.
     #[serde(default)]
     pub visits: VisitPolicy,
+    /// The read side: status wording, the guarantee target line, the Insikt case list.
+    #[serde(default)]
+    pub insight: crate::insight::InsightConfig,
 }
 
 /// Key of the complaint commitment "acknowledged within …".
@@ -341,6 +344,10 @@ pub struct CaseType {
     /// (the företagslots / kommunkontakt) and gets its warnings. Default: the first required seat.
     #[serde(default)]
     pub coordinator: Option<String>,
+    /// The Insikt area its cases are surveyed under (a key of `insight::INSIKT_AREAS`); none
+    /// leaves the case type out of the Insikt case list.
+    #[serde(default)]
+    pub insikt_area: Option<String>,
 }
 
 impl CaseType {
@@ -603,6 +610,12 @@ impl TenantConfig {
             {
                 p.add(format!("{at}.coordinator"), format!("{c:?} is not one of the case type's seats"));
             }
+            if let Some(area) = &t.insikt_area
+                && crate::insight::area_name(area).is_none()
+            {
+                let keys: Vec<&str> = crate::insight::INSIKT_AREAS.iter().map(|(k, _)| *k).collect();
+                p.add(format!("{at}.insikt_area"), format!("{area:?} is not one of {}", keys.join(", ")));
+            }
             if !(15..=480).contains(&t.meeting_minutes) {
                 p.add(format!("{at}.meeting_minutes"), "must be between 15 and 480");
             }
@@ -611,6 +624,21 @@ impl TenantConfig {
                     p.add(format!("{at}.commitments[{j}]"), format!("no commitment {name:?}"));
                 }
             }
+        }
+        for (i, column) in self.insight.insikt_columns.iter().enumerate() {
+            if !crate::insight::INSIKT_COLUMNS.contains(&column.as_str()) {
+                let all = crate::insight::INSIKT_COLUMNS.join(", ");
+                p.add(format!("insight.insikt_columns[{i}]"), format!("{column:?} is not one of {all}"));
+            }
+        }
+        for key in self.insight.statuses.keys() {
+            if crate::insight::CompanyStatus::from_key(key).is_none() {
+                let all = crate::insight::STATUS_KEYS.join(", ");
+                p.add(format!("insight.statuses.{key}"), format!("is not one of {all}"));
+            }
+        }
+        if !(1..=100).contains(&self.insight.target_percent) {
+            p.add("insight.target_percent", "must be between 1 and 100");
         }
         p.0
     }

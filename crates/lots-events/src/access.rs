@@ -56,6 +56,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
             SlaAuditHead::TYPE,
         ],
     ),
+    ("insight", &[InsightAuditHead::TYPE]),
 ];
 
 /// One NATS user's allowed subjects.
@@ -112,12 +113,12 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(all.len(), unique.len(), "an event type is emitted by two services");
-        assert_eq!(all.len(), 34, "a new event type needs an emitter here");
+        assert_eq!(all.len(), 35, "a new event type needs an emitter here");
     }
 
     #[test]
     fn only_routing_may_use_the_control_subject() {
-        for service in ["intake", "sla"] {
+        for service in ["intake", "sla", "insight"] {
             let p = permissions(service, "").unwrap();
             assert!(!p.publish.iter().any(|s| s.contains("lotsctl")), "{service}");
         }

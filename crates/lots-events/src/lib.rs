@@ -30,6 +30,7 @@ pub enum Source {
     Intake,
     Routing,
     Sla,
+    Insight,
 }
 
 impl Source {
@@ -39,6 +40,7 @@ impl Source {
             Source::Intake => "intake",
             Source::Routing => "routing",
             Source::Sla => "sla",
+            Source::Insight => "insight",
         }
     }
 }
@@ -185,6 +187,7 @@ mod tests {
             company_key: "ck_0123456789abcdef0123456789abcdef".into(),
             company_name: "Tolvan Bygg".into(),
             legal_form: "enskild firma".into(),
+            org_nr: None,
             contact: ContactInfo { name: "T".into(), phone: "+46701234567".into(), email: "t@e.se".into() },
             channel: "phone".into(),
             description: "d".into(),

@@ -23,9 +23,10 @@ pub struct ContactInfo {
 
 /// `case.registered`: reception registered a company case.
 ///
-/// No organisation number travels: a sole trader's is a personnummer. `company_key` stands for
-/// the company (see `lots_domain::company_key`). `Debug` is not derived: the contact is
-/// personal data.
+/// A sole trader's organisation number is a personnummer and never travels; a legal person's
+/// (a public record at Bolagsverket) does, for the SKR Insikt case list. `company_key` stands
+/// for the company either way (see `lots_domain::company_key`). `Debug` is not derived: the
+/// contact is personal data.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CaseRegistered {
     pub reference: String,
@@ -35,6 +36,9 @@ pub struct CaseRegistered {
     pub company_key: String,
     pub company_name: String,
     pub legal_form: String,
+    /// The organisation number of a legal person; `None` for anyone whose number is personal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_nr: Option<String>,
     pub contact: ContactInfo,
     pub channel: String,
     pub description: String,
@@ -303,6 +307,12 @@ payload!(RoutingAuditHead, "audit.routing.chain_head", Routing);
 #[serde(transparent)]
 pub struct SlaAuditHead(pub AuditChainHead);
 payload!(SlaAuditHead, "audit.sla.chain_head", Sla);
+
+/// `audit.insight.chain_head`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct InsightAuditHead(pub AuditChainHead);
+payload!(InsightAuditHead, "audit.insight.chain_head", Insight);
 
 /// Who handles a complaint (a unit manager, else the näringslivschef) or owns a follow-up.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

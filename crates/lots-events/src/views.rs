@@ -72,8 +72,40 @@ pub const SLA: View = View {
     ],
 };
 
+/// The read side follows every case and complaint event of intake and routing: a company's
+/// status, promised dates and the guarantee figures are computed from them. It applies every
+/// event type those producers emit for a case or complaint, so its per-case order has no gaps.
+pub const INSIGHT: View = View {
+    service: "insight",
+    applies: &[
+        CaseRegistered::TYPE,
+        CaseWaitingForCompany::TYPE,
+        CaseResumed::TYPE,
+        CaseClosed::TYPE,
+        CaseWithdrawn::TYPE,
+        CaseApplicationComplete::TYPE,
+        CaseDeadlineExtended::TYPE,
+        CaseRouted::TYPE,
+        CaseOwnerChanged::TYPE,
+        CaseUnroutable::TYPE,
+        MeetingProposed::TYPE,
+        MeetingBooked::TYPE,
+        MeetingCancelled::TYPE,
+        TaskOffered::TYPE,
+        TaskAccepted::TYPE,
+        TaskDeclined::TYPE,
+        TaskCompleted::TYPE,
+        TaskCancelled::TYPE,
+        ComplaintRegistered::TYPE,
+        ComplaintAcknowledged::TYPE,
+        ComplaintAnswered::TYPE,
+        ComplaintClosed::TYPE,
+        ComplaintReassigned::TYPE,
+    ],
+};
+
 /// Every consuming service.
-pub const ALL: &[View] = &[INTAKE, ROUTING, SLA];
+pub const ALL: &[View] = &[INTAKE, ROUTING, SLA, INSIGHT];
 
 /// A producer's record, per case, of the last version it emitted into each service's view.
 /// Stored with the producer's case row (as JSON) and advanced as events are emitted.

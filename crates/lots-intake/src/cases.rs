@@ -99,6 +99,7 @@ impl Cases {
             company_key: self.company_keys.key(tenant, &new.org_nr),
             company_name: row.company_name.clone(),
             legal_form: row.legal_form.clone(),
+            org_nr: (!new.org_nr.is_personal()).then(|| new.org_nr.expose().to_owned()),
             contact: ContactInfo {
                 name: row.contact_name.clone(),
                 phone: row.contact_phone.clone(),

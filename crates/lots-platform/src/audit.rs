@@ -238,7 +238,9 @@ impl HeadPublisher {
     }
 
     fn event(&self, tenant: &str, seq: i64, hash: &[u8]) -> Option<lots_events::Envelope> {
-        use lots_events::{AuditChainHead, Envelope, IntakeAuditHead, RoutingAuditHead, SlaAuditHead};
+        use lots_events::{
+            AuditChainHead, Envelope, InsightAuditHead, IntakeAuditHead, RoutingAuditHead, SlaAuditHead,
+        };
         let head = AuditChainHead { seq, hash: hex::encode(hash) };
         let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("audit-head/{}/{tenant}/{seq}", self.service).as_bytes());
         let (nil, now) = (Uuid::nil(), Utc::now());
@@ -246,6 +248,7 @@ impl HeadPublisher {
             "intake" => Envelope::new(tenant, nil, 0, "intake", now, IntakeAuditHead(head)).with_id(id).into_raw(),
             "routing" => Envelope::new(tenant, nil, 0, "routing", now, RoutingAuditHead(head)).with_id(id).into_raw(),
             "sla" => Envelope::new(tenant, nil, 0, "sla", now, SlaAuditHead(head)).with_id(id).into_raw(),
+            "insight" => Envelope::new(tenant, nil, 0, "insight", now, InsightAuditHead(head)).with_id(id).into_raw(),
             _ => return None,
         };
         event.ok()

@@ -156,7 +156,7 @@ impl TestNats {
         &self.url
     }
 
-    /// A client as `service`'s user ("intake", "routing", "sla"), allowed only its subjects (a
+    /// A client as `service`'s user ("intake", "routing", "sla", "insight"), allowed only its subjects (a
     /// shared server without users takes everyone).
     pub async fn connect_as(&self, service: &str) -> anyhow::Result<async_nats::Client> {
         let options = match &self.server {
@@ -266,7 +266,7 @@ impl TestDb {
         conn.close().await?;
         let mut db =
             PgConnection::connect(&format!("{server_url}/{name}")).await.context("connect to the test database")?;
-        for schema in ["intake", "routing", "sla"] {
+        for schema in ["intake", "routing", "sla", "insight"] {
             let create = format!("CREATE SCHEMA {schema} AUTHORIZATION {SERVICE_ROLE}");
             sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut db).await.context("create a service schema")?;
         }

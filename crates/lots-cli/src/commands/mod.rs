@@ -6,6 +6,8 @@ pub mod case;
 pub mod clocks;
 pub mod complaint;
 pub mod meeting;
+pub mod report;
+pub mod status;
 pub mod tasks;
 pub mod visit;
 
@@ -22,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Complaint(c) => complaint::run(global, c).await,
         Command::Visit(c) => visit::run(global, c).await,
         Command::Clocks { case } => clocks::run(global, &case).await,
+        Command::Status { case } => status::run(global, &case).await,
+        Command::Report(c) => report::run(global, c).await,
         Command::Admin(c) => admin::run(global, c).await,
         Command::Audit(c) => admin::audit(global, c).await,
         Command::Dev(args) => crate::dev::run(args).await,

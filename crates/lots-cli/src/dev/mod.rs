@@ -1,5 +1,5 @@
 //! `lots dev`: Lotsen on one machine. It finds or starts NATS and PostgreSQL, runs intake,
-//! routing and sla in this process, prints where they listen, and on Ctrl-C or SIGTERM
+//! routing, sla and insight in this process, prints where they listen, and on Ctrl-C or SIGTERM
 //! drains the services and then stops every server it started.
 
 pub mod demo;
@@ -70,6 +70,7 @@ async fn run_stack(args: &DevArgs, signal: &CancellationToken, children: &mut Ch
         intake: SocketAddr::new(args.host, args.intake_port),
         routing: SocketAddr::new(args.host, args.routing_port),
         sla: SocketAddr::new(args.host, args.sla_port),
+        insight: SocketAddr::new(args.host, args.insight_port),
         company_keys: company_keys(&args.state_dir)?,
     };
     let mut demo_tenant = None;
@@ -193,8 +194,9 @@ fn banner(
         ("intake", url(stack.intake), "IntakeService, ComplaintService, VisitService".to_owned()),
         ("routing", url(stack.routing), "TaskService, OfficerService".to_owned()),
         ("sla", url(stack.sla), "AlertService".to_owned()),
+        ("insight", url(stack.insight), "CaseStatusService, ReportService".to_owned()),
         ("nats", nats.url.clone(), nats_note),
-        ("postgres", deps::redact(&cfg.database_url), format!("schemas intake, routing, sla; {}", origin(pg))),
+        ("postgres", deps::redact(&cfg.database_url), format!("schemas intake, routing, sla, insight; {}", origin(pg))),
         ("openid", oidc.base_url().to_owned(), "issuer <url>/<kommunkod>; started by lots dev".to_owned()),
     ];
     for t in tenants.iter() {
@@ -228,6 +230,7 @@ fn banner(
         (stack.intake.port(), 50051, "LOTS_INTAKE_URL", stack.intake),
         (stack.routing.port(), 50052, "LOTS_ROUTING_URL", stack.routing),
         (stack.sla.port(), 50053, "LOTS_SLA_URL", stack.sla),
+        (stack.insight.port(), 50054, "LOTS_INSIGHT_URL", stack.insight),
     ];
     for (port, default, var, addr) in defaults {
         if port != default || !addr.ip().is_loopback() {

@@ -1,4 +1,4 @@
-//! Intake, routing and sla in this process: one tokio runtime, one cancellation token, each
+//! Intake, routing, sla and insight in this process: one tokio runtime, one cancellation token, each
 //! service with its own Postgres pool on its own schema and its own NATS connection.
 
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ const START_FAILED_GRACE: Duration = Duration::from_secs(10);
 /// How long to retry Postgres and NATS while they come up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the three services run on.
+/// What the four services run on.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     pub database_url: String,
@@ -35,16 +35,18 @@ pub struct StackConfig {
     pub intake: SocketAddr,
     pub routing: SocketAddr,
     pub sla: SocketAddr,
+    pub insight: SocketAddr,
     /// The secret company keys are derived from (kept in the state folder, so keys stay stable).
     pub company_keys: lots_domain::CompanyKeys,
 }
 
 /// The running services.
 pub struct Stack {
-    /// Where intake, routing and sla listen.
+    /// Where intake, routing, sla and insight listen.
     pub intake: SocketAddr,
     pub routing: SocketAddr,
     pub sla: SocketAddr,
+    pub insight: SocketAddr,
     running: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
 
@@ -52,7 +54,13 @@ impl Stack {
     /// Builds each service (migrations, stream, bind) and starts it under `token`.
     /// When one fails to start, the ones already running are drained before the error returns.
     pub async fn start(cfg: &StackConfig, token: &CancellationToken) -> anyhow::Result<Stack> {
-        let mut stack = Stack { intake: cfg.intake, routing: cfg.routing, sla: cfg.sla, running: JoinSet::new() };
+        let mut stack = Stack {
+            intake: cfg.intake,
+            routing: cfg.routing,
+            sla: cfg.sla,
+            insight: cfg.insight,
+            running: JoinSet::new(),
+        };
         match stack.start_each(cfg, token).await {
             Ok(()) => Ok(stack),
             Err(e) => {
@@ -106,7 +114,7 @@ impl Stack {
             pool,
             nats: nc,
             subjects: cfg.subjects.clone(),
-            tenants,
+            tenants: tenants.clone(),
             grpc_addr: cfg.sla,
             clock: cfg.clock.clone(),
             tick: cfg.sla_tick,
@@ -115,6 +123,20 @@ impl Stack {
         .context("start sla")?;
         self.sla = sla.local_addr()?;
         running.spawn(named("sla", sla.run(token.clone())));
+
+        let (pool, nc) = connect(cfg, lots_insight::app::SCHEMA, "lots-dev-insight").await?;
+        let insight = lots_insight::App::from_parts(lots_insight::Parts {
+            pool,
+            nats: nc,
+            subjects: cfg.subjects.clone(),
+            tenants,
+            grpc_addr: cfg.insight,
+            clock: cfg.clock.clone(),
+        })
+        .await
+        .context("start insight")?;
+        self.insight = insight.local_addr()?;
+        running.spawn(named("insight", insight.run(token.clone())));
 
         Ok(())
     }
