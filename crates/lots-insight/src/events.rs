@@ -65,7 +65,17 @@ pub async fn apply(tx: &mut PgConnection, tenants: &Tenants, event: &Envelope) -
     };
     let task = task_of(event)?;
     // The seats the event is about: a task event's one, a routing decision's required ones.
+    let optional: bool = match &task {
+        Some(t) => sqlx::query_scalar("SELECT optional FROM seats WHERE task_id = $1")
+            .bind(t.task_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(false),
+        None => false,
+    };
     let seats: Vec<String> = match (&task, event.decode::<CaseRouted>().transpose()?) {
+        // An optional seat never holds the meeting up, so it is no reason for a broken promise.
+        (Some(_), _) if optional => Vec::new(),
         (Some(t), _) => vec![t.task_id.to_string()],
         (None, Some(routed)) => {
             routed.seats.iter().filter(|s| !s.optional).map(|s| s.task.task_id.to_string()).collect()
@@ -177,6 +187,8 @@ async fn follow(
             for seat in &routed.seats {
                 upsert_seat(tx, event, &seat.task, seat.optional, "offered").await?;
             }
+            // Routed again (a re-seat): a meeting booked before is booked no more.
+            unbook(tx, event, case, current).await?;
             if current == CompanyStatus::Registered {
                 move_to(tx, event, CompanyStatus::OfficerAssigned).await?;
             }
@@ -263,7 +275,7 @@ async fn follow(
                 .await?;
             move_to(tx, event, back).await?;
         }
-        CaseClosed::TYPE => {
+        CaseClosed::TYPE if !ended => {
             sqlx::query("UPDATE cases SET decided_at = $2, ended_at = $2, waiting_reason = '' WHERE id = $1")
                 .bind(id)
                 .bind(event.occurred_at)
@@ -271,7 +283,7 @@ async fn follow(
                 .await?;
             move_to(tx, event, CompanyStatus::Decided).await?;
         }
-        CaseWithdrawn::TYPE => {
+        CaseWithdrawn::TYPE if !ended => {
             sqlx::query("UPDATE cases SET ended_at = $2, waiting_reason = '' WHERE id = $1")
                 .bind(id)
                 .bind(event.occurred_at)

@@ -347,6 +347,11 @@ impl ReportService for InsightApi {
         if last < first {
             return Err(Error::Invalid { field: "to", message: "must not be before from".into() }.into());
         }
+        if (last - first).num_days() > 400 {
+            return Err(
+                Error::Invalid { field: "to", message: "a measurement period is at most 400 days".into() }.into()
+            );
+        }
         let start = report::local_midnight(first);
         let end = last.succ_opt().and_then(report::local_midnight);
         let (Some(start), Some(end)) = (start, end) else {

@@ -90,7 +90,11 @@ pub async fn rebuild(
     let mut messages = replay.messages().await.context("read the stream")?;
     let mut batch: Vec<Envelope> = Vec::with_capacity(BATCH);
     let mut waiting: VecDeque<Envelope> = VecDeque::new();
-    while let Some(msg) = tokio::time::timeout(Duration::from_secs(30), messages.next()).await.ok().flatten() {
+    loop {
+        let Ok(next) = tokio::time::timeout(Duration::from_secs(30), messages.next()).await else {
+            bail!("the stream stopped delivering before its end (sequence {last}); run the rebuild again");
+        };
+        let Some(msg) = next else { bail!("the replay consumer ended before the stream's end; run the rebuild again") };
         let msg = msg.map_err(|e| anyhow::anyhow!("read the stream: {e}"))?;
         let info = msg.info().map_err(|e| anyhow::anyhow!("message info: {e}"))?;
         let (seq, left) = (info.stream_sequence, info.pending);
@@ -107,6 +111,15 @@ pub async fn rebuild(
         }
     }
     done.waiting = waiting.len() as u64;
+    if done.waiting > 0 && !allow_partial {
+        // Their cases would wait for a predecessor that never comes: say so instead of hiding it.
+        let ids: Vec<String> = waiting.iter().take(10).map(|e| e.id.to_string()).collect();
+        bail!(
+            "{} events could not be applied (their case's earlier events are missing), e.g. {}",
+            done.waiting,
+            ids.join(", ")
+        );
+    }
     Ok(done)
 }
 
