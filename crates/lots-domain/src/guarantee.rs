@@ -49,6 +49,21 @@ pub enum State {
     Cancelled,
 }
 
+impl State {
+    /// The stored text form, e.g. "met_late".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::NotStarted => "not_started",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Met => "met",
+            State::MetLate => "met_late",
+            State::Breached => "breached",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// A point in a clock's life when something must happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {

@@ -471,6 +471,13 @@ impl TenantConfig {
         if problems.is_empty() { Ok(cfg) } else { Err(TenantConfigError::Invalid(problems)) }
     }
 
+    /// The commitments a case of type `key` runs on, by key (none for an unknown type).
+    pub fn case_commitments(&self, key: &str) -> Vec<(&str, &Commitment)> {
+        self.case_type(key)
+            .map(|t| t.commitments.iter().filter_map(|k| self.commitments.get(k).map(|c| (k.as_str(), c))).collect())
+            .unwrap_or_default()
+    }
+
     /// The case type with this key.
     pub fn case_type(&self, key: &str) -> Option<&CaseType> {
         self.case_types.iter().find(|c| c.key == key)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lots_domain::calendar::WorkCalendar;
-use lots_domain::guarantee::{self, State};
+use lots_domain::guarantee;
 use lots_domain::insight::{CaseFact, CompanyStatus, breach_reason};
 use lots_domain::tenant::{Commitment, Target, TenantConfig};
 use lots_events::*;
@@ -405,15 +405,7 @@ fn commitments<'a>(
             .map(|(k, c)| (k.to_owned(), Cow::Owned(c)))
             .collect();
     }
-    tenant
-        .case_type(case_type)
-        .map(|t| {
-            t.commitments
-                .iter()
-                .filter_map(|k| tenant.commitments.get(k).map(|c| (k.clone(), Cow::Borrowed(c))))
-                .collect()
-        })
-        .unwrap_or_default()
+    tenant.case_commitments(case_type).into_iter().map(|(k, c)| (k.to_owned(), Cow::Borrowed(c))).collect()
 }
 
 /// Whether a commitment is a deadline set by law rather than only the municipality's promise.
@@ -443,19 +435,6 @@ pub fn working_minutes(
         return 0;
     }
     (i64::from(PROBE_MINUTES) - clock.left.num_minutes()).max(0)
-}
-
-/// The stored text of a clock state.
-pub fn state_text(s: State) -> &'static str {
-    match s {
-        State::NotStarted => "not_started",
-        State::Running => "running",
-        State::Paused => "paused",
-        State::Met => "met",
-        State::MetLate => "met_late",
-        State::Breached => "breached",
-        State::Cancelled => "cancelled",
-    }
 }
 
 /// Re-evaluates every commitment of the case as of its latest fact.
@@ -490,7 +469,7 @@ async fn recompute(tx: &mut PgConnection, tenant: &TenantConfig, id: Uuid, case:
         .bind(key)
         .bind(&commitment.name)
         .bind(is_legal(commitment))
-        .bind(state_text(clock.state))
+        .bind(clock.state.as_str())
         .bind(clock.started_at)
         .bind(clock.stopped_at)
         .bind(clock.due_at)

@@ -67,14 +67,10 @@ pub fn commitments<'a>(tenant: &'a TenantConfig, case: &CaseRow) -> Vec<(String,
             _ => Vec::new(),
         },
         _ => tenant
-            .case_type(&case.case_type)
-            .map(|t| {
-                t.commitments
-                    .iter()
-                    .filter_map(|k| tenant.commitments.get(k).map(|c| (k.clone(), Cow::Borrowed(c))))
-                    .collect()
-            })
-            .unwrap_or_default(),
+            .case_commitments(&case.case_type)
+            .into_iter()
+            .map(|(k, c)| (k.to_owned(), Cow::Borrowed(c)))
+            .collect(),
     }
 }
 
@@ -91,19 +87,6 @@ pub async fn events(db: impl PgExecutor<'_>, case_id: Uuid) -> sqlx::Result<Vec<
             .fetch_all(db)
             .await?;
     Ok(rows.into_iter().map(|(kind, at)| ClockEvent { kind, at }).collect())
-}
-
-/// The text form of a clock state.
-pub fn state_text(s: State) -> &'static str {
-    match s {
-        State::NotStarted => "not_started",
-        State::Running => "running",
-        State::Paused => "paused",
-        State::Met => "met",
-        State::MetLate => "met_late",
-        State::Breached => "breached",
-        State::Cancelled => "cancelled",
-    }
 }
 
 /// A clock that has just been met or cancelled, for the caller to announce.
@@ -155,7 +138,7 @@ pub async fn recompute(
         .bind(case.id)
         .bind(&case.tenant)
         .bind(key)
-        .bind(state_text(clock.state))
+        .bind(clock.state.as_str())
         .bind(clock.started_at)
         .bind(clock.stopped_at)
         .bind(clock.due_at)
