@@ -271,6 +271,11 @@ async fn alerts_that_fell_due_while_sla_was_down_fire_once_marked_late() {
         ["warning:handl:50", "warning:handl:75", "breached:handl:0", "escalated:handl:1", "escalated:boss:2"]
     );
     assert!(all.iter().all(|a| a.3), "every alert is marked late");
+    // Operators see the lateness too: both warnings fired hours after they fell due.
+    let text = app.scrape_sla().await;
+    let late = |series: &str| metric(&text, &format!("lots_alert_lateness_seconds_{series}"));
+    assert_eq!(late("count{service=\"sla\",kind=\"sla.warning\"}"), 2.0, "{text}");
+    assert_eq!(late("bucket{service=\"sla\",le=\"60.0\",kind=\"sla.warning\"}"), 0.0, "{text}");
 
     // A restart and a redelivered registration change nothing.
     app.stop_sla().await;

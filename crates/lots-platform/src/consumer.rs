@@ -108,6 +108,7 @@ pub async fn run<H: Handler>(
     // told "in progress", so a backlog does not run out their ack wait and inflate deliveries.
     let in_flight = InFlight::default();
     let progress = tokio::spawn(in_flight.clone().keep_alive(token.clone()));
+    let lag = settings.metrics.clone().map(|m| tokio::spawn(report_lag(consumer.clone(), m, token.clone())));
     let mut lanes = Vec::with_capacity(settings.lanes.max(1));
     for _ in 0..settings.lanes.max(1) {
         let (tx, mut rx) = mpsc::channel::<Message>(64);
@@ -155,7 +156,41 @@ pub async fn run<H: Handler>(
     drop(lanes);
     tracker.wait().await;
     progress.abort();
+    if let Some(lag) = lag {
+        lag.abort();
+    }
     Ok(())
+}
+
+/// How often the consumer's lag is read from the server.
+const LAG_EVERY: Duration = Duration::from_secs(10);
+
+/// Sets `lots_consumer_lag` every [`LAG_EVERY`]: events of the service's view the server has
+/// not yet delivered plus those delivered and not yet acknowledged. A stuck consumer shows as
+/// a lag that grows, which the metric read from each message could not show.
+async fn report_lag(
+    mut consumer: jetstream::consumer::PullConsumer,
+    metrics: crate::metrics::Metrics,
+    token: CancellationToken,
+) {
+    loop {
+        match consumer.info().await {
+            Ok(info) => {
+                let lag = info.num_pending as f64 + info.num_ack_pending as f64;
+                metrics.gauge(
+                    "lots_consumer_lag",
+                    "Events of the view not yet applied (pending + unacknowledged).",
+                    &[],
+                    lag,
+                );
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot read the consumer's lag"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(LAG_EVERY) => {}
+        }
+    }
 }
 
 /// How often received, unsettled messages are told "in progress" (the ack wait is 30 s).

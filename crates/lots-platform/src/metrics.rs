@@ -1,131 +1,153 @@
-//! Prometheus metrics: counters, gauges and histograms kept in memory and served as text on
-//! `GET /metrics`. Small on purpose: a handful of series per service, no dependency.
+//! Prometheus metrics on `prometheus-client`: every service keeps its series in one
+//! [`Registry`] (with a `service` label on all of them) and serves the OpenMetrics text on
+//! `GET /metrics` with hyper.
+//!
+//! A series is registered the first time code records it, by name: counters, gauges and
+//! histograms with string labels. Counter names end in `_total` at the call site, as they
+//! appear to Prometheus; the library adds that suffix itself, so it is taken off before
+//! registering.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Histogram bucket bounds in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+/// A series' labels, in the order given.
+type Labels = Vec<(String, String)>;
+type Counters = Family<Labels, Counter<f64, AtomicU64>>;
+type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-#[derive(Default)]
-struct Series {
-    help: BTreeMap<&'static str, (&'static str, &'static str)>,
-    counters: BTreeMap<(&'static str, String), f64>,
-    gauges: BTreeMap<(&'static str, String), f64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
+struct State {
+    registry: Registry,
+    counters: HashMap<&'static str, Counters>,
+    gauges: HashMap<&'static str, Gauges>,
+    histograms: HashMap<&'static str, Histograms>,
 }
 
 /// A service's metrics; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
-    service: &'static str,
-    series: Arc<Mutex<Series>>,
+    state: Arc<Mutex<State>>,
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `help` without its closing full stop: the library adds one.
+fn bare(help: &str) -> &str {
+    help.strip_suffix('.').unwrap_or(help)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 impl Metrics {
     /// Metrics of `service` (added as a `service` label to every series).
     pub fn new(service: &'static str) -> Metrics {
-        Metrics { service, series: Arc::new(Mutex::new(Series::default())) }
+        let registry = Registry::with_labels([("service".into(), service.into())].into_iter());
+        let state = State { registry, counters: HashMap::new(), gauges: HashMap::new(), histograms: HashMap::new() };
+        Metrics { state: Arc::new(Mutex::new(state)) }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Series) -> R) -> R {
-        f(&mut self.series.lock().unwrap_or_else(|p| p.into_inner()))
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Adds `by` to a counter.
+    /// Adds `by` to a counter (`name` ends in `_total`).
     pub fn count(&self, name: &'static str, help: &'static str, pairs: &[(&str, &str)], by: f64) {
         self.with(|s| {
-            s.help.entry(name).or_insert(("counter", help));
-            *s.counters.entry((name, labels(pairs))).or_default() += by;
+            let family = s.counters.entry(name).or_insert_with(|| {
+                let family = Counters::default();
+                s.registry.register(name.strip_suffix("_total").unwrap_or(name), bare(help), family.clone());
+                family
+            });
+            family.get_or_create(&labels(pairs)).inc_by(by);
         });
     }
 
     /// Sets a gauge.
     pub fn gauge(&self, name: &'static str, help: &'static str, pairs: &[(&str, &str)], value: f64) {
         self.with(|s| {
-            s.help.entry(name).or_insert(("gauge", help));
-            s.gauges.insert((name, labels(pairs)), value);
+            let family = s.gauges.entry(name).or_insert_with(|| {
+                let family = Gauges::default();
+                s.registry.register(name, bare(help), family.clone());
+                family
+            });
+            family.get_or_create(&labels(pairs)).set(value);
         });
     }
 
     /// Records one observation (seconds) in a histogram.
     pub fn observe(&self, name: &'static str, help: &'static str, pairs: &[(&str, &str)], seconds: f64) {
         self.with(|s| {
-            s.help.entry(name).or_insert(("histogram", help));
-            let h = s.histograms.entry((name, labels(pairs))).or_default();
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += seconds;
-            h.count += 1;
+            let family = s.histograms.entry(name).or_insert_with(|| {
+                let family = Histograms::new_with_constructor(new_histogram as fn() -> Histogram);
+                s.registry.register(name, bare(help), family.clone());
+                family
+            });
+            family.get_or_create(&labels(pairs)).observe(seconds);
         });
     }
 
-    /// The Prometheus text exposition of every series.
+    /// The OpenMetrics text exposition of every series.
     pub fn render(&self) -> String {
-        let service = self.service;
         self.with(|s| {
             let mut out = String::new();
-            let with_service = |l: &str| {
-                if l.is_empty() { format!("service=\"{service}\"") } else { format!("service=\"{service}\",{l}") }
-            };
-            for (name, (kind, help)) in &s.help {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for ((n, l), v) in s.counters.iter().chain(s.gauges.iter()) {
-                    if n == name {
-                        let _ = writeln!(out, "{name}{{{}}} {v}", with_service(l));
-                    }
-                }
-                for ((n, l), h) in &s.histograms {
-                    if n != name {
-                        continue;
-                    }
-                    let l = with_service(l);
-                    for (i, bound) in BUCKETS.iter().enumerate() {
-                        let _ = writeln!(out, "{name}_bucket{{{l},le=\"{bound}\"}} {}", h.counts[i]);
-                    }
-                    let _ = writeln!(out, "{name}_bucket{{{l},le=\"+Inf\"}} {}", h.count);
-                    let _ = writeln!(out, "{name}_sum{{{l}}} {}\n{name}_count{{{l}}} {}", h.sum, h.count);
-                }
+            if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &s.registry) {
+                tracing::warn!(error = %err, "metrics could not be encoded");
             }
             out
         })
     }
 }
 
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Serves `GET /metrics` on `listener` until `token` is cancelled.
 pub async fn serve(listener: TcpListener, metrics: Metrics, token: CancellationToken) {
     serve_with(listener, metrics, token, READ_TIMEOUT).await
 }
 
-/// How long a scraper may take to send its request before the connection is closed.
+/// How long a scraper may take to send its request (and to read the answer) before the
+/// connection is closed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Scrapes served at the same time; more wait for a place.
 const MAX_CONNECTIONS: usize = 32;
+
+fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if request.method() == hyper::Method::GET && request.uri().path() == "/metrics" {
+        (StatusCode::OK, CONTENT_TYPE, metrics.render())
+    } else {
+        (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: metrics are on GET /metrics\n".to_owned())
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
 
 /// [`serve`] with a given read timeout.
 pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: CancellationToken, read_timeout: Duration) {
@@ -138,7 +160,7 @@ pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: Cancella
                 Err(_) => return,
             },
         };
-        let (mut stream, _) = tokio::select! {
+        let (stream, _) = tokio::select! {
             _ = token.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -151,26 +173,17 @@ pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: Cancella
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _place = place;
-            let mut buf = [0u8; 1024];
-            let Ok(read) = tokio::time::timeout(read_timeout, stream.read(&mut buf)).await else {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                return;
-            };
-            let n = read.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let response = if request.starts_with("GET /metrics") {
-                let body = metrics.render();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
-            };
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = respond(&metrics, &request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
             // A scraper that does not read its answer is cut off too.
-            let _ = tokio::time::timeout(read_timeout, stream.write_all(response.as_bytes())).await;
+            let _ = tokio::time::timeout(read_timeout * 2, connection).await;
         });
     }
 }
@@ -183,6 +196,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     #[tokio::test]
     async fn a_scraper_that_sends_nothing_is_cut_off_and_others_are_still_served() {
@@ -194,30 +208,40 @@ mod tests {
         tokio::spawn(serve_with(listener, m, token.clone(), Duration::from_millis(200)));
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
-        scraper.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        scraper.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
         let mut text = String::new();
         scraper.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.contains("lots_outbox_backlog{service=\"intake\"} 3"), "{text}");
+        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+        other.write_all(b"GET /other HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
         let mut answer = String::new();
-        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_string(&mut answer)).await;
+        other.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        let mut nothing = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut nothing)).await;
         assert!(closed.is_ok(), "a silent connection was kept open");
-        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         token.cancel();
     }
 
     #[test]
-    fn renders_counters_gauges_and_histograms() {
+    fn renders_counters_gauges_and_histograms_with_the_service_label() {
         let m = Metrics::new("intake");
         m.count("lots_cases_registered_total", "Cases registered.", &[("tenant", "0581")], 1.0);
         m.count("lots_cases_registered_total", "Cases registered.", &[("tenant", "0581")], 1.0);
         m.gauge("lots_outbox_backlog", "Unsent outbox rows.", &[], 3.0);
-        m.observe("lots_routing_seconds", "Routing latency.", &[], 0.02);
+        m.observe("lots_routing_seconds", "Routing latency.", &[("tenant", "a\"b")], 0.02);
         let text = m.render();
+        assert!(text.contains("# HELP lots_cases_registered Cases registered.\n"), "{text}");
+        assert!(text.contains("# TYPE lots_cases_registered counter"), "{text}");
         assert!(text.contains("lots_cases_registered_total{service=\"intake\",tenant=\"0581\"} 2"), "{text}");
         assert!(text.contains("# TYPE lots_outbox_backlog gauge"), "{text}");
         assert!(text.contains("lots_outbox_backlog{service=\"intake\"} 3"), "{text}");
-        assert!(text.contains("lots_routing_seconds_bucket{service=\"intake\",le=\"0.025\"} 1"), "{text}");
-        assert!(text.contains("lots_routing_seconds_bucket{service=\"intake\",le=\"0.01\"} 0"), "{text}");
-        assert!(text.contains("lots_routing_seconds_count{service=\"intake\"} 1"), "{text}");
+        // Label values are escaped by the library.
+        let series = "lots_routing_seconds_bucket{service=\"intake\"";
+        assert!(text.contains(&format!("{series},le=\"0.025\",tenant=\"a\\\"b\"}} 1")), "{text}");
+        assert!(text.contains(&format!("{series},le=\"0.01\",tenant=\"a\\\"b\"}} 0")), "{text}");
+        assert!(text.contains("lots_routing_seconds_count{service=\"intake\",tenant=\"a\\\"b\"} 1"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }
 }

@@ -549,6 +549,9 @@ impl Sla {
         let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
         for f in fired.iter().filter(|f| inserted.contains(&f.id)) {
             self.metrics.count("lots_alerts_fired_total", "Alerts fired, by kind.", &[("kind", f.kind)], 1.0);
+            let lateness = (now - f.data.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let help = "How long after its due instant an alert fired.";
+            self.metrics.observe("lots_alert_lateness_seconds", help, &[("kind", f.kind)], lateness);
         }
         let events: Vec<Envelope> = fired.into_iter().filter(|f| inserted.contains(&f.id)).map(|f| f.event).collect();
         outbox::enqueue_many(conn, &self.subjects, &events).await.map_err(Error::from)?;
