@@ -18,6 +18,19 @@ bench:
     cargo bench --locked -p lots-domain
     cargo bench --locked -p lots-routing --bench decide
 
+# The fault suite's long version: each fault under 50 cases/s for 60 s, the example's officers
+# copied 40 times, services built in release (see README "Scaling out").
+chaos:
+    LOTS_CHAOS=1 cargo nextest run --release --locked -p lots-e2e --no-capture -E 'test(/^faults::/)'
+
+# Property-based fuzzing of the parsers (org numbers, tenant TOML, iCalendar, RegisterCase) with
+# many more cases than `just test`, for at most `minutes`; a failing case is saved beside its
+# test (tests/fuzz.proptest-regressions) and replayed first from then on: commit it.
+fuzz cases="20000" minutes="10":
+    cargo build --locked --tests -p lots-domain -p lots-intake
+    status=0; LOTS_FUZZ_CASES={{cases}} timeout {{minutes}}m cargo nextest run --locked -p lots-domain -p lots-intake --retries 0 -E 'test(/fuzz_/)' || status=$?; \
+    if [ "$status" = 124 ]; then echo "fuzz: {{minutes}} minutes are up; no failure so far"; else exit "$status"; fi
+
 # Formatting check and clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check

@@ -11,6 +11,7 @@ mod complaints;
 mod consumer;
 mod consumer_filter;
 mod deploy;
+mod faults;
 mod insight;
 mod intake_lifecycle;
 mod intake_list;

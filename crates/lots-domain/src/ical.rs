@@ -480,6 +480,11 @@ fn parse_rule(cl: &ContentLine) -> Result<Rule, IcalError> {
         return Err(cl.err("RRULE with both COUNT and UNTIL"));
     }
     let text = rest.join(";");
+    // RFC 5545 rule parts are ASCII; the rrule crate (0.14) slices BYDAY values by bytes and
+    // panics on other characters (found by `just fuzz`), so refuse them first.
+    if !text.is_ascii() {
+        return Err(cl.err("RRULE may only hold ASCII letters, digits and punctuation"));
+    }
     let rule = text.parse::<rrule::RRule<rrule::Unvalidated>>().map_err(|e| cl.err(format!("RRULE {text}: {e}")))?;
     Ok(Rule { rule, until, line: cl.line })
 }
@@ -959,6 +964,14 @@ mod tests {
 
     fn one(props: &str) -> Vec<Busy> {
         parse_busy(&event(props), far()).unwrap()
+    }
+
+    #[test]
+    fn a_rule_with_a_non_ascii_weekday_is_an_error_not_a_panic() {
+        // Found by `just fuzz`: rrule 0.14 panicked slicing "¡1" inside BYDAY.
+        let e = "DTSTART:20260612T090000Z\nDTEND:20260612T100000Z\nRRULE:FREQ=WEEKLY;BYDAY=\u{a1}1;COUNT=3";
+        let err = parse_busy(&event(e), far()).unwrap_err();
+        assert!(err.to_string().contains("RRULE may only hold ASCII"), "{err}");
     }
 
     #[test]

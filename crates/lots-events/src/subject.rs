@@ -10,6 +10,8 @@ use async_nats::jetstream::{consumer, stream};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subjects {
     prefix: Option<String>,
+    /// Copies of the stream a JetStream cluster keeps (0 and 1 both mean one).
+    replicas: usize,
 }
 
 impl Subjects {
@@ -17,12 +19,24 @@ impl Subjects {
     pub fn new(prefix: &str) -> Result<Self, InvalidPrefix> {
         let prefix = prefix.trim();
         if prefix.is_empty() {
-            return Ok(Self { prefix: None });
+            return Ok(Self { prefix: None, replicas: 1 });
         }
         if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(InvalidPrefix(prefix.to_owned()));
         }
-        Ok(Self { prefix: Some(prefix.to_owned()) })
+        Ok(Self { prefix: Some(prefix.to_owned()), replicas: 1 })
+    }
+
+    /// The same names, with the stream kept in `replicas` copies (3 on a three-node cluster:
+    /// one node may fail without losing or stopping anything).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Copies of the stream this configuration asks for.
+    pub fn replicas(&self) -> usize {
+        self.replicas.max(1)
     }
 
     /// `lots.<tenant>.<type>`, e.g. `lots.0581.case.registered`.
@@ -57,6 +71,7 @@ impl Subjects {
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: self.replicas(),
             ..Default::default()
         }
     }

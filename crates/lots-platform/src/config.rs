@@ -26,9 +26,13 @@ pub struct CommonConfig {
     /// Largest number of Postgres connections.
     #[arg(long, env = "LOTS_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
-    /// NATS server with JetStream.
+    /// NATS server with JetStream; several (a cluster's nodes) separated by commas.
     #[arg(long, env = "LOTS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Copies of the event stream when the service creates it: 3 on a three-node JetStream
+    /// cluster (one node may fail), 1 on a single server.
+    #[arg(long, env = "LOTS_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
     /// The service's NATS user (each service has its own, allowed only its subjects).
     #[arg(long, env = "LOTS_NATS_USER")]
     pub nats_user: Option<String>,
@@ -73,7 +77,8 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// The subject builder for the configured prefix.
     pub fn subjects(&self) -> crate::Result<Subjects> {
-        Subjects::new(&self.subject_prefix).map_err(|e| crate::Error::Config(e.to_string()))
+        let subjects = Subjects::new(&self.subject_prefix).map_err(|e| crate::Error::Config(e.to_string()))?;
+        Ok(subjects.with_replicas(self.stream_replicas.into()))
     }
 
     /// How long shutdown may take.

@@ -105,7 +105,10 @@ pub async fn connect(
         if let Some(ca) = auth.and_then(|a| a.ca_file.clone()) {
             opts = opts.add_root_certificates(ca).require_tls(true);
         }
-        match opts.connect(url).await {
+        // A cluster is given as its nodes' URLs separated by commas; any one that answers will
+        // do, and the client learns the others from it.
+        let servers: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        match opts.connect(servers.as_slice()).await {
             Ok(client) => {
                 check_server_version(&client, url)?;
                 return Ok(client);
@@ -122,9 +125,22 @@ pub async fn connect(
 /// Creates Lotsen's stream if it does not exist yet, and returns it.
 #[instrument(name = "platform.init.ensure_stream", skip_all)]
 pub async fn ensure_stream(js: &jetstream::Context, subjects: &Subjects) -> Result<Stream> {
-    js.get_or_create_stream(subjects.stream_config())
+    let mut stream = js
+        .get_or_create_stream(subjects.stream_config())
         .await
-        .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))
+        .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
+    // An existing stream keeps its copies; say so when the configuration asks for others.
+    if let Ok(info) = stream.info().await
+        && info.config.num_replicas != subjects.replicas()
+    {
+        tracing::warn!(
+            stream = %subjects.stream_name(),
+            has = info.config.num_replicas,
+            wanted = subjects.replicas(),
+            "the stream exists with another number of replicas; change it with `nats stream edit --replicas`"
+        );
+    }
+    Ok(stream)
 }
 
 /// The current span's W3C `traceparent`, when tracing exports spans.

@@ -10,11 +10,11 @@
 //!
 //! Every test also gets a unique subject prefix, so tests can share one NATS server.
 
+pub mod local;
 pub mod oidc;
 
 pub use oidc::{TestOidc, Who};
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -44,150 +44,199 @@ pub fn subject_prefix() -> String {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    local::free_port(None).unwrap_or(0)
 }
 
-fn wait_for_port(port: u16, what: &str, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    bail!("{what} did not start listening on port {port} within {timeout:?}")
-}
-
-fn find_binary(name: &str, extra_dirs: &[&str], install: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(extra_dirs.iter().map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!("`{name}` is not installed; Lotsen's tests need a real server. Install it with: {install}")
-}
-
-/// The first `nats-server` in PATH, then /usr/sbin, that is new enough for Lotsen; looked up once.
-fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = FOUND.get_or_init(|| {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let (mut seen, mut too_old) = (Vec::new(), Vec::new());
-        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]) {
-            let candidate = dir.join("nats-server");
-            let real = candidate.canonicalize().unwrap_or_else(|_| candidate.clone());
-            if !candidate.is_file() || seen.contains(&real) {
-                continue;
-            }
-            seen.push(real);
-            let version = lots_platform::nats::binary_version(&candidate);
-            if lots_platform::nats::server_version_supported(&version) {
-                return Ok(candidate);
-            }
-            too_old.push(format!("{} ({version})", candidate.display()));
-        }
-        let (major, minor) = lots_platform::nats::MIN_SERVER_VERSION;
-        let found = if too_old.is_empty() { "none found".to_owned() } else { format!("found {}", too_old.join(", ")) };
-        Err(format!(
-            "Lotsen's tests need nats-server {major}.{minor} or newer ({found}; Debian's 2.9 is too old). \
-             Install the official binary with: {}",
-            lots_platform::nats::install_hint()
-        ))
-    });
-    found.clone().map_err(|why| anyhow::anyhow!(why))
-}
+use local::{nats_server_binary, wait_for_port};
 
 /// The role the services connect as in tests.
 const SERVICE_ROLE: &str = "lots_service";
 
-/// A NATS server with JetStream for one test, with a user per service (lots-events `access`)
-/// and the test's own user, who may do anything.
+/// A NATS server (or a three-node cluster) with JetStream for one test, with a user per
+/// service (lots-events `access`) and the test's own user, who may do anything.
 pub struct TestNats {
     url: String,
-    server: Option<OwnedNats>,
+    /// The servers this test started: none on a shared server, one, or a cluster's nodes.
+    servers: Vec<OwnedNats>,
+    /// The password of every user on these servers.
+    password: String,
+    /// Stores and configuration files; removed when the test ends.
+    _dir: Option<tempfile::TempDir>,
 }
 
 struct OwnedNats {
-    child: Child,
+    child: Option<Child>,
     port: u16,
-    store: tempfile::TempDir,
-    /// The password of every user on this server.
-    password: String,
+    /// The node's configuration file (users, JetStream store, cluster routes).
+    conf: PathBuf,
+}
+
+impl OwnedNats {
+    fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("kill nats-server")?;
+            child.wait().context("reap nats-server")?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts `nats-server -c conf`; another test may take the free port first: then this server
+/// exits at once while the port answers (the other's), so only a server still running after
+/// its port opened is ours.
+fn spawn_nats(port: u16, conf: &Path) -> anyhow::Result<Child> {
+    let bin = nats_server_binary()?;
+    let mut child = Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start nats-server")?;
+    wait_for_port(port, "nats-server", Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_millis(150));
+    if child.try_wait().context("check nats-server")?.is_some() {
+        bail!("nats-server exited right after starting on port {port}");
+    }
+    Ok(child)
 }
 
 impl TestNats {
     /// `LOTS_TEST_NATS_URL` if set, else a fresh `nats-server -js`.
     pub fn start() -> anyhow::Result<TestNats> {
         if let Ok(url) = std::env::var("LOTS_TEST_NATS_URL") {
-            return Ok(TestNats { url, server: None });
+            return Ok(TestNats { url, servers: Vec::new(), password: String::new(), _dir: None });
         }
         Self::start_owned()
     }
 
     /// Always a server of this test's own, which it may stop and restart.
     pub fn start_owned() -> anyhow::Result<TestNats> {
-        let store = tempfile::tempdir().context("temporary JetStream store")?;
-        let password = uuid::Uuid::now_v7().simple().to_string();
-        write_users(store.path(), &password)?;
-        // Another test may take the free port first: then this server exits at once while the
-        // port answers (the other's). Only a server still running after its port opened is ours.
-        let mut attempt = 0;
-        let (child, port) = loop {
-            attempt += 1;
-            let port = free_port();
-            let mut child = spawn_nats(port, store.path())?;
-            std::thread::sleep(Duration::from_millis(150));
-            match child.try_wait() {
-                Ok(None) => break (child, port),
-                _ if attempt < 5 => continue,
-                _ => bail!("nats-server exited right after starting on port {port}"),
-            }
-        };
-        let url = format!("nats://127.0.0.1:{port}");
-        Ok(TestNats { url, server: Some(OwnedNats { child, port, store, password }) })
+        Self::start_nodes(1)
     }
 
-    /// The client URL; a client without credentials is the test's own user, who may do anything.
+    /// A JetStream cluster of `nodes` servers on loopback (the same nats-server as everywhere),
+    /// ready when it has elected a meta leader. Its stream can be kept at R3, and any one node
+    /// may be killed and restarted ([`TestNats::kill_node`]).
+    pub async fn start_cluster(nodes: usize) -> anyhow::Result<TestNats> {
+        let nats = tokio::task::block_in_place(|| Self::start_nodes(nodes))?;
+        let client = async_nats::connect(nats.url()).await.context("connect to the test cluster")?;
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while js.query_account().await.is_err() {
+            if Instant::now() > deadline {
+                bail!("the {nodes}-node test cluster elected no JetStream leader within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(nats)
+    }
+
+    fn start_nodes(nodes: usize) -> anyhow::Result<TestNats> {
+        let dir = tempfile::tempdir().context("temporary JetStream store")?;
+        let password = uuid::Uuid::now_v7().simple().to_string();
+        let users = nats_users(&password);
+        let mut attempt = 0;
+        let servers = loop {
+            attempt += 1;
+            let ports: Vec<(u16, u16)> = (0..nodes).map(|_| (free_port(), free_port())).collect();
+            let mut servers = Vec::new();
+            let mut failed = None;
+            for (i, (port, cluster_port)) in ports.iter().enumerate() {
+                let store = dir.path().join(format!("n{i}"));
+                let mut conf = format!(
+                    "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {store:?} }}\n{users}"
+                );
+                if nodes > 1 {
+                    let routes: Vec<String> = ports
+                        .iter()
+                        .filter(|(_, c)| c != cluster_port)
+                        .map(|(_, c)| format!("\"nats-route://127.0.0.1:{c}\""))
+                        .collect();
+                    conf.push_str(&format!(
+                        "cluster {{ name: lots-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{}] }}\n",
+                        routes.join(", ")
+                    ));
+                }
+                let path = dir.path().join(format!("n{i}.conf"));
+                std::fs::write(&path, conf).context("write the nats-server configuration")?;
+                match spawn_nats(*port, &path) {
+                    Ok(child) => servers.push(OwnedNats { child: Some(child), port: *port, conf: path }),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => break servers,
+                Some(_) if attempt < 5 => {
+                    for mut s in servers {
+                        let _ = s.kill();
+                    }
+                }
+                Some(e) => return Err(e),
+            }
+        };
+        let url = format!("nats://127.0.0.1:{}", servers[0].port);
+        Ok(TestNats { url, servers, password, _dir: Some(dir) })
+    }
+
+    /// The client URL of the first node; a client without credentials is the test's own user,
+    /// who may do anything. A client learns a cluster's other nodes from it.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// A client as `service`'s user ("intake", "routing", "sla", "insight"), allowed only its subjects (a
-    /// shared server without users takes everyone).
+    /// Every node's URL, comma-separated (what `LOTS_NATS_URL` takes).
+    pub fn urls(&self) -> String {
+        if self.servers.is_empty() {
+            return self.url.clone();
+        }
+        self.servers.iter().map(|s| format!("nats://127.0.0.1:{}", s.port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The password of the service users on a server of this test's own.
+    pub fn password(&self) -> Option<&str> {
+        (!self.servers.is_empty()).then_some(self.password.as_str())
+    }
+
+    /// A client as `service`'s user ("intake", "routing", "sla", "insight"), allowed only its
+    /// subjects (a shared server without users takes everyone), on any node of a cluster.
     pub async fn connect_as(&self, service: &str) -> anyhow::Result<async_nats::Client> {
-        let options = match &self.server {
-            Some(s) => async_nats::ConnectOptions::with_user_and_password(service.into(), s.password.clone())
-                .custom_inbox_prefix(lots_events::access::inbox_prefix(service)),
-            None => async_nats::ConnectOptions::new(),
+        let options = if self.servers.is_empty() {
+            async_nats::ConnectOptions::new()
+        } else {
+            async_nats::ConnectOptions::with_user_and_password(service.into(), self.password.clone())
+                .custom_inbox_prefix(lots_events::access::inbox_prefix(service))
         };
-        options.name(service).connect(&self.url).await.with_context(|| format!("connect to nats as {service}"))
+        let urls: Vec<String> = self.urls().split(',').map(str::to_owned).collect();
+        options.name(service).connect(urls).await.with_context(|| format!("connect to nats as {service}"))
     }
 
     /// Kills the server (like a crash), keeping its store.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(s) = self.server.as_mut() else { bail!("cannot stop a shared NATS server") };
-        s.child.kill().context("kill nats-server")?;
-        s.child.wait().context("reap nats-server")?;
-        Ok(())
+        self.kill_node(0)
     }
 
     /// Starts the server again on the same port and store.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let Some(s) = self.server.as_mut() else { bail!("cannot restart a shared NATS server") };
-        let _ = s.child.kill();
-        let _ = s.child.wait();
-        s.child = spawn_nats(s.port, s.store.path())?;
+        self.restart_node(0)
+    }
+
+    /// SIGKILLs node `i`, keeping its store.
+    pub fn kill_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(s) = self.servers.get_mut(i) else { bail!("cannot stop a NATS server this test did not start") };
+        s.kill()
+    }
+
+    /// Starts node `i` again on its port and store; it rejoins its cluster.
+    pub fn restart_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(s) = self.servers.get_mut(i) else { bail!("cannot restart a NATS server this test did not start") };
+        s.kill()?;
+        s.child = Some(spawn_nats(s.port, &s.conf)?);
         Ok(())
     }
-}
-
-/// Writes the server's users (see [`nats_users`]) to `<store>/users.conf`.
-fn write_users(store: &Path, password: &str) -> anyhow::Result<()> {
-    std::fs::write(store.join("users.conf"), nats_users(password)).context("write the NATS users")
 }
 
 /// A nats-server configuration with a user per service, each allowed only what lots-events
@@ -214,26 +263,10 @@ pub fn nats_users(password: &str) -> String {
     format!("no_auth_user: test\nauthorization {{\n  users = [\n    {}\n  ]\n}}\n", users.join("\n    "))
 }
 
-fn spawn_nats(port: u16, store: &Path) -> anyhow::Result<Child> {
-    let bin = nats_server_binary()?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(store.join("users.conf"))
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
-        .arg(store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start nats-server")?;
-    wait_for_port(port, "nats-server", Duration::from_secs(10))?;
-    Ok(child)
-}
-
 impl Drop for TestNats {
     fn drop(&mut self) {
-        if let Some(s) = self.server.as_mut() {
-            let _ = s.child.kill();
-            let _ = s.child.wait();
+        for s in &mut self.servers {
+            let _ = s.kill();
         }
     }
 }
@@ -247,11 +280,22 @@ pub struct TestDb {
 impl TestDb {
     /// Creates `lots_test_<uuid>` on the test Postgres server.
     pub async fn create() -> anyhow::Result<TestDb> {
-        let server_url = postgres_server_url().await?;
+        Self::create_at(&postgres_server_url().await?).await
+    }
+
+    /// Creates `lots_test_<uuid>` on the server at `server_url` (e.g. a [`TestPostgres`]).
+    pub async fn create_at(server_url: &str) -> anyhow::Result<TestDb> {
+        let server_url = server_url.trim_end_matches('/').to_owned();
         let name = format!("lots_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(&format!("{server_url}/postgres"))
-            .await
-            .with_context(|| format!("connect to test postgres at {server_url}"))?;
+        // A server just started listens before it accepts sessions ("starting up").
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut conn = loop {
+            match PgConnection::connect(&format!("{server_url}/postgres")).await {
+                Ok(conn) => break conn,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => return Err(e).with_context(|| format!("connect to test postgres at {server_url}")),
+            }
+        };
         // The services connect as a role without superuser or BYPASSRLS, as in production, so
         // row-level security applies to them; the test's own connections (`url`) see everything.
         let role = format!(
@@ -316,68 +360,109 @@ async fn postgres_server_url() -> anyhow::Result<String> {
     if PgConnection::connect(&format!("{local}/postgres")).await.is_ok() {
         return Ok(local.to_owned());
     }
-    static THROWAWAY: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    // One per test process, stopped and removed by its watchdog when the process ends.
+    static THROWAWAY: OnceLock<Mutex<Option<TestPostgres>>> = OnceLock::new();
     let slot = THROWAWAY.get_or_init(|| Mutex::new(None));
     let mut guard = slot.lock().map_err(|_| anyhow::anyhow!("throwaway postgres lock poisoned"))?;
-    if let Some(url) = guard.as_ref() {
-        return Ok(url.clone());
+    if let Some(pg) = guard.as_ref() {
+        return Ok(pg.url());
     }
-    let url = tokio::task::block_in_place(start_throwaway_postgres)?;
-    *guard = Some(url.clone());
+    let pg = tokio::task::block_in_place(TestPostgres::start)?;
+    let url = pg.url();
+    *guard = Some(pg);
     Ok(url)
 }
 
-/// Starts `initdb` + `postgres` in a temporary folder; it lives as long as the test process
-/// (the server shuts itself down when its data folder disappears is not guaranteed, so it is
-/// started with the process group and killed on exit by the OS when the test binary ends).
-fn start_throwaway_postgres() -> anyhow::Result<String> {
-    let install = "sudo apt-get install -y postgresql (or set LOTS_TEST_DATABASE_URL)";
-    let pg_dirs = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"];
-    let initdb = find_binary("initdb", &pg_dirs, install)?;
-    let postgres = find_binary("postgres", &pg_dirs, install)?;
-    let dir = tempfile::Builder::new().prefix("lots-pg-").tempdir()?.keep();
-    let data = dir.join("data");
-    let as_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    // initdb refuses to run as root; run the cluster as the `postgres` user then.
-    let run_as = |bin: &Path| {
-        if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        }
-    };
-    if as_root {
-        Command::new("chown").args(["-R", "postgres"]).arg(&dir).status()?;
-    }
-    let status = run_as(&initdb)
-        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("run initdb")?;
-    if !status.success() {
-        bail!("initdb failed for the throwaway test cluster");
-    }
-    let port = free_port();
-    run_as(&postgres)
-        .args(["-D"])
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start postgres")?;
-    wait_for_port(port, "postgres", Duration::from_secs(20))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}"))
+/// A PostgreSQL server of this test's own (`initdb` + `postgres` in a temporary folder, as the
+/// `postgres` user when we are root), which the test may crash and restart. A watchdog stops it
+/// and removes the folder when the test process ends, even if it is killed; dropping it does
+/// the same at once.
+pub struct TestPostgres {
+    pg: local::PgBinaries,
+    dir: PathBuf,
+    port: u16,
+    child: Mutex<Option<Child>>,
 }
+
+impl TestPostgres {
+    /// A new cluster, started and accepting sessions.
+    pub fn start() -> anyhow::Result<TestPostgres> {
+        let pg = local::pg_binaries()?;
+        let dir = tempfile::Builder::new().prefix("lots-pg-").tempdir()?.keep();
+        local::give_to_postgres(&dir)?;
+        local::init_cluster(&pg, &dir.join("data"), &dir.join("initdb.log"))?;
+        local::clean_up_after_exit(&dir.join("data/postmaster.pid"), "INT", &dir)?;
+        let port = free_port();
+        let server = TestPostgres { pg, dir, port, child: Mutex::new(None) };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// The server's URL, as the superuser `postgres` (trust auth), without a database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    fn postmaster(&self) -> Option<u32> {
+        local::read_pid_file(&self.dir.join("data/postmaster.pid"))
+    }
+
+    /// Crashes the server: an immediate shutdown (SIGQUIT), which writes no checkpoint, so
+    /// the next start recovers from the WAL as after a power cut.
+    pub fn crash(&self) -> anyhow::Result<()> {
+        let pid = self.postmaster().context("the test postgres is not running")?;
+        local::signal(pid, "QUIT");
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut c) = child.take() {
+            c.wait().context("reap postgres")?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server (again) on its port and folder, and waits until it listens.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .context("open postgres.log")?;
+        let child = local::as_postgres_user(&self.pg.postgres)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "max_connections=300", "-k"])
+            .arg(&self.dir)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start postgres")?;
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        wait_for_port(self.port, "postgres", Duration::from_secs(30)).with_context(|| {
+            format!(
+                "see {}:\n{}",
+                self.dir.join("postgres.log").display(),
+                local::log_tail(&self.dir.join("postgres.log"))
+            )
+        })
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        if let Some(pid) = self.postmaster() {
+            local::signal(pid, "INT");
+        }
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The fixed secret of [`company_keys`], for a service run as a process (`LOTS_COMPANY_KEY_FILE`).
+pub const COMPANY_KEY_SECRET: &[u8] = b"lots test company-key secret, not for production use";
 
 /// Company keys for tests and benchmarks, from a fixed secret.
 pub fn company_keys() -> lots_domain::CompanyKeys {
-    lots_domain::CompanyKeys::new(b"lots test company-key secret, not for production use")
-        .unwrap_or_else(|e| panic!("{e}"))
+    lots_domain::CompanyKeys::new(COMPANY_KEY_SECRET).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -8,12 +8,14 @@
 //! 127.0.0.1, else on any free port.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+
+use lots_testkit::local;
 
 use crate::dev::process::{self, Children, Owned};
 
@@ -35,10 +37,10 @@ pub async fn nats(url: &str, state: &Path, children: &mut Children) -> anyhow::R
         }
         Err(why) => println!("nats:     {why} at {url}; starting nats-server under {}", state.join("nats").display()),
     }
-    let bin = nats_server_binary()?;
+    let bin = local::nats_server_binary()?;
     let dir = state.join("nats");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let port = process::free_port(local_port(url))?;
+    let port = local::free_port(local_port(url))?;
     // Each service connects as its own user, as in production (lots-events `access`).
     let password = uuid::Uuid::now_v7().simple().to_string();
     let users = dir.join("users.conf");
@@ -78,29 +80,6 @@ async fn probe_nats(url: &str) -> Result<(), String> {
     if info.jetstream { Ok(()) } else { Err("the NATS server runs without JetStream (-js)".to_owned()) }
 }
 
-/// The first `nats-server` in PATH, then /usr/sbin, whose `--version` is new enough for Lotsen.
-fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut too_old = Vec::new();
-    for candidate in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]).map(|d| d.join("nats-server")) {
-        if !candidate.is_file() {
-            continue;
-        }
-        let version = lots_platform::nats::binary_version(&candidate);
-        if lots_platform::nats::server_version_supported(&version) {
-            return Ok(candidate);
-        }
-        too_old.push(version);
-    }
-    let (major, minor) = lots_platform::nats::MIN_SERVER_VERSION;
-    let found = if too_old.is_empty() { String::new() } else { format!(" (found only {})", too_old.join(", ")) };
-    bail!(
-        "lots dev needs nats-server {major}.{minor} or newer{found}; Debian's 2.9 is too old. \
-         Install the official binary with: {}",
-        lots_platform::nats::install_hint()
-    )
-}
-
 /// What a Postgres URL answered.
 enum PgProbe {
     Ready,
@@ -116,27 +95,24 @@ pub async fn postgres(url: &str, state: &Path, children: &mut Children) -> anyho
     println!("postgres: nothing answers at {}; starting PostgreSQL under {}", redact(url), dir.display());
     let opts: PgConnectOptions = url.parse().context("LOTS_DATABASE_URL")?;
     let database = opts.get_database().unwrap_or("lots").to_owned();
-    let (initdb, postgres) = pg_binaries()?;
+    let pg = local::pg_binaries()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
     let data = dir.join("data");
-    let as_root = process::is_root();
-    if as_root {
-        chown_to_postgres(&dir)?;
-    }
+    local::give_to_postgres(&dir)?;
     if !data.join("PG_VERSION").is_file() {
-        init_cluster(&initdb, &dir, &data, as_root)?;
+        init_cluster(&pg, &dir, &data)?;
     }
     let pid_file = data.join("postmaster.pid");
-    if let Some(pid) = process::read_pid_file(&pid_file).filter(|p| process::is_running(*p)) {
+    if let Some(pid) = local::read_pid_file(&pid_file).filter(|p| process::is_running(*p)) {
         bail!(
             "a PostgreSQL is still running on {} (pid {pid}), perhaps from another `lots dev`; \
              stop it with `kill -INT {pid}`, or give this one another --state-dir",
             data.display()
         );
     }
-    let port = process::free_port(opts.get_port().into())?;
-    let mut cmd = as_postgres_user(&postgres, as_root);
+    let port = local::free_port(opts.get_port().into())?;
+    let mut cmd = local::as_postgres_user(&pg.postgres);
     cmd.arg("-D")
         .arg(&data)
         .args(["-p", &port.to_string()])
@@ -177,72 +153,13 @@ async fn probe_postgres(url: &str) -> anyhow::Result<PgProbe> {
     }
 }
 
-/// `initdb` and the `postgres` of the same installation: PATH first, then the newest
-/// `/usr/lib/postgresql/*/bin`.
-fn pg_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            Some((version, e.path().join("bin")))
-        })
-        .collect();
-    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    let extra: Vec<PathBuf> = versions.into_iter().map(|(_, p)| p).collect();
-    let initdb = process::find_binary("initdb", &extra)
-        .context("PostgreSQL is not installed (no initdb); install it with: apt-get install postgresql")?;
-    let resolved = initdb.canonicalize().unwrap_or_else(|_| initdb.clone());
-    let beside = resolved.with_file_name("postgres");
-    let postgres = if beside.is_file() {
-        beside
-    } else {
-        process::find_binary("postgres", &extra).context("no `postgres` binary beside initdb")?
-    };
-    Ok((initdb, postgres))
-}
-
-/// A command that runs `bin` as the `postgres` user when we are root (initdb refuses root).
-fn as_postgres_user(bin: &Path, as_root: bool) -> Command {
-    if as_root {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(bin);
-        cmd
-    } else {
-        Command::new(bin)
-    }
-}
-
-fn chown_to_postgres(dir: &Path) -> anyhow::Result<()> {
-    let status =
-        Command::new("chown").args(["-R", "postgres:"]).arg(dir).stdout(Stdio::null()).status().context("run chown")?;
-    if !status.success() {
-        bail!("cannot give {} to the postgres user (is there a `postgres` user?)", dir.display());
-    }
-    Ok(())
-}
-
-fn init_cluster(initdb: &Path, dir: &Path, data: &Path, as_root: bool) -> anyhow::Result<()> {
+fn init_cluster(pg: &local::PgBinaries, dir: &Path, data: &Path) -> anyhow::Result<()> {
     if data.exists() {
         // A cluster without PG_VERSION is an interrupted initdb; start over.
         std::fs::remove_dir_all(data).with_context(|| format!("remove {}", data.display()))?;
     }
     println!("postgres: creating a new cluster in {}", data.display());
-    let log_path = dir.join("initdb.log");
-    let log = std::fs::File::create(&log_path).context("create initdb.log")?;
-    let status = as_postgres_user(initdb, as_root)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "-D"])
-        .arg(data)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .context("run initdb")?;
-    if !status.success() {
-        bail!("initdb failed ({status}); the end of {}:\n{}", log_path.display(), process::log_tail(&log_path));
-    }
-    Ok(())
+    local::init_cluster(pg, data, &dir.join("initdb.log"))
 }
 
 /// The port of a URL on this machine, to reuse for a server started in its place.

@@ -5,14 +5,14 @@
 //! [`Children`] stops whatever is left when dropped, also while unwinding from a panic.
 
 use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use lots_testkit::local::{log_tail, read_pid_file, signal};
 
 /// How long a server gets to stop after its stop signal before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -160,67 +160,9 @@ impl Drop for Children {
     }
 }
 
-/// Sends `sig` (e.g. "INT") with kill(1); there is no unsafe code in this workspace.
-fn signal(pid: u32, sig: &str) -> bool {
-    Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The first line of a postmaster.pid-style file.
-pub fn read_pid_file(path: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().next()?.trim().parse().ok()
-}
-
 /// Whether a process with this pid exists.
 pub fn is_running(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Whether this process runs as root (initdb refuses to).
-pub fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// `port` when it is free on 127.0.0.1, else any free port.
-pub fn free_port(preferred: Option<u16>) -> anyhow::Result<u16> {
-    if let Some(port) = preferred.filter(|p| *p != 0)
-        && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
-    {
-        return Ok(port);
-    }
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Finds `name` in PATH, then in `extra` folders.
-pub fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra.iter().cloned())
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The last lines of a log file, indented.
-pub fn log_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(2000)));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(12);
-    lines[start..].iter().map(|l| format!("    {l}\n")).collect()
 }
 
 #[cfg(test)]
@@ -243,25 +185,5 @@ mod tests {
         // Reaped by the guard, so the pid is gone (not even a zombie).
         assert!(!is_running(pid));
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn pid_files_are_read_from_their_first_line() {
-        let dir = std::env::temp_dir().join(format!("lots-cli-pid-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("postmaster.pid");
-        std::fs::write(&file, "4242\n/data\n1700000000\n5432\n").unwrap();
-        assert_eq!(read_pid_file(&file), Some(4242));
-        assert_eq!(read_pid_file(&dir.join("missing")), None);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_preferred_port_is_used_when_free() {
-        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = taken.local_addr().unwrap().port();
-        assert_ne!(free_port(Some(port)).unwrap(), port);
-        drop(taken);
-        assert_eq!(free_port(Some(port)).unwrap(), port);
     }
 }
