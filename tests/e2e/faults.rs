@@ -370,16 +370,13 @@ async fn settle_and_check(stack: &mut Stack, ledger: &BTreeMap<String, String>) 
     };
     // Each service applies the stream on its own; after a fault one may still be catching up
     // when the stream is complete. Late is fine, lost is not: wait for each to hold every case.
-    let eventually = |sql: &'static str, what: &'static str| {
-        let one = one.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while one(sql).await < n {
-                assert!(Instant::now() < deadline, "{what}: {} of {n} after 60 s", one(sql).await);
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            assert_eq!(one(sql).await, n, "{what}");
+    let eventually = |sql: &'static str, what: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while one(sql).await < n {
+            assert!(Instant::now() < deadline, "{what}: {} of {n} after 60 s", one(sql).await);
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        assert_eq!(one(sql).await, n, "{what}");
     };
     eventually("SELECT count(*) FROM intake.cases", "intake's cases").await;
     eventually("SELECT count(*) FROM routing.cases", "routing's cases").await;
