@@ -61,6 +61,8 @@ struct Stack {
     db: TestDb,
     oidc: TestOidc,
     subjects: Subjects,
+    /// The test's own JetStream client, on every node (it reconnects after a node dies).
+    js: jetstream::Context,
     dir: tempfile::TempDir,
     procs: Vec<Proc>,
 }
@@ -81,7 +83,8 @@ impl Stack {
         std::fs::write(dir.path().join("nats-password"), nats.password().unwrap_or_default()).unwrap();
         std::fs::write(dir.path().join("company.key"), lots_testkit::COMPANY_KEY_SECRET).unwrap();
         let subjects = Subjects::new(&lots_testkit::subject_prefix()).unwrap();
-        let mut stack = Stack { nats, pg, db, oidc, subjects, dir, procs: Vec::new() };
+        let js = jetstream::new(async_nats::connect(nats.urls().split(',').collect::<Vec<_>>()).await.unwrap());
+        let mut stack = Stack { nats, pg, db, oidc, subjects, js, dir, procs: Vec::new() };
         for service in SERVICES {
             for _ in 0..replicas {
                 let port = lots_testkit::free_port();
@@ -156,10 +159,6 @@ impl Stack {
         self.procs.iter().filter(|p| p.service == "intake").map(|p| p.port).collect()
     }
 
-    async fn js(&self) -> jetstream::Context {
-        jetstream::new(async_nats::connect(self.nats.urls().split(',').collect::<Vec<_>>()).await.unwrap())
-    }
-
     async fn pool(&self) -> sqlx::PgPool {
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&self.db.url()).await.unwrap()
     }
@@ -176,8 +175,9 @@ impl Drop for Stack {
     }
 }
 
-/// The example configuration, trusting `issuer`, with every officer copied `copies` times
-/// (capacity raised, as the benchmark does, because nobody accepts or completes a task here).
+/// The example configuration, trusting `issuer`, with every officer copied `copies` times the
+/// way `lots-bench load` copies them (`~i` ids, capacity raised, because nobody accepts or
+/// completes a task here), written as TOML for the service processes.
 fn write_config(dir: &Path, issuer: &str, copies: usize) {
     std::fs::create_dir_all(dir.join("calendars")).unwrap();
     for entry in std::fs::read_dir(example_config().join("calendars")).unwrap() {
@@ -196,10 +196,6 @@ fn write_config(dir: &Path, issuer: &str, copies: usize) {
                 if i > 0 {
                     let id = o["id"].as_str().unwrap().to_owned();
                     o["id"] = format!("{id}~{i}").into();
-                    // Contact details must stay unique per officer.
-                    if let Some(email) = o.get("email").and_then(|e| e.as_str()).map(str::to_owned) {
-                        o["email"] = email.replacen('@', &format!("+{i}@"), 1).into();
-                    }
                 }
                 o["capacity"] = 1_000_000.into();
                 all.push(o);
@@ -264,16 +260,10 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
             let (clients, key) = (clients.clone(), format!("{run}-{n}"));
             calls.push(tokio::spawn(async move {
                 let deadline = Instant::now() + Duration::from_secs(120);
-                let asked = Instant::now();
                 for attempt in 0.. {
                     let mut client = clients[attempt % clients.len()].clone();
                     match client.register_case(request(&key, n)).await {
-                        Ok(case) => {
-                            if asked.elapsed() > Duration::from_secs(1) {
-                                eprintln!("faults: {key} took {:?}", asked.elapsed());
-                            }
-                            return (key, case.into_inner().id);
-                        }
+                        Ok(case) => return (key, case.into_inner().id),
                         Err(status) => {
                             if attempt == 0 {
                                 eprintln!("faults: {key}: {} {}", status.code(), status.message());
@@ -298,8 +288,7 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
 /// Every case event the stream holds, by case, as counts per event type; `None` while the
 /// stream does not answer (a cluster electing a new leader after a node died).
 async fn stream_ledger(stack: &Stack) -> Option<HashMap<Uuid, HashMap<String, usize>>> {
-    let js = stack.js().await;
-    let stream = js.get_stream(stack.subjects.stream_name()).await.ok()?;
+    let stream = stack.js.get_stream(stack.subjects.stream_name()).await.ok()?;
     let kinds = ["case.registered", "case.routed", "case.unroutable"];
     let consumer = stream
         .create_consumer(pull::Config {
@@ -495,7 +484,7 @@ async fn faults_postgres_crash_mid_load_loses_no_committed_case() {
 async fn faults_redelivered_out_of_order_and_poison_events_change_nothing() {
     let mut stack = single().await;
     let running = Running::start(&stack).await;
-    let js = stack.js().await;
+    let js = stack.js.clone();
     // Every case event so far, published again (a new message id, so JetStream keeps them)
     // after the newer ones: twice, and out of order.
     let stream = js.get_stream(stack.subjects.stream_name()).await.unwrap();
@@ -534,7 +523,7 @@ async fn faults_redelivered_out_of_order_and_poison_events_change_nothing() {
 async fn faults_on_a_three_node_cluster_one_node_and_one_replica_of_each_service_may_die() {
     let nats = TestNats::start_cluster(3).await.unwrap();
     let mut stack = Stack::start(nats, false, 2, scale()).await;
-    let js = stack.js().await;
+    let js = stack.js.clone();
     let info = js.get_stream(stack.subjects.stream_name()).await.unwrap().info().await.unwrap().clone();
     assert_eq!(info.config.num_replicas, 3, "the stream is kept on all three nodes");
     let running = Running::start(&stack).await;

@@ -19,12 +19,12 @@ impl Subjects {
     pub fn new(prefix: &str) -> Result<Self, InvalidPrefix> {
         let prefix = prefix.trim();
         if prefix.is_empty() {
-            return Ok(Self { prefix: None, replicas: 1 });
+            return Ok(Self::default());
         }
         if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(InvalidPrefix(prefix.to_owned()));
         }
-        Ok(Self { prefix: Some(prefix.to_owned()), replicas: 1 })
+        Ok(Self { prefix: Some(prefix.to_owned()), ..Self::default() })
     }
 
     /// The same names, with the stream kept in `replicas` copies (3 on a three-node cluster:

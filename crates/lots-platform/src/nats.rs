@@ -125,14 +125,13 @@ pub async fn connect(
 /// Creates Lotsen's stream if it does not exist yet, and returns it.
 #[instrument(name = "platform.init.ensure_stream", skip_all)]
 pub async fn ensure_stream(js: &jetstream::Context, subjects: &Subjects) -> Result<Stream> {
-    let mut stream = js
+    let stream = js
         .get_or_create_stream(subjects.stream_config())
         .await
         .map_err(|e| Error::Nats(format!("stream {}: {e}", subjects.stream_name())))?;
     // An existing stream keeps its copies; say so when the configuration asks for others.
-    if let Ok(info) = stream.info().await
-        && info.config.num_replicas != subjects.replicas()
-    {
+    let info = stream.cached_info();
+    if info.config.num_replicas != subjects.replicas() {
         tracing::warn!(
             stream = %subjects.stream_name(),
             has = info.config.num_replicas,

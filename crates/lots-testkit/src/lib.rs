@@ -21,6 +21,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use local::{nats_server_binary, wait_for_port};
 use sqlx::{Connection, PgConnection};
 
 /// Installs a silent tracing subscriber once; `TEST_LOG=1` (or a filter) shows logs.
@@ -46,8 +47,6 @@ pub fn subject_prefix() -> String {
 pub fn free_port() -> u16 {
     local::free_port(None).unwrap_or(0)
 }
-
-use local::{nats_server_binary, wait_for_port};
 
 /// The role the services connect as in tests.
 const SERVICE_ROLE: &str = "lots_service";

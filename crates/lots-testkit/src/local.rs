@@ -51,7 +51,7 @@ pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
     found.clone().map_err(|why| anyhow::anyhow!(why))
 }
 
-/// `initdb`, `postgres` and `pg_ctl` of one PostgreSQL installation.
+/// `initdb` and `postgres` of one PostgreSQL installation.
 #[derive(Debug, Clone)]
 pub struct PgBinaries {
     pub initdb: PathBuf,
@@ -172,6 +172,11 @@ pub fn signal(pid: u32, sig: &str) -> bool {
 /// sends `stop_signal` to the process whose pid is in `pid_file`, waits for it to go, and
 /// removes `remove`. A static's destructor never runs at exit; this does the cleanup instead.
 pub fn clean_up_after_exit(pid_file: &Path, stop_signal: &str, remove: &Path) -> anyhow::Result<()> {
+    clean_up_after(std::process::id(), pid_file, stop_signal, remove)
+}
+
+/// [`clean_up_after_exit`] for the process `watched` instead of this one.
+fn clean_up_after(watched: u32, pid_file: &Path, stop_signal: &str, remove: &Path) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt as _;
     // $1 the watched pid, $2 the pid file, $3 the signal, $4 the folder to remove.
     let script = r#"
@@ -187,7 +192,7 @@ pub fn clean_up_after_exit(pid_file: &Path, stop_signal: &str, remove: &Path) ->
         .arg("-c")
         .arg(script)
         .arg("lots-watchdog")
-        .arg(std::process::id().to_string())
+        .arg(watched.to_string())
         .arg(pid_file)
         .arg(stop_signal)
         .arg(remove)
@@ -240,18 +245,15 @@ mod tests {
 
     #[test]
     fn the_watchdog_stops_the_server_and_removes_its_folder_when_its_starter_ends() {
-        // A stand-in starter (a shell that exits) and server (a sleep) as real processes.
+        // A stand-in starter and server (two sleeps) as real processes.
         let dir = tempfile::Builder::new().prefix("lots-watchdog-").tempdir().unwrap().keep();
         let mut server = Command::new("sleep").arg("600").spawn().unwrap();
-        std::fs::write(dir.join("server.pid"), format!("{}\n", server.id())).unwrap();
+        let mut starter = Command::new("sleep").arg("1").spawn().unwrap();
         let pid_file = dir.join("server.pid");
-        let starter = Command::new(std::env::current_exe().unwrap())
-            .env("LOTS_WATCHDOG_PID_FILE", &pid_file)
-            .env("LOTS_WATCHDOG_DIR", &dir)
-            .args(["--exact", "local::tests::watchdog_child", "--nocapture"])
-            .status()
-            .unwrap();
-        assert!(starter.success());
+        std::fs::write(&pid_file, format!("{}\n", server.id())).unwrap();
+        clean_up_after(starter.id(), &pid_file, "TERM", &dir).unwrap();
+        assert!(dir.exists(), "the watchdog acted before its starter ended");
+        starter.wait().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut stopped = false;
         while Instant::now() < deadline {
@@ -266,16 +268,5 @@ mod tests {
         let _ = server.wait();
         assert!(stopped, "the server outlived its starter");
         assert!(!dir.exists(), "the server's folder was left behind");
-    }
-
-    /// Run by the test above as a separate process: arms the watchdog and exits at once.
-    #[test]
-    fn watchdog_child() {
-        let (Some(pid_file), Some(dir)) =
-            (std::env::var_os("LOTS_WATCHDOG_PID_FILE"), std::env::var_os("LOTS_WATCHDOG_DIR"))
-        else {
-            return;
-        };
-        clean_up_after_exit(Path::new(&pid_file), "TERM", Path::new(&dir)).unwrap();
     }
 }
