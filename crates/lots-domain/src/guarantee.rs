@@ -154,11 +154,9 @@ pub fn evaluate(commitment: &Commitment, calendar: &WorkCalendar, events: &[Cloc
     let paused_until = life.stopped_at.unwrap_or(now);
     let (paused, left) = match measure {
         Measure::Working(target) => {
-            let span = |a, b| calendar.working_time_between(a, b);
-            let closed = life.pauses.iter().fold(Duration::zero(), |sum, &(a, b)| sum + span(a, b));
-            let open = life.open_pause.map_or(Duration::zero(), |p| span(p, paused_until));
-            let elapsed = span(start, last) - closed;
-            (closed + open, target - elapsed)
+            let closed = life.closed_pauses(calendar);
+            let open = life.open_pause.map_or(Duration::zero(), |p| calendar.working_time_between(p, paused_until));
+            (closed + open, target - (calendar.working_time_between(start, last) - closed))
         }
         Measure::Weeks { .. } => {
             let closed = life.pauses.iter().fold(Duration::zero(), |sum, &(a, b)| sum + (b - a));
@@ -196,6 +194,16 @@ pub fn evaluate(commitment: &Commitment, calendar: &WorkCalendar, events: &[Cloc
     }
 }
 
+/// Working time `commitment`'s clock counted up to its stop (or `now`), pauses left out; zero
+/// before it starts. Measured in working time whatever the target, so legal (calendar-week)
+/// clocks compare with the others in figures (insight's working time used).
+pub fn worked(commitment: &Commitment, calendar: &WorkCalendar, events: &[ClockEvent], now: DateTime<Utc>) -> Duration {
+    let life = Life::walk(commitment, events, now);
+    let Some(start) = life.start else { return Duration::zero() };
+    let last = life.open_pause.or(life.stopped_at).unwrap_or(now);
+    calendar.working_time_between(start, last) - life.closed_pauses(calendar)
+}
+
 /// Whether a second extension must be refused (helper for intake): true if `events` already hold DEADLINE_EXTENDED.
 pub fn already_extended(events: &[ClockEvent]) -> bool {
     events.iter().any(|e| e.kind == DEADLINE_EXTENDED)
@@ -224,6 +232,11 @@ struct Life {
 }
 
 impl Life {
+    /// Working time spent in completed pauses.
+    fn closed_pauses(&self, calendar: &WorkCalendar) -> Duration {
+        self.pauses.iter().fold(Duration::zero(), |sum, &(a, b)| sum + calendar.working_time_between(a, b))
+    }
+
     fn walk(c: &Commitment, events: &[ClockEvent], now: DateTime<Utc>) -> Life {
         let mut seen: Vec<&ClockEvent> = events.iter().filter(|e| e.at <= now).collect();
         // Stable sort: already ordered input is untouched and ties keep their order.
@@ -550,6 +563,11 @@ mod tests {
         assert_eq!(running.left, hm(6, 47));
         // Monday 6h30, Tuesday 8h30, Wednesday 08:00–13:17.
         assert_eq!(running.paused, hm(20, 17));
+        // Working time counted: Monday 09:00–10:00 and Wednesday 13:17–14:00, whatever the target.
+        assert_eq!(worked(&c, &cal, &events, at("2026-09-09 14:00")), hm(1, 43));
+        let weeks = commitment(Target::CalendarWeeks(10));
+        assert_eq!(worked(&weeks, &cal, &events, at("2026-09-09 14:00")), hm(1, 43));
+        assert_eq!(worked(&c, &cal, &events[..0], at("2026-09-09 14:00")), Duration::zero());
     }
 
     #[test]

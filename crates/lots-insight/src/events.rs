@@ -413,32 +413,17 @@ pub fn is_legal(c: &Commitment) -> bool {
     c.extension.is_some() || matches!(c.target, Target::CalendarWeeks(_))
 }
 
-/// Working minutes `commitment`'s clock counted, pauses left out, up to its stop or `now`.
-///
-/// Measured by evaluating against a target the clock cannot reach before `now`: one minute
-/// more than all the working time since the case's first event. (A fixed, huge target made
-/// every evaluation walk centuries of calendar: about a second per event in a debug build.)
+/// Working minutes `commitment`'s clock counted, pauses left out, up to its stop or `now`
+/// (a started minute counts).
 pub fn working_minutes(
     commitment: &Commitment,
     calendar: &WorkCalendar,
     events: &[guarantee::ClockEvent],
     now: DateTime<Utc>,
 ) -> i64 {
-    let Some(first) = events.iter().map(|e| e.at).min() else { return 0 };
-    let span = calendar.working_time_between(first, now.max(first)).num_minutes();
-    let probe_minutes = u32::try_from(span.saturating_add(1)).unwrap_or(u32::MAX);
-    let probe = Commitment {
-        target: Target::WorkingMinutes(probe_minutes),
-        extension: None,
-        warn_at: Vec::new(),
-        escalation: Vec::new(),
-        ..commitment.clone()
-    };
-    let clock = guarantee::evaluate(&probe, calendar, events, now);
-    if clock.started_at.is_none() {
-        return 0;
-    }
-    (i64::from(probe_minutes) - clock.left.num_minutes()).max(0)
+    let worked = guarantee::worked(commitment, calendar, events, now);
+    let whole = worked.num_minutes();
+    if worked > chrono::Duration::minutes(whole) { whole + 1 } else { whole }.max(0)
 }
 
 /// Re-evaluates every commitment of the case as of its latest fact.
