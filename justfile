@@ -28,7 +28,7 @@ chaos:
 # test (tests/fuzz.proptest-regressions) and replayed first from then on: commit it.
 fuzz cases="20000" minutes="10":
     cargo build --locked --tests -p lots-domain -p lots-intake
-    status=0; LOTS_FUZZ_CASES={{cases}} timeout {{minutes}}m cargo nextest run --locked -p lots-domain -p lots-intake --retries 0 -E 'test(/fuzz_/)' || status=$?; \
+    status=0; LOTS_FUZZ_CASES={{cases}} timeout {{minutes}}m cargo nextest run --locked --profile fuzz -p lots-domain -p lots-intake -E 'test(/fuzz_/)' || status=$?; \
     if [ "$status" = 124 ]; then echo "fuzz: {{minutes}} minutes are up; no failure so far"; else exit "$status"; fi
 
 # Formatting check and clippy with warnings as errors.

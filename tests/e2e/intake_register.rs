@@ -204,11 +204,13 @@ async fn prometheus_sees_registrations_and_the_outbox() {
     assert_eq!(metric(&text, registered), 1.0, "{text}");
     assert!(metric(&text, published) >= 1.0, "{text}");
     // The consumer's lag is read from JetStream; nothing is waiting for intake here.
-    while !text.contains("lots_consumer_lag{service=\"intake\"}") && tokio::time::Instant::now() < deadline {
+    while !text.contains("lots_consumer_lag{service=\"intake\",consumer=\"intake\"}")
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         text = app.scrape().await;
     }
-    assert!(text.contains("lots_consumer_lag{service=\"intake\"}"), "{text}");
+    assert!(text.contains("lots_consumer_lag{service=\"intake\",consumer=\"intake\"}"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

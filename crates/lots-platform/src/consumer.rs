@@ -108,7 +108,7 @@ pub async fn run<H: Handler>(
     // told "in progress", so a backlog does not run out their ack wait and inflate deliveries.
     let in_flight = InFlight::default();
     let progress = tokio::spawn(in_flight.clone().keep_alive(token.clone()));
-    let lag = settings.metrics.clone().map(|m| tokio::spawn(report_lag(consumer.clone(), m, token.clone())));
+    let _lag = settings.metrics.clone().map(|m| report_lag(consumer.clone(), m));
     let mut lanes = Vec::with_capacity(settings.lanes.max(1));
     for _ in 0..settings.lanes.max(1) {
         let (tx, mut rx) = mpsc::channel::<Message>(64);
@@ -156,41 +156,43 @@ pub async fn run<H: Handler>(
     drop(lanes);
     tracker.wait().await;
     progress.abort();
-    if let Some(lag) = lag {
-        lag.abort();
-    }
     Ok(())
 }
 
 /// How often the consumer's lag is read from the server.
 const LAG_EVERY: Duration = Duration::from_secs(10);
 
-/// Sets `lots_consumer_lag` every [`LAG_EVERY`]: events of the service's view the server has
-/// not yet delivered plus those delivered and not yet acknowledged. A stuck consumer shows as
-/// a lag that grows, which the metric read from each message could not show.
-async fn report_lag(
+/// Sets `lots_consumer_lag` (labelled with the durable's name) every [`LAG_EVERY`] until the
+/// handle is dropped: events of the consumer's filter the server has not yet delivered plus
+/// those delivered and not yet acknowledged. A stuck consumer shows as a lag that grows, which
+/// a figure read from each delivered message could not show. Routing's per-tenant writers call
+/// it for their own consumers.
+pub fn report_lag(
     mut consumer: jetstream::consumer::PullConsumer,
     metrics: crate::metrics::Metrics,
-    token: CancellationToken,
-) {
-    loop {
-        match consumer.info().await {
-            Ok(info) => {
-                let lag = info.num_pending as f64 + info.num_ack_pending as f64;
-                metrics.gauge(
-                    "lots_consumer_lag",
-                    "Events of the view not yet applied (pending + unacknowledged).",
-                    &[],
-                    lag,
-                );
+) -> tokio_util::task::AbortOnDropHandle<()> {
+    tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let durable = consumer.cached_info().name.clone();
+        let mut failures = 0u32;
+        loop {
+            match consumer.info().await {
+                Ok(info) => {
+                    failures = 0;
+                    let lag = info.num_pending as f64 + info.num_ack_pending as f64;
+                    let help = "Events of the consumer's filter not yet applied (pending + unacknowledged).";
+                    metrics.gauge("lots_consumer_lag", help, &[("consumer", &durable)], lag);
+                }
+                Err(err) => {
+                    failures += 1;
+                    // The gauge keeps its last value meanwhile; say so before it misleads.
+                    if failures == 3 {
+                        tracing::warn!(error = %err, consumer = %durable, "cannot read the consumer's lag");
+                    }
+                }
             }
-            Err(err) => tracing::debug!(error = %err, "cannot read the consumer's lag"),
+            tokio::time::sleep(LAG_EVERY).await;
         }
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(LAG_EVERY) => {}
-        }
-    }
+    }))
 }
 
 /// How often received, unsettled messages are told "in progress" (the ack wait is 30 s).

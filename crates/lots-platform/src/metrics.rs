@@ -132,6 +132,8 @@ pub async fn serve(listener: TcpListener, metrics: Metrics, token: CancellationT
 /// How long a scraper may take to send its request (and to read the answer) before the
 /// connection is closed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scraper may take to read its answer, after its request.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Scrapes served at the same time; more wait for a place.
 const MAX_CONNECTIONS: usize = 32;
 
@@ -143,9 +145,7 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
-    }
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     response
 }
 
@@ -183,7 +183,7 @@ pub async fn serve_with(listener: TcpListener, metrics: Metrics, token: Cancella
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
             // A scraper that does not read its answer is cut off too.
-            let _ = tokio::time::timeout(read_timeout * 2, connection).await;
+            let _ = tokio::time::timeout(read_timeout + ANSWER_TIMEOUT, connection).await;
         });
     }
 }
@@ -219,6 +219,7 @@ mod tests {
         other.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
         let mut nothing = Vec::new();
+        // Cut off by the read timeout (200 ms), long before the answer timeout (10 s).
         let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut nothing)).await;
         assert!(closed.is_ok(), "a silent connection was kept open");
         token.cancel();

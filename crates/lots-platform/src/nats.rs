@@ -84,6 +84,12 @@ impl std::fmt::Debug for NatsAuth {
     }
 }
 
+/// The servers a `LOTS_NATS_URL` names: one URL, or a cluster's nodes separated by commas (any
+/// one that answers will do; the client learns the others from it).
+pub fn servers(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+}
+
 /// Connects to NATS (as `auth`'s user, if given), retrying until `timeout` while the server is
 /// unreachable, and refuses a server too old for Lotsen.
 #[instrument(name = "platform.init.connect_nats", skip_all)]
@@ -105,13 +111,18 @@ pub async fn connect(
         if let Some(ca) = auth.and_then(|a| a.ca_file.clone()) {
             opts = opts.add_root_certificates(ca).require_tls(true);
         }
-        // A cluster is given as its nodes' URLs separated by commas; any one that answers will
-        // do, and the client learns the others from it.
-        let servers: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-        match opts.connect(servers.as_slice()).await {
+        let list = servers(url);
+        if list.is_empty() {
+            return Err(Error::Config(format!("LOTS_NATS_URL `{url}` names no server")));
+        }
+        match opts.connect(list.as_slice()).await {
             Ok(client) => {
                 check_server_version(&client, url)?;
                 return Ok(client);
+            }
+            // A URL that cannot be read will not become readable by waiting.
+            Err(err) if matches!(err.kind(), async_nats::ConnectErrorKind::ServerParse) => {
+                return Err(Error::Config(format!("LOTS_NATS_URL `{url}`: {err}")));
             }
             Err(err) if Instant::now() < deadline => {
                 tracing::warn!(error = %err, "nats not reachable yet, retrying");
@@ -189,6 +200,24 @@ mod tests {
         assert_eq!(parse_server_version("2.11"), Some((2, 11, 0)));
         assert_eq!(parse_server_version("nats-server: unknown"), None);
         assert_eq!(parse_server_version(""), None);
+    }
+
+    #[test]
+    fn a_cluster_is_given_as_its_nodes_separated_by_commas() {
+        assert_eq!(servers("nats://a:4222"), ["nats://a:4222"]);
+        assert_eq!(servers(" nats://a:4222, nats://b:4222 ,"), ["nats://a:4222", "nats://b:4222"]);
+        assert!(servers(" , ").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_nats_url_naming_no_server_is_a_configuration_error_at_once() {
+        for url in ["", " , "] {
+            let started = Instant::now();
+            let err = connect(url, "test", Duration::from_secs(30), None).await.unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{err}");
+            assert!(err.to_string().contains("LOTS_NATS_URL"), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(5), "it waited for a server that cannot exist");
+        }
     }
 
     #[test]

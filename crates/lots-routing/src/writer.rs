@@ -405,7 +405,9 @@ async fn run_writer(
         holder: writers.holder,
         epoch,
     };
-    let mut messages = tenant_consumer(routing, &tenant).await?.messages().await.map_err(nats)?;
+    let consumer = tenant_consumer(routing, &tenant).await?;
+    let _lag = lots_platform::consumer::report_lag(consumer.clone(), routing.metrics.clone());
+    let mut messages = consumer.messages().await.map_err(nats)?;
     // Commands forwarded from other replicas arrive on the tenant's control subject; during a
     // takeover two writers may listen, and the queue group gives each command to one of them.
     let mut control = writers

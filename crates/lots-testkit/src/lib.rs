@@ -92,12 +92,19 @@ fn spawn_nats(port: u16, conf: &Path) -> anyhow::Result<Child> {
         .stderr(Stdio::null())
         .spawn()
         .context("start nats-server")?;
-    wait_for_port(port, "nats-server", Duration::from_secs(10))?;
-    std::thread::sleep(Duration::from_millis(150));
-    if child.try_wait().context("check nats-server")?.is_some() {
-        bail!("nats-server exited right after starting on port {port}");
+    let listening = wait_for_port(port, "nats-server", Duration::from_secs(10));
+    if listening.is_ok() {
+        std::thread::sleep(Duration::from_millis(150));
     }
-    Ok(child)
+    match (listening, child.try_wait().context("check nats-server")?) {
+        (Ok(()), None) => Ok(child),
+        (listening, exited) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            listening?;
+            bail!("nats-server exited right after starting on port {port} ({exited:?})")
+        }
+    }
 }
 
 impl TestNats {
@@ -116,18 +123,28 @@ impl TestNats {
 
     /// A JetStream cluster of `nodes` servers on loopback (the same nats-server as everywhere),
     /// ready when it has elected a meta leader. Its stream can be kept at R3, and any one node
-    /// may be killed and restarted ([`TestNats::kill_node`]).
+    /// may be killed and restarted ([`TestNats::kill_node`]). Needs a multi-thread runtime
+    /// (`#[tokio::test(flavor = "multi_thread")]`): the servers start on a blocking section.
     pub async fn start_cluster(nodes: usize) -> anyhow::Result<TestNats> {
         let nats = tokio::task::block_in_place(|| Self::start_nodes(nodes))?;
         let client = async_nats::connect(nats.url()).await.context("connect to the test cluster")?;
         let js = async_nats::jetstream::new(client);
+        // Ready when a stream can be kept on every node: a meta leader alone is not enough,
+        // the first service's stream needs all its peers.
+        let probe = async_nats::jetstream::stream::Config {
+            name: format!("READY_{}", uuid::Uuid::now_v7().simple()),
+            subjects: vec![format!("ready.{}", uuid::Uuid::now_v7().simple())],
+            num_replicas: nodes,
+            ..Default::default()
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while js.query_account().await.is_err() {
+        while js.create_stream(probe.clone()).await.is_err() {
             if Instant::now() > deadline {
-                bail!("the {nodes}-node test cluster elected no JetStream leader within 30 s");
+                bail!("the {nodes}-node test cluster could not keep a stream on {nodes} nodes within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        js.delete_stream(&probe.name).await.context("delete the readiness probe stream")?;
         Ok(nats)
     }
 
@@ -135,6 +152,8 @@ impl TestNats {
         let dir = tempfile::tempdir().context("temporary JetStream store")?;
         let password = uuid::Uuid::now_v7().simple().to_string();
         let users = nats_users(&password);
+        // Each cluster its own name, so a stray node of another test never joins it.
+        let cluster = format!("lots-test-{}", uuid::Uuid::now_v7().simple());
         let mut attempt = 0;
         let servers = loop {
             attempt += 1;
@@ -142,7 +161,8 @@ impl TestNats {
             let mut servers = Vec::new();
             let mut failed = None;
             for (i, (port, cluster_port)) in ports.iter().enumerate() {
-                let store = dir.path().join(format!("n{i}"));
+                // A fresh store per attempt: a failed attempt's node leaves state behind.
+                let store = dir.path().join(format!("a{attempt}-n{i}"));
                 let mut conf = format!(
                     "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {store:?} }}\n{users}"
                 );
@@ -153,7 +173,7 @@ impl TestNats {
                         .map(|(_, c)| format!("\"nats-route://127.0.0.1:{c}\""))
                         .collect();
                     conf.push_str(&format!(
-                        "cluster {{ name: lots-test, listen: \"127.0.0.1:{cluster_port}\", routes: [{}] }}\n",
+                        "cluster {{ name: {cluster:?}, listen: \"127.0.0.1:{cluster_port}\", routes: [{}] }}\n",
                         routes.join(", ")
                     ));
                 }
@@ -209,8 +229,12 @@ impl TestNats {
             async_nats::ConnectOptions::with_user_and_password(service.into(), self.password.clone())
                 .custom_inbox_prefix(lots_events::access::inbox_prefix(service))
         };
-        let urls: Vec<String> = self.urls().split(',').map(str::to_owned).collect();
-        options.name(service).connect(urls).await.with_context(|| format!("connect to nats as {service}"))
+        let urls = self.urls();
+        options
+            .name(service)
+            .connect(lots_platform::nats::servers(&urls))
+            .await
+            .with_context(|| format!("connect to nats as {service}"))
     }
 
     /// Kills the server (like a crash), keeping its store.
@@ -388,13 +412,21 @@ impl TestPostgres {
     pub fn start() -> anyhow::Result<TestPostgres> {
         let pg = local::pg_binaries()?;
         let dir = tempfile::Builder::new().prefix("lots-pg-").tempdir()?.keep();
+        // Armed first, so the folder goes even if the steps below fail.
+        local::clean_up_after_exit(&dir.join("data/postmaster.pid"), "INT", &dir)?;
         local::give_to_postgres(&dir)?;
         local::init_cluster(&pg, &dir.join("data"), &dir.join("initdb.log"))?;
-        local::clean_up_after_exit(&dir.join("data/postmaster.pid"), "INT", &dir)?;
-        let port = free_port();
-        let server = TestPostgres { pg, dir, port, child: Mutex::new(None) };
-        server.restart()?;
-        Ok(server)
+        let mut server = TestPostgres { pg, dir, port: free_port(), child: Mutex::new(None) };
+        // Another test may take the free port first; then try another.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match server.restart() {
+                Ok(()) => return Ok(server),
+                Err(_) if attempt < 5 => server.port = free_port(),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The server's URL, as the superuser `postgres` (trust auth), without a database.
@@ -410,9 +442,12 @@ impl TestPostgres {
     /// the next start recovers from the WAL as after a power cut.
     pub fn crash(&self) -> anyhow::Result<()> {
         let pid = self.postmaster().context("the test postgres is not running")?;
-        local::signal(pid, "QUIT");
+        let signalled = local::signal(pid, "QUIT");
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut c) = child.take() {
+            if !signalled {
+                let _ = c.kill();
+            }
             c.wait().context("reap postgres")?;
         }
         Ok(())
@@ -420,6 +455,11 @@ impl TestPostgres {
 
     /// Starts the server (again) on its port and folder, and waits until it listens.
     pub fn restart(&self) -> anyhow::Result<()> {
+        // A pid file left by a server that is gone would read as ready below.
+        let pid_file = self.dir.join("data/postmaster.pid");
+        if self.postmaster().is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_file(&pid_file);
+        }
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -435,23 +475,38 @@ impl TestPostgres {
             .stderr(log)
             .spawn()
             .context("start postgres")?;
-        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-        wait_for_port(self.port, "postgres", Duration::from_secs(30)).with_context(|| {
-            format!(
-                "see {}:\n{}",
-                self.dir.join("postgres.log").display(),
-                local::log_tail(&self.dir.join("postgres.log"))
-            )
-        })
+        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = slot.replace(child) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        // Ready when our postmaster says so in its pid file (line 4 its port, line 8 its
+        // status): a port that merely answers may be another test's server.
+        let log = self.dir.join("postgres.log");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            if lines.get(3) == Some(&self.port.to_string().as_str()) && lines.get(7) == Some(&"ready") {
+                return Ok(());
+            }
+            let exited = slot.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                let why = if exited.is_some() { "exited" } else { "was not ready within 30 s" };
+                bail!("postgres on port {} {why}; see {}:\n{}", self.port, log.display(), local::log_tail(&log));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
-        if let Some(pid) = self.postmaster() {
-            local::signal(pid, "INT");
-        }
+        let signalled = self.postmaster().is_some_and(|pid| local::signal(pid, "INT"));
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if !signalled {
+                let _ = c.kill();
+            }
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);

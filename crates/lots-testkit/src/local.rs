@@ -179,12 +179,18 @@ pub fn clean_up_after_exit(pid_file: &Path, stop_signal: &str, remove: &Path) ->
 fn clean_up_after(watched: u32, pid_file: &Path, stop_signal: &str, remove: &Path) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt as _;
     // $1 the watched pid, $2 the pid file, $3 the signal, $4 the folder to remove.
+    // Only a process that runs in the pid file's folder is signalled (a postmaster's working
+    // folder is its data folder), so a stale file whose pid now belongs to another process
+    // harms nothing; a server that does not stop within 30 s is killed before its folder goes.
     let script = r#"
         while kill -0 "$1" 2>/dev/null; do sleep 1; done
         pid=$(head -n 1 "$2" 2>/dev/null)
-        if [ -n "$pid" ]; then
+        case "$pid" in ''|*[!0-9]*) pid= ;; esac
+        if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/cwd")" = "$(cd "$(dirname "$2")" && pwd -P)" ]; then
             kill -"$3" "$pid" 2>/dev/null
             i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+            kill -KILL "$pid" 2>/dev/null
+            i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
         fi
         rm -rf "$4"
     "#;
@@ -247,7 +253,10 @@ mod tests {
     fn the_watchdog_stops_the_server_and_removes_its_folder_when_its_starter_ends() {
         // A stand-in starter and server (two sleeps) as real processes.
         let dir = tempfile::Builder::new().prefix("lots-watchdog-").tempdir().unwrap().keep();
-        let mut server = Command::new("sleep").arg("600").spawn().unwrap();
+        // The server runs in the pid file's folder, as a postmaster runs in its data folder.
+        let mut server = Command::new("sleep").arg("600").current_dir(&dir).spawn().unwrap();
+        // Another process, not in that folder, the watchdog must leave alone.
+        let mut stranger = Command::new("sleep").arg("600").spawn().unwrap();
         let mut starter = Command::new("sleep").arg("1").spawn().unwrap();
         let pid_file = dir.join("server.pid");
         std::fs::write(&pid_file, format!("{}\n", server.id())).unwrap();
@@ -268,5 +277,21 @@ mod tests {
         let _ = server.wait();
         assert!(stopped, "the server outlived its starter");
         assert!(!dir.exists(), "the server's folder was left behind");
+
+        // A stale pid file naming a process that runs elsewhere: nothing is signalled.
+        let dir = tempfile::Builder::new().prefix("lots-watchdog-").tempdir().unwrap().keep();
+        let pid_file = dir.join("server.pid");
+        std::fs::write(&pid_file, format!("{}\n", stranger.id())).unwrap();
+        let mut starter = Command::new("true").spawn().unwrap();
+        clean_up_after(starter.id(), &pid_file, "TERM", &dir).unwrap();
+        starter.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!dir.exists(), "the folder was left behind");
+        assert!(stranger.try_wait().unwrap().is_none(), "the watchdog signalled a process of someone else's");
+        let _ = stranger.kill();
+        let _ = stranger.wait();
     }
 }
