@@ -253,6 +253,8 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
         .collect();
     let clients = Arc::new(clients);
     let run = Uuid::now_v7().simple().to_string();
+    // How many registrations had to be retried, by their first failure's code.
+    let retried = Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
     tokio::spawn(async move {
         let total = scale.per_second as usize * scale.seconds as usize;
         let every = Duration::from_secs(1) / scale.per_second;
@@ -260,7 +262,7 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
         let mut calls = Vec::new();
         for n in 0..total {
             tokio::time::sleep_until(start + every * n as u32).await;
-            let (clients, key) = (clients.clone(), format!("{run}-{n}"));
+            let (clients, key, retried) = (clients.clone(), format!("{run}-{n}"), retried.clone());
             calls.push(tokio::spawn(async move {
                 let deadline = Instant::now() + Duration::from_secs(120);
                 for attempt in 0.. {
@@ -269,7 +271,7 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
                         Ok(case) => return (key, case.into_inner().id),
                         Err(status) => {
                             if attempt == 0 {
-                                eprintln!("faults: {key}: {} {}", status.code(), status.message());
+                                *retried.lock().unwrap().entry(format!("{:?}", status.code())).or_insert(0) += 1;
                             }
                             assert!(Instant::now() < deadline, "case {key} never registered: {status}");
                             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -283,6 +285,10 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
         for call in calls {
             let (key, id) = call.await.unwrap();
             ledger.insert(key, id);
+        }
+        let retried = retried.lock().unwrap();
+        if !retried.is_empty() {
+            eprintln!("faults: registrations retried with the same key, by first failure: {retried:?}");
         }
         ledger
     })
