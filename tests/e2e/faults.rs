@@ -7,6 +7,11 @@
 //! clock or alert may exist twice, no officer may be booked twice, and the read side must hold
 //! every case. Each test prints how long the backlog took to drain after the fault.
 //!
+//! Alerts must fall due while the fault happens, not hours later: in the test's copy of the
+//! example the whole Upphandlingsenheten is on leave (a calendar with two months away), so its
+//! upphandlingsfrågor — one case in seven — cannot be planned and escalate at once to the unit
+//! manager and the näringslivschef. Every alert due by the end must have fired, once.
+//!
 //! `just test` runs a short version (10 cases/s for 6 s on the example's 30 officers);
 //! `just chaos` sets `LOTS_CHAOS=1`: 50 cases/s for 60 s with the officers copied 40 times.
 
@@ -180,16 +185,33 @@ impl Drop for Stack {
 
 /// The example configuration, trusting `issuer`, with every officer copied `copies` times the
 /// way `lots-bench load` copies them (`~i` ids, capacity raised, because nobody accepts or
-/// completes a task here), written as TOML for the service processes.
+/// completes a task here), written as TOML for the service processes. The officers of
+/// [`AWAY_UNIT`] are away from yesterday for two months, so its case type is unroutable.
 fn write_config(dir: &Path, issuer: &str, copies: usize) {
     std::fs::create_dir_all(dir.join("calendars")).unwrap();
     for entry in std::fs::read_dir(example_config().join("calendars")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join("calendars").join(entry.file_name())).unwrap();
     }
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (today - chrono::Days::new(1), today + chrono::Days::new(60));
+    let away = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Lotsen//faults//SV\r\nBEGIN:VEVENT\r\n\
+         UID:ledighet@lotsen.test\r\nDTSTAMP:20260101T080000Z\r\nSUMMARY:Ledig\r\n\
+         DTSTART;VALUE=DATE:{}\r\nDTEND;VALUE=DATE:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        from.format("%Y%m%d"),
+        to.format("%Y%m%d")
+    );
+    std::fs::write(dir.join("calendars/away.ics"), away).unwrap();
     let text = std::fs::read_to_string(example_config().join("norrkoping.toml")).unwrap();
     let mut config: toml::Table = text.parse().unwrap();
     config["auth"]["issuers"] = toml::Value::Array(vec![issuer.into()]);
+    for officer in config["officers"].as_array_mut().unwrap() {
+        let officer = officer.as_table_mut().unwrap();
+        if officer["unit"].as_str() == Some(AWAY_UNIT) {
+            officer.insert("calendar".into(), "calendars/away.ics".into());
+        }
+    }
     if copies > 1 {
         let officers = config["officers"].as_array().unwrap().clone();
         let mut all = Vec::new();
@@ -208,6 +230,10 @@ fn write_config(dir: &Path, issuer: &str, copies: usize) {
     }
     std::fs::write(dir.join("norrkoping.toml"), toml::to_string(&config).unwrap()).unwrap();
 }
+
+/// The unit that is away in the test's configuration, and the case type only it serves.
+const AWAY_UNIT: &str = "upphandling";
+const AWAY_CASE_TYPE: &str = "upphandlingsfraga";
 
 /// The example's seven case types, round robin (the restaurant start has five seats).
 const CASE_TYPES: [&str; 7] = [
@@ -294,14 +320,24 @@ async fn load(stack: &Stack, scale: Scale) -> tokio::task::JoinHandle<BTreeMap<S
     })
 }
 
-/// Every case event the stream holds, by case, as counts per event type; `None` while the
-/// stream does not answer (a cluster electing a new leader after a node died).
-async fn stream_ledger(stack: &Stack) -> Option<HashMap<Uuid, HashMap<String, usize>>> {
+/// What the stream holds: every case event, by case, as counts per event type; and every
+/// alert (`sla.*` but `sla.met`), by case, as how many distinct events announced each one.
+#[derive(Default)]
+struct StreamLedger {
+    cases: HashMap<Uuid, HashMap<String, usize>>,
+    alerts: HashMap<Uuid, HashMap<String, usize>>,
+}
+
+const CASE_KINDS: [&str; 3] = ["case.registered", "case.routed", "case.unroutable"];
+const ALERT_KINDS: [&str; 3] = ["sla.warning", "sla.breached", "sla.escalated"];
+
+/// The stream read back; `None` while it does not answer (a cluster electing a new leader
+/// after a node died).
+async fn stream_ledger(stack: &Stack) -> Option<StreamLedger> {
     let stream = stack.js.get_stream(stack.subjects.stream_name()).await.ok()?;
-    let kinds = ["case.registered", "case.routed", "case.unroutable"];
     let consumer = stream
         .create_consumer(pull::Config {
-            filter_subjects: kinds.iter().map(|k| stack.subjects.event("*", k)).collect(),
+            filter_subjects: CASE_KINDS.iter().chain(&ALERT_KINDS).map(|k| stack.subjects.event("*", k)).collect(),
             ack_policy: jetstream::consumer::AckPolicy::None,
             inactive_threshold: Duration::from_secs(30),
             ..Default::default()
@@ -309,20 +345,31 @@ async fn stream_ledger(stack: &Stack) -> Option<HashMap<Uuid, HashMap<String, us
         .await
         .ok()?;
     let pending = consumer.clone().info().await.ok()?.num_pending as usize;
-    let mut counts: HashMap<Uuid, HashMap<String, usize>> = HashMap::new();
+    let mut ledger = StreamLedger::default();
     let mut seen = HashSet::new();
     let mut messages = consumer.messages().await.ok()?;
     for _ in 0..pending {
         let msg = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.ok()??.ok()?;
         // Garbage a test published on purpose is not a case event, and an event published
         // again (same id) is the same fact.
-        if let Ok(event) = serde_json::from_slice::<Envelope>(&msg.payload)
-            && seen.insert(event.id)
-        {
-            *counts.entry(event.case_id).or_default().entry(event.kind).or_default() += 1;
+        let Ok(event) = serde_json::from_slice::<Envelope>(&msg.payload) else { continue };
+        if !seen.insert(event.id) {
+            continue;
+        }
+        if ALERT_KINDS.contains(&event.kind.as_str()) {
+            // One alert is one (kind, clock, recipient, step or percent, due instant); two
+            // events for it are an alert a manager gets twice.
+            let d = &event.data;
+            let alert = format!(
+                "{} {} {} {}{} {}",
+                event.kind, d["clock_id"], d["recipient"], d["step"], d["percent"], d["due_at"]
+            );
+            *ledger.alerts.entry(event.case_id).or_default().entry(alert).or_default() += 1;
+        } else {
+            *ledger.cases.entry(event.case_id).or_default().entry(event.kind).or_default() += 1;
         }
     }
-    Some(counts)
+    Some(ledger)
 }
 
 /// Waits until every case of `ledger` is decided in the stream, then checks that nothing was
@@ -333,7 +380,7 @@ async fn settle_and_check(stack: &mut Stack, ledger: &BTreeMap<String, String>) 
     let deadline = Instant::now() + Duration::from_secs(180);
     let counts = loop {
         assert!(Instant::now() < deadline, "the stream did not answer within 180 s");
-        let Some(counts) = stream_ledger(stack).await else {
+        let Some(StreamLedger { cases: counts, .. }) = stream_ledger(stack).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
@@ -396,12 +443,60 @@ async fn settle_and_check(stack: &mut Stack, ledger: &BTreeMap<String, String>) 
     let alerts = "SELECT count(*) FROM (SELECT clock_id, kind, recipient, level, due_at FROM sla.alerts
                   GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1) d";
     assert_eq!(one(alerts).await, 0, "an alert fired twice");
-    // Every unroutable case was escalated at once (and, by the check above, no alert twice).
-    let unroutable = counts.values().filter(|c| c.contains_key("case.unroutable")).count() as i64;
-    let escalated = "SELECT count(DISTINCT case_id) FROM sla.alerts WHERE kind = 'sla.escalated'";
-    eventually(escalated, unroutable, "unroutable cases escalated").await;
-    let routed = ids.len() as i64 - unroutable;
-    eprintln!("faults: {} cases ({routed} routed, {unroutable} unroutable), 0 lost, 0 duplicated", ids.len());
+    // The away unit's cases could not be planned; each escalated at once.
+    let unroutable: HashSet<Uuid> =
+        counts.iter().filter(|(_, c)| c.contains_key("case.unroutable")).map(|(id, _)| *id).collect();
+    let away: Vec<Uuid> = ledger
+        .iter()
+        .filter(|(key, _)| {
+            CASE_TYPES[key.rsplit('-').next().unwrap().parse::<usize>().unwrap() % CASE_TYPES.len()] == AWAY_CASE_TYPE
+        })
+        .map(|(_, id)| id.parse().unwrap())
+        .collect();
+    assert!(!away.is_empty(), "the load registered no {AWAY_CASE_TYPE}");
+    for id in &away {
+        assert!(unroutable.contains(id), "{AWAY_CASE_TYPE} {id} was planned although its unit is away");
+    }
+    let escalated = "SELECT count(DISTINCT case_id) FROM sla.alerts WHERE kind = 'escalated'";
+    eventually(escalated, unroutable.len() as i64, "unroutable cases escalated").await;
+    // Every alert due by now fired (the timer leaves no due stage behind) ...
+    let overdue = "SELECT count(*) FROM sla.stages WHERE fired_at IS NULL AND due_at < now() - interval '10 seconds'";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while one(overdue).await > 0 {
+        assert!(Instant::now() < deadline, "{} due stages did not fire within 60 s", one(overdue).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // ... and reached the stream exactly once: as many alerts per case as sla holds, none twice.
+    let held: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT case_id, count(*) FROM sla.alerts WHERE kind IN ('warning', 'breached', 'escalated') GROUP BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let held: HashMap<Uuid, usize> = held.into_iter().map(|(id, n)| (id, n as usize)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alerts = loop {
+        if let Some(StreamLedger { alerts, .. }) = stream_ledger(stack).await
+            && held.iter().all(|(id, n)| alerts.get(id).map_or(0, HashMap::len) >= *n)
+        {
+            break alerts;
+        }
+        assert!(Instant::now() < deadline, "sla's alerts did not all reach the stream within 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for (id, announced) in &alerts {
+        assert_eq!(announced.len(), held.get(id).copied().unwrap_or(0), "case {id}: the stream's alerts {announced:?}");
+        for (alert, n) in announced {
+            assert_eq!(*n, 1, "case {id}: {alert} was announced {n} times");
+        }
+    }
+    let fired: usize = alerts.values().map(HashMap::len).sum();
+    let routed = ids.len() - unroutable.len();
+    eprintln!(
+        "faults: {} cases ({routed} routed, {} unroutable), {fired} alerts fired once each, 0 lost, 0 duplicated",
+        ids.len(),
+        unroutable.len()
+    );
     drained
 }
 
