@@ -11,10 +11,16 @@ test *args:
     cargo nextest run --workspace --locked --no-tests=pass {{args}}
 
 # Benchmarks against real NATS and Postgres (release build): load, sla scale, then criterion.
+# The load runs on a nats-server of its own (>= 2.10, from .ci/deps) on port 14222; see
+# BENCHMARKS.md for every figure's own command.
 bench:
+    bash .ci/deps
     cargo build --release --locked -p lots-bench
-    ./target/release/lots-bench load
-    ./target/release/lots-bench sla-scale
+    dir=$(mktemp -d) && (nats-server -js -a 127.0.0.1 -p 14222 -sd "$dir" >"$dir/log" 2>&1 & echo $! >"$dir/pid") \
+      && trap 'kill $(cat "$dir/pid"); rm -rf "$dir"' EXIT && sleep 1 \
+      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --tenants 4 --rates 200,1000 --seconds 60 --overload-of 200 \
+      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --workload restaurant --rates 100 --overload-of 100 \
+      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 sla-scale
     cargo bench --locked -p lots-domain
     cargo bench --locked -p lots-routing --bench decide
 

@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod load;
+pub mod monolith;
 pub mod report;
 pub mod sla_scale;
 

@@ -1,4 +1,4 @@
-//! End to end: cases per second through intake, routing and sla on this machine, the
+//! End to end: cases per second through intake, routing, sla and insight on this machine, the
 //! latencies users feel, nothing lost or duplicated, and how close that is to what Postgres and
 //! JetStream themselves allow for the transactions and messages one case needs.
 
@@ -45,6 +45,16 @@ pub struct Args {
     /// `mixed`: the example's case types round robin; `restaurant`: five-seat restaurant starts only.
     #[arg(long, default_value = "mixed")]
     pub workload: String,
+    /// Also offer three times this rate (the sustainable one, from an earlier run) for
+    /// `--overload-seconds`, and report whether the completed rate held and the backlog drained.
+    #[arg(long)]
+    pub overload_of: Option<u32>,
+    /// Seconds of the overload run.
+    #[arg(long, default_value_t = 30)]
+    pub overload_seconds: u64,
+    /// Clients of the monolith probe (pgbench writing one case's rows per transaction).
+    #[arg(long, default_value_t = 8)]
+    pub monolith_clients: usize,
 }
 
 /// The example municipality with every officer copied `copies` times, as kommun `index`
@@ -122,11 +132,21 @@ async fn start(
         tick: Duration::from_secs(1),
     })
     .await?;
+    let insight = lots_insight::App::from_parts(lots_insight::Parts {
+        pool: db.pool(lots_insight::app::SCHEMA, 8).await?,
+        nats: async_nats::connect(nats).await?,
+        subjects: subjects.clone(),
+        tenants: tenants.clone(),
+        grpc_addr: any,
+        clock: Clock::system(),
+    })
+    .await?;
     let (intake_addr, routing_addr) = (intake.local_addr()?, routing.local_addr()?);
     let handles = vec![
         tokio::spawn(intake.run(token.clone())),
         tokio::spawn(routing.run(token.clone())),
         tokio::spawn(sla.run(token.clone())),
+        tokio::spawn(insight.run(token.clone())),
     ];
     Ok(Services { token, handles, intake: intake_addr, routing: routing_addr, oidc })
 }
@@ -144,6 +164,29 @@ struct Run {
     max_outbox_backlog: i64,
     max_consumer_pending: u64,
     drained_s: f64,
+    /// Once a second from the start through the drain: (seconds, accepted, decided by routing).
+    progress: Vec<(f64, u64, i64)>,
+}
+
+/// Cases routing has decided (routed or unroutable) so far, in every tenant.
+async fn decided(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM routing.cases WHERE version > 0").fetch_one(pool).await.unwrap_or(0)
+}
+
+/// Completed cases per second over the run (decided while offered, divided by the seconds
+/// offered), and the lowest rate over any 5-second window while a backlog was waiting.
+fn completion(r: &Run) -> (f64, f64) {
+    let at = |t: f64| r.progress.iter().find(|p| p.0 >= t).or(r.progress.last()).copied().unwrap_or_default();
+    let during = at(r.seconds).2 as f64 / r.seconds;
+    let mut lowest = f64::INFINITY;
+    for w in r.progress.iter().filter(|p| p.0 >= 5.0) {
+        let end = at(w.0 + 5.0);
+        if end.0 < w.0 + 4.5 || end.2 >= end.1 as i64 {
+            continue; // the window runs past the last sample, or nothing was waiting any more
+        }
+        lowest = lowest.min((end.2 - w.2) as f64 / (end.0 - w.0));
+    }
+    (during, if lowest.is_finite() { lowest } else { during })
 }
 
 /// When each case's registration was sent, and task updates that arrived before its response.
@@ -286,6 +329,26 @@ async fn run_once(
     }
     let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
+    // Progress, sampled once a second until the drain is over.
+    let progress: Arc<Mutex<Vec<(f64, u64, i64)>>> = Arc::default();
+    let sampling = CancellationToken::new();
+    let sampler = {
+        let (pool, ok, progress, sampling) = (pools[1].clone(), ok.clone(), progress.clone(), sampling.clone());
+        let base = decided(&pool).await;
+        tokio::spawn(async move {
+            while !sampling.is_cancelled() {
+                let n = decided(&pool).await - base;
+                let sample = (start.elapsed().as_secs_f64(), ok.load(std::sync::atomic::Ordering::Relaxed), n);
+                if let Ok(mut p) = progress.lock() {
+                    p.push(sample);
+                }
+                tokio::select! {
+                    _ = sampling.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    };
     let end = start + Duration::from_secs(seconds);
     let mut sent = 0u64;
     let mut max_backlog = 0;
@@ -374,6 +437,8 @@ async fn run_once(
     }
     let drained_s = drain.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    sampling.cancel();
+    sampler.await?;
     watch_token.cancel();
     let armed_ms: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM min(k.armed_at) - c.registered_at)::float8 * 1000
@@ -395,6 +460,7 @@ async fn run_once(
         max_outbox_backlog: max_backlog,
         max_consumer_pending: max_pending,
         drained_s,
+        progress: progress.lock().map(|p| p.clone()).unwrap_or_default(),
     })
 }
 
@@ -511,6 +577,7 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         db.pool(lots_intake::app::SCHEMA, 2).await?,
         db.pool(lots_routing::app::SCHEMA, 2).await?,
         db.pool(lots_sla::app::SCHEMA, 2).await?,
+        db.pool(lots_insight::app::SCHEMA, 2).await?,
     ];
     let stream_msgs = |js: async_nats::jetstream::Context, name: String| async move {
         match js.get_stream(name).await {
@@ -540,6 +607,33 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         print_progress(&run);
         runs.push(run);
     }
+    if let Some(sustainable) = args.overload_of {
+        let rate = sustainable * 3;
+        println!("overload: open loop at {rate} cases/s (3 × {sustainable}) for {} s ...", args.overload_seconds);
+        let run = run_once(
+            format!("overload{rate}"),
+            Some(rate),
+            0,
+            args.overload_seconds,
+            &svc,
+            &all,
+            &args.workload,
+            &pools,
+            &js,
+            &subjects,
+        )
+        .await?;
+        print_progress(&run);
+        let (during, lowest) = completion(&run);
+        println!(
+            "  overload: completed {during:.0} cases/s while offered, lowest 5-s window {lowest:.0}/s (sustainable \
+             {sustainable}/s): {}; backlog {} after {:.1} s",
+            if lowest >= f64::from(sustainable) { "held" } else { "FELL BELOW" },
+            if run.drained_s < 60.0 { "drained" } else { "NOT drained" },
+            run.drained_s
+        );
+        runs.push(run);
+    }
     println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
     let closed = run_once(
         "closed".into(),
@@ -562,17 +656,19 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         (stream_msgs(js.clone(), subjects.stream_name()).await - msgs_before) as f64 / total_ok.max(1) as f64;
 
     // Lost or duplicated: every accepted registration is one case in each service, once.
-    let counts: (i64, i64, i64, i64, i64) = sqlx::query_as(
+    let counts: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM intake.cases),
                 (SELECT count(*) FROM routing.cases),
                 (SELECT count(*) FROM sla.cases),
                 (SELECT count(*) FROM (SELECT case_id FROM routing.meetings WHERE status <> 'cancelled'
                                         GROUP BY case_id HAVING count(*) > 1) d),
-                (SELECT count(*) FROM routing.cases WHERE state = 'unroutable')",
+                (SELECT count(*) FROM routing.cases WHERE state = 'unroutable'),
+                (SELECT count(*) FROM insight.cases)",
     )
     .fetch_one(&pools[0])
     .await?;
-    let lost = (total_ok as i64 - counts.1).max(0) + (total_ok as i64 - counts.2).max(0);
+    let lost =
+        (total_ok as i64 - counts.1).max(0) + (total_ok as i64 - counts.2).max(0) + (total_ok as i64 - counts.5).max(0);
     let duplicated = (counts.0 - total_ok as i64).max(0) + counts.3;
 
     println!("probing the machine's limits at concurrency {} ...", args.probe_concurrency);
@@ -586,6 +682,8 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
     let pg_tps = probe_postgres(&db, args.probe_concurrency).await?;
     let js_rate = probe_jetstream(&nats, args.probe_concurrency).await?;
     let limit = (pg_tps / commits_per_case).min(js_rate / msgs_per_case);
+    println!("the monolith limit: pgbench, {} clients, one case's rows per transaction ...", args.monolith_clients);
+    let monolith = crate::monolith::probe(&db, args.monolith_clients, 10).await?;
 
     let mut rows = Vec::new();
     let mut json_runs = Vec::new();
@@ -596,16 +694,18 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         let (rp50, rp99, rmax) = ms(&r.register_ms);
         let (tp50, tp99, tmax) = ms(&r.task_ms);
         let (ap50, ap99, amax) = ms(&r.armed_ms);
+        let (completed, lowest) = completion(r);
         rows.push(vec![
             r.label.clone(),
             format!("{rate:.0}"),
+            format!("{completed:.0} (lowest 5 s: {lowest:.0})"),
             format!("{routed:.0}"),
             format!("{rp50:.1}/{rp99:.1}/{rmax:.0}"),
             format!("{tp50:.1}/{tp99:.1}/{tmax:.0} (n={})", r.task_ms.len()),
             format!("{ap50:.1}/{ap99:.1}/{amax:.0}"),
             format!("{}/{}", r.max_outbox_backlog, r.max_consumer_pending),
             format!("{:.1}", r.drained_s),
-            format!("{:.0} %", 100.0 * routed / limit),
+            format!("{:.0} %", 100.0 * completed / monolith),
         ]);
         json_runs.push(json!({
             "run": r.label, "sent": r.sent, "accepted": r.ok, "seconds": r.seconds, "cases_per_s": rate, "routed_cases_per_s": routed,
@@ -614,29 +714,34 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
             "register_to_clocks_armed_ms": {"p50": ap50, "p99": ap99, "max": amax},
             "max_outbox_backlog": r.max_outbox_backlog, "max_consumer_pending": r.max_consumer_pending,
             "drain_s": r.drained_s, "share_of_limit": routed / limit,
+            "completed_cases_per_s": completed, "lowest_5s_completed_per_s": lowest,
+            "share_of_monolith": completed / monolith,
         }));
     }
     report::table(
         &[
             "run",
             "accepted/s",
-            "routed/s",
+            "completed/s while offered",
+            "incl. drain/s",
             "register ms p50/p99/max",
             "→ task visible ms p50/p99/max",
             "→ clocks armed ms p50/p99/max",
             "max backlog outbox/consumers",
             "drain s",
-            "of limit",
+            "of monolith",
         ],
         &rows,
     );
     println!(
         "limits: postgres {pg_tps:.0} durable tx/s, jetstream {js_rate:.0} acked msgs/s; one case = {commits_per_case:.1} \
-         commits + {msgs_per_case:.1} stream messages → limit {limit:.0} cases/s"
+         commits + {msgs_per_case:.1} stream messages → limit {limit:.0} cases/s; monolith (pgbench, {} clients, one \
+         case's rows per transaction) {monolith:.0} cases/s",
+        args.monolith_clients
     );
     println!(
-        "cases: {} accepted, intake {}, routing {}, sla {}, unroutable {}; lost {lost}, duplicated {duplicated}",
-        total_ok, counts.0, counts.1, counts.2, counts.4
+        "cases: {} accepted, intake {}, routing {}, sla {}, insight {}, unroutable {}; lost {lost}, duplicated {duplicated}",
+        total_ok, counts.0, counts.1, counts.2, counts.5, counts.4
     );
     report::write_json(
         &cli.out,
@@ -645,7 +750,8 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
             "officers": tenant.officers.len(), "runs": json_runs,
             "limits": {"postgres_tx_per_s": pg_tps, "jetstream_msgs_per_s": js_rate,
                        "commits_per_case": commits_per_case, "messages_per_case": msgs_per_case,
-                       "implied_cases_per_s": limit},
+                       "implied_cases_per_s": limit, "monolith_cases_per_s": monolith,
+                       "monolith_clients": args.monolith_clients},
             "lost": lost, "duplicated": duplicated, "unroutable": counts.4,
         }),
     )?;
