@@ -17,9 +17,11 @@ bench:
     bash .ci/deps
     cargo build --release --locked -p lots-bench
     dir=$(mktemp -d) && (nats-server -js -a 127.0.0.1 -p 14222 -sd "$dir" >"$dir/log" 2>&1 & echo $! >"$dir/pid") \
-      && trap 'kill $(cat "$dir/pid"); rm -rf "$dir"' EXIT && sleep 1 \
-      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --tenants 4 --rates 200,1000 --seconds 60 --overload-of 200 \
-      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --workload restaurant --rates 100 --overload-of 100 \
+      && trap 'kill $(cat "$dir/pid") 2>/dev/null || true; while kill -0 $(cat "$dir/pid") 2>/dev/null; do sleep 0.1; done; rm -rf "$dir" || true' EXIT \
+      && for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/14222) 2>/dev/null && break; sleep 0.1; done \
+      && kill -0 $(cat "$dir/pid") || { echo "nats-server did not start on 14222:"; cat "$dir/log"; exit 1; } \
+      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --tenants 4 --rates 100,200,1000 --seconds 60 --overload-of 100 \
+      && ./target/release/lots-bench --nats nats://127.0.0.1:14222 load --workload restaurant --rates 50 --seconds 30 --overload-of 50 --closed-loop-clients 16 \
       && ./target/release/lots-bench --nats nats://127.0.0.1:14222 sla-scale
     cargo bench --locked -p lots-domain
     cargo bench --locked -p lots-routing --bench decide

@@ -164,27 +164,42 @@ struct Run {
     max_outbox_backlog: i64,
     max_consumer_pending: u64,
     drained_s: f64,
-    /// Once a second from the start through the drain: (seconds, accepted, decided by routing).
-    progress: Vec<(f64, u64, i64)>,
+    /// Once a second from the start through the drain: (seconds, cases intake holds, cases
+    /// routing decided), both counted from the run's start.
+    progress: Vec<(f64, i64, i64)>,
 }
 
-/// Cases routing has decided (routed or unroutable) so far, in every tenant.
-async fn decided(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM routing.cases WHERE version > 0").fetch_one(pool).await.unwrap_or(0)
+/// Cases intake holds and cases routing has decided (routed or unroutable), in every tenant,
+/// read in one statement; `None` when the read failed (the sample is skipped).
+async fn progress_now(pool: &PgPool) -> Option<(i64, i64)> {
+    sqlx::query_as("SELECT (SELECT count(*) FROM intake.cases), (SELECT count(*) FROM routing.cases)")
+        .fetch_one(pool)
+        .await
+        .ok()
 }
 
-/// Completed cases per second over the run (decided while offered, divided by the seconds
-/// offered), and the lowest rate over any 5-second window while a backlog was waiting.
+/// Completed cases per second over the run (decided by the end of the offered seconds,
+/// interpolated between the samples around it, divided by those seconds), and the lowest rate
+/// over any 5-second window in which every sample had cases waiting (intake ahead of routing).
 fn completion(r: &Run) -> (f64, f64) {
-    let at = |t: f64| r.progress.iter().find(|p| p.0 >= t).or(r.progress.last()).copied().unwrap_or_default();
-    let during = at(r.seconds).2 as f64 / r.seconds;
-    let mut lowest = f64::INFINITY;
-    for w in r.progress.iter().filter(|p| p.0 >= 5.0) {
-        let end = at(w.0 + 5.0);
-        if end.0 < w.0 + 4.5 || end.2 >= end.1 as i64 {
-            continue; // the window runs past the last sample, or nothing was waiting any more
+    let p = &r.progress;
+    let decided_at = |t: f64| -> f64 {
+        match p.iter().position(|s| s.0 >= t) {
+            Some(0) => p[0].2 as f64,
+            Some(i) => {
+                let (a, b) = (p[i - 1], p[i]);
+                a.2 as f64 + (b.2 - a.2) as f64 * (t - a.0) / (b.0 - a.0).max(1e-9)
+            }
+            None => p.last().map_or(0.0, |s| s.2 as f64),
         }
-        lowest = lowest.min((end.2 - w.2) as f64 / (end.0 - w.0));
+    };
+    let during = decided_at(r.seconds) / r.seconds;
+    let mut lowest = f64::INFINITY;
+    for (i, w) in p.iter().enumerate().filter(|(_, s)| s.0 >= 5.0) {
+        let Some(j) = p.iter().position(|s| s.0 >= w.0 + 5.0) else { break };
+        if p[i..=j].iter().all(|s| s.1 > s.2) {
+            lowest = lowest.min((p[j].2 - w.2) as f64 / (p[j].0 - w.0));
+        }
     }
     (during, if lowest.is_finite() { lowest } else { during })
 }
@@ -330,17 +345,21 @@ async fn run_once(
     let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     // Progress, sampled once a second until the drain is over.
-    let progress: Arc<Mutex<Vec<(f64, u64, i64)>>> = Arc::default();
+    let progress: Arc<Mutex<Vec<(f64, i64, i64)>>> = Arc::default();
     let sampling = CancellationToken::new();
     let sampler = {
-        let (pool, ok, progress, sampling) = (pools[1].clone(), ok.clone(), progress.clone(), sampling.clone());
-        let base = decided(&pool).await;
+        let (pool, progress, sampling) = (pools[1].clone(), progress.clone(), sampling.clone());
+        let base = progress_now(&pool).await.context("read intake's and routing's case counts")?;
         tokio::spawn(async move {
-            while !sampling.is_cancelled() {
-                let n = decided(&pool).await - base;
-                let sample = (start.elapsed().as_secs_f64(), ok.load(std::sync::atomic::Ordering::Relaxed), n);
-                if let Ok(mut p) = progress.lock() {
-                    p.push(sample);
+            loop {
+                let stop = sampling.is_cancelled();
+                if let Some((registered, decided)) = progress_now(&pool).await
+                    && let Ok(mut p) = progress.lock()
+                {
+                    p.push((start.elapsed().as_secs_f64(), registered - base.0, decided - base.1));
+                }
+                if stop {
+                    return; // the sample after the drain is the last one
                 }
                 tokio::select! {
                     _ = sampling.cancelled() => {}
@@ -396,7 +415,7 @@ async fn run_once(
                 tasks.push(tokio::spawn(send(sent)));
                 sent += 1;
                 if last_sample.elapsed() > Duration::from_millis(500) {
-                    max_backlog = max_backlog.max(backlog(pools).await);
+                    max_backlog = max_backlog.max(backlog(&pools[..3]).await);
                     max_pending = max_pending.max(consumer_pending(js, subjects).await);
                     last_sample = Instant::now();
                 }
@@ -419,7 +438,7 @@ async fn run_once(
             let sampler = async {
                 while Instant::now() < end {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    max_backlog = max_backlog.max(backlog(pools).await);
+                    max_backlog = max_backlog.max(backlog(&pools[..3]).await);
                     max_pending = max_pending.max(consumer_pending(js, subjects).await);
                 }
             };
@@ -430,7 +449,7 @@ async fn run_once(
     let elapsed = start.elapsed().as_secs_f64();
     // Drain: wait until every event is published and consumed.
     let drain = Instant::now();
-    while (backlog(pools).await > 0 || consumer_pending(js, subjects).await > 0)
+    while (backlog(&pools[..3]).await > 0 || consumer_pending(js, subjects).await > 0)
         && drain.elapsed() < Duration::from_secs(60)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -633,6 +652,23 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
             run.drained_s
         );
         runs.push(run);
+        // Its leftovers must not count for the next run: wait until every service holds
+        // every case intake holds (bounded).
+        let settle = Instant::now();
+        while settle.elapsed() < Duration::from_secs(300) {
+            let behind: Option<bool> = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM intake.cases) > LEAST((SELECT count(*) FROM routing.cases),
+                        (SELECT count(*) FROM sla.cases), (SELECT count(*) FROM insight.cases))",
+            )
+            .fetch_one(&pools[0])
+            .await
+            .ok();
+            if behind == Some(false) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        println!("  overload: every service caught up {:.0} s after the drain", settle.elapsed().as_secs_f64());
     }
     println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
     let closed = run_once(
