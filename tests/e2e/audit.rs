@@ -121,7 +121,16 @@ async fn reads_changes_and_refusals_are_recorded_and_chained() {
     let own: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE tenant = '0581'").fetch_one(&app.pool).await.unwrap();
     assert_eq!((v.entries, v.unchained), (own as u64, 0), "the municipality's own entries: {v:?}");
-    let v = verified(&app, app.routing.as_ref().unwrap().addr).await;
+    // Routing's chainer links new entries on its own schedule; once in CI its verification
+    // still counted none (entries 0, unchained 0) right after the reads. Wait for the links.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = verified(&app, app.routing.as_ref().unwrap().addr).await;
+        if v.entries >= 2 || tokio::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(v.ok && v.entries >= 2, "{v:?}");
     // The chain's head goes out as an event, for a system outside Lotsen to keep.
     let heads = app.events_of(NKP, "audit.intake.chain_head", 1).await;
