@@ -608,41 +608,20 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     let (commits_before, msgs_before) =
         (commits(&pools[0]).await?, stream_msgs(js.clone(), subjects.stream_name()).await);
+    let open_loop = async |label: String, rate: u32, seconds: u64| {
+        let run = run_once(label, Some(rate), 0, seconds, &svc, &all, &args.workload, &pools, &js, &subjects).await?;
+        print_progress(&run);
+        anyhow::Ok(run)
+    };
     for &rate in &args.rates {
         println!("open loop at {rate} cases/s for {} s ...", args.seconds);
-        let run = run_once(
-            format!("open{rate}"),
-            Some(rate),
-            0,
-            args.seconds,
-            &svc,
-            &all,
-            &args.workload,
-            &pools,
-            &js,
-            &subjects,
-        )
-        .await?;
-        print_progress(&run);
+        let run = open_loop(format!("open{rate}"), rate, args.seconds).await?;
         runs.push(run);
     }
     if let Some(sustainable) = args.overload_of {
         let rate = sustainable * 3;
         println!("overload: open loop at {rate} cases/s (3 × {sustainable}) for {} s ...", args.overload_seconds);
-        let run = run_once(
-            format!("overload{rate}"),
-            Some(rate),
-            0,
-            args.overload_seconds,
-            &svc,
-            &all,
-            &args.workload,
-            &pools,
-            &js,
-            &subjects,
-        )
-        .await?;
-        print_progress(&run);
+        let run = open_loop(format!("overload{rate}"), rate, args.overload_seconds).await?;
         let (during, lowest) = completion(&run);
         println!(
             "  overload: completed {during:.0} cases/s while offered, lowest 5-s window {lowest:.0}/s (sustainable \

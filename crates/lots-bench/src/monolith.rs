@@ -46,15 +46,9 @@ INSERT INTO monolith.clocks VALUES (gen_random_uuid(), ':case_id', 'besked', 'ru
 COMMIT;
 "#;
 
-/// Where pgbench is: PATH, then PostgreSQL's own bin folders.
+/// Where pgbench is: PATH, then PostgreSQL's own bin folders, newest first.
 fn pgbench() -> anyhow::Result<PathBuf> {
-    let extra: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .collect();
-    lots_testkit::local::find_binary("pgbench", &extra)
+    lots_testkit::local::find_binary("pgbench", &lots_testkit::local::pg_bin_dirs())
         .context("pgbench is not installed; it comes with PostgreSQL (apt-get install postgresql-contrib)")
 }
 

@@ -58,9 +58,8 @@ pub struct PgBinaries {
     pub postgres: PathBuf,
 }
 
-/// PostgreSQL's server binaries: PATH first, then the newest `/usr/lib/postgresql/*/bin`;
-/// `postgres` is the one beside `initdb`.
-pub fn pg_binaries() -> anyhow::Result<PgBinaries> {
+/// Debian's PostgreSQL binary folders, `/usr/lib/postgresql/*/bin`, newest version first.
+pub fn pg_bin_dirs() -> Vec<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -68,7 +67,13 @@ pub fn pg_binaries() -> anyhow::Result<PgBinaries> {
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .collect();
     versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    let extra: Vec<PathBuf> = versions.into_iter().map(|(_, p)| p).collect();
+    versions.into_iter().map(|(_, p)| p).collect()
+}
+
+/// PostgreSQL's server binaries: PATH first, then the newest `/usr/lib/postgresql/*/bin`;
+/// `postgres` is the one beside `initdb`.
+pub fn pg_binaries() -> anyhow::Result<PgBinaries> {
+    let extra = pg_bin_dirs();
     let initdb = find_binary("initdb", &extra)
         .with_context(|| format!("PostgreSQL is not installed (no initdb); install it with: {POSTGRES_INSTALL}"))?;
     let beside = initdb.canonicalize().unwrap_or_else(|_| initdb.clone()).with_file_name("postgres");
