@@ -350,6 +350,26 @@ impl TestApp {
         self.running = Some((token, handle));
     }
 
+    /// A second intake replica on the same database and stream (its own registration writers).
+    pub async fn start_intake_replica(&self) -> ServiceHandle {
+        let pool =
+            db::connect(&self.db.service_url(), lots_intake::app::SCHEMA, 8, Duration::from_secs(5)).await.unwrap();
+        let parts = Parts {
+            pool: pool.clone(),
+            nats: self.nats.connect_as("intake").await.unwrap(),
+            subjects: self.subjects.clone(),
+            tenants: self.tenants(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: self.clock.clone(),
+            company_keys: lots_testkit::company_keys(),
+        };
+        let app = App::from_parts(parts).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        ServiceHandle { pool, addr, metrics_addr: None, running: (token, handle) }
+    }
+
     /// Stops intake as SIGTERM would, and waits until it has drained.
     pub async fn stop(&mut self) {
         if let Some((token, handle)) = self.running.take() {

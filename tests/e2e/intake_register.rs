@@ -149,6 +149,71 @@ async fn fifty_concurrent_registrations_get_gap_free_references() {
     assert_eq!(app.events("case.registered", 50).await.len(), 50);
 }
 
+/// Many writers at once: two intake replicas, every request sent three times at the same
+/// moment (twice to one replica, once to the other), and a few keys reused for a different
+/// request. Each key registers one case, its retries answer with it, the references have no
+/// gaps and every case is announced once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_and_concurrent_retries_register_each_key_once_without_gaps() {
+    let app = TestApp::spawn().await;
+    let replica = app.start_intake_replica().await;
+    let (a, b) = (app.client.clone(), app.channel_as(replica.addr, NKP, Who::Reception).await);
+    let b = pb::intake_service_client::IntakeServiceClient::new(b);
+    const KEYS: usize = 150;
+    let mut tasks = Vec::new();
+    for i in 0..KEYS {
+        let req = app.restaurant(&format!("k-{i}"));
+        for client in [a.clone(), b.clone(), a.clone()] {
+            let req = req.clone();
+            let mut client = client;
+            tasks
+                .push(tokio::spawn(async move { (i, false, client.register_case(req).await.map(|r| r.into_inner())) }));
+        }
+        if i % 15 == 0 {
+            let mut other = req.clone();
+            other.case_type = "bygglov".into();
+            let mut client = b.clone();
+            tasks.push(tokio::spawn(
+                async move { (i, true, client.register_case(other).await.map(|r| r.into_inner())) },
+            ));
+        }
+    }
+    let mut by_key: std::collections::BTreeMap<usize, BTreeSet<String>> = Default::default();
+    for t in tasks {
+        let (i, reused, answer) = t.await.unwrap();
+        match answer {
+            Ok(case) => {
+                by_key.entry(i).or_default().insert(case.id.clone());
+                if !reused {
+                    assert_eq!(case.case_type, "restaurang_start", "key k-{i} answered with another request's case");
+                }
+            }
+            // The key's first request decides; a different one under the same key is refused.
+            Err(e) => assert_eq!(e.code(), Code::AlreadyExists, "key k-{i}: {e:?}"),
+        }
+    }
+    assert_eq!(by_key.len(), KEYS);
+    for (i, ids) in &by_key {
+        assert_eq!(ids.len(), 1, "key k-{i} registered {} cases", ids.len());
+    }
+    let mut numbers: Vec<u32> = sqlx::query_scalar("SELECT ref_number::int4 FROM cases ORDER BY ref_number")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n: i32| n as u32)
+        .collect();
+    numbers.dedup();
+    assert_eq!(numbers, (1..=KEYS as u32).collect::<Vec<_>>());
+    assert_eq!(app.events("case.registered", KEYS).await.len(), KEYS);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.read_events("case.registered").await.len(), KEYS);
+    let audited = app
+        .count("SELECT count(*) FROM audit_log WHERE rpc = 'IntakeService/RegisterCase' AND action = 'change'")
+        .await;
+    assert_eq!(audited, KEYS as i64, "one audit entry per registered case");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_reflection_are_served() {
     use tonic_health::pb::health_client::HealthClient;

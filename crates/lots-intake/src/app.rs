@@ -145,7 +145,8 @@ impl App {
             company_keys: parts.company_keys,
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(crate::grpc::MAX_IN_FLIGHT_REGISTRATIONS));
-        Ok(App { service, api: IntakeApi { cases, in_flight } })
+        let registrar = Arc::new(crate::registrar::Registrar::new(cases.clone()));
+        Ok(App { service, api: IntakeApi { cases, in_flight, registrar } })
     }
 
     /// The address gRPC listens on (useful with port 0).

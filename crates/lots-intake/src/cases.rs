@@ -13,7 +13,7 @@ use lots_platform::auth::Caller;
 use lots_platform::{audit, outbox};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
-use tracing::instrument;
+use tracing::{Instrument, instrument};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -45,83 +45,141 @@ pub enum Op {
 }
 
 impl Cases {
-    /// Registers a validated case, or returns the case first registered under its key.
-    #[instrument(name = "intake.cases.register", skip_all, fields(tenant = %new.tenant.kommunkod, case_id, reference))]
-    pub async fn register(&self, new: &NewCase, caller: &Caller) -> Result<CaseRow> {
-        let tenant = &new.tenant.kommunkod;
-        if let Some(first) = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key).await? {
-            return same_request(first, new);
+    /// Registers a batch of one tenant's validated cases, in arrival order, and answers each:
+    /// its new case, or the case first registered under its idempotency key (a retry, in an
+    /// earlier batch or earlier in this one), or its own error. Only the tenant's registration
+    /// writer calls this (see `registrar`), so batches of one tenant never wait on each other.
+    ///
+    /// The whole batch is one transaction: one reference-counter update, its cases, their
+    /// `case.registered` events and audit entries, one commit. If that transaction fails, the
+    /// cases are written one per transaction, so each request gets its own error and a bad one
+    /// cannot fail the others. A key taken by another replica between the lookup and the insert
+    /// aborts the batch; it is retried a bounded number of times and the retry answers from the
+    /// register.
+    #[instrument(name = "intake.cases.register_batch", skip_all, fields(cases = batch.len()))]
+    pub async fn register_batch(&self, batch: &[Pending]) -> Vec<Result<CaseRow>> {
+        const KEY_RACES: u32 = 3;
+        let mut answers: Vec<Option<Result<CaseRow>>> = batch.iter().map(|_| None).collect();
+        let (mut races, mut alone) = (0, false);
+        loop {
+            let open: Vec<usize> = (0..batch.len()).filter(|&i| answers[i].is_none()).collect();
+            let Some(&first_open) = open.first() else { break };
+            let tenant = &batch[first_open].new.tenant.kommunkod;
+            // Retries of registered requests answer from the register and write nothing.
+            let keys: Vec<&str> = open.iter().map(|&i| batch[i].new.idempotency_key.as_str()).collect();
+            let earlier = match store::by_idempotency_keys(&self.pool, tenant, &keys).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    answers[first_open] = Some(Err(e));
+                    alone = true;
+                    continue;
+                }
+            };
+            let mut fresh: Vec<usize> = Vec::new();
+            for &i in &open {
+                let new = &batch[i].new;
+                if let Some(first) = earlier.iter().find(|r| same_key(r, new)) {
+                    answers[i] = Some(same_request(first.clone(), new));
+                } else if !fresh.iter().any(|&f| batch[f].new.idempotency_key == new.idempotency_key) {
+                    // A second request with a key earlier in the batch waits for the first's
+                    // case and is answered from the register on the next pass.
+                    fresh.push(i);
+                }
+            }
+            if alone {
+                fresh.truncate(1);
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            let items: Vec<&Pending> = fresh.iter().map(|&i| &batch[i]).collect();
+            match self.write_registrations(&items).await {
+                Ok(rows) => {
+                    for (&i, row) in fresh.iter().zip(rows) {
+                        answers[i] = Some(Ok(row));
+                    }
+                }
+                Err(e) if key_taken(&e) && races < KEY_RACES => races += 1,
+                Err(_) if !alone => alone = true,
+                Err(e) => answers[fresh[0]] = Some(Err(e)),
+            }
         }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(Error::Corrupt("registration not answered".into()))))
+            .collect()
+    }
+
+    /// Writes new cases, all of one tenant and none registered before, in one transaction.
+    async fn write_registrations(&self, items: &[&Pending]) -> Result<Vec<CaseRow>> {
+        let tenant = &items[0].new.tenant.kommunkod;
         let mut tx = self.pool.begin().await?;
         let now = self.clock.now();
         // The reference year is the Swedish one: 00:30 on 1 January is already the new year.
         let year = now.with_timezone(&lots_domain::calendar::TZ).year();
-        let number = store::next_reference_number(&mut tx, tenant, year).await?;
-        let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
-        let reference = reference.to_string();
-        let id = Uuid::now_v7();
-        let fingerprint = new.fingerprint();
-        let insert = store::Insert {
-            id,
-            tenant,
-            reference: &reference,
-            ref_year: year,
-            ref_number: number,
-            org_nr: new.org_nr.expose(),
-            legal_form: new.org_nr.legal_form().as_str(),
-            company_name: &new.company_name,
-            contact_name: &new.contact_name,
-            contact_phone: &new.contact_phone,
-            contact_email: &new.contact_email,
-            case_type: &new.case_type,
-            description: &new.description,
-            channel: new.channel.as_str(),
-            idempotency_key: &new.idempotency_key,
-            request_fingerprint: &fingerprint,
-            registered_by: &new.actor,
-            at: now,
-        };
-        let row = match store::insert(&mut tx, &insert).await {
-            Ok(row) => row,
-            // A concurrent retry with the same key won the race; answer with its case.
-            Err(sqlx::Error::Database(e)) if e.constraint() == Some("cases_idempotency_key") => {
-                tx.rollback().await?;
-                let first = store::by_idempotency_key(&self.pool, tenant, &new.idempotency_key)
-                    .await?
-                    .ok_or_else(|| Error::Corrupt("idempotency key vanished".into()))?;
-                return same_request(first, new);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let event = CaseRegistered {
-            reference: row.reference.clone(),
-            case_type: row.case_type.clone(),
-            company_key: self.company_keys.key(tenant, &new.org_nr),
-            company_name: row.company_name.clone(),
-            legal_form: row.legal_form.clone(),
-            org_nr: (!new.org_nr.is_personal()).then(|| new.org_nr.expose().to_owned()),
-            contact: ContactInfo {
-                name: row.contact_name.clone(),
-                phone: row.contact_phone.clone(),
-                email: row.contact_email.clone(),
-            },
-            channel: row.channel.clone(),
-            description: row.description.clone(),
-        };
-        self.emit(&mut tx, &row, event).await?;
-        let changes =
-            serde_json::json!({ "status": row.status, "case_type": row.case_type, "reference": row.reference });
-        let entry = audit::Entry::change(caller, "IntakeService/RegisterCase", vec![row.id.to_string()], changes);
-        audit::record(&mut *tx, &entry).await?;
+        let last = store::take_reference_numbers(&mut tx, tenant, year, items.len() as i64).await?;
+        let mut rows = Vec::with_capacity(items.len());
+        let mut events = Vec::with_capacity(items.len());
+        for (number, p) in (last + 1 - items.len() as i64..).zip(items) {
+            let new = &p.new;
+            let reference = Reference { prefix: new.tenant.reference_prefix.clone(), year, number: number as u64 };
+            let reference = reference.to_string();
+            let fingerprint = new.fingerprint();
+            let insert = store::Insert {
+                id: Uuid::now_v7(),
+                tenant,
+                reference: &reference,
+                ref_year: year,
+                ref_number: number,
+                org_nr: new.org_nr.expose(),
+                legal_form: new.org_nr.legal_form().as_str(),
+                company_name: &new.company_name,
+                contact_name: &new.contact_name,
+                contact_phone: &new.contact_phone,
+                contact_email: &new.contact_email,
+                case_type: &new.case_type,
+                description: &new.description,
+                channel: new.channel.as_str(),
+                idempotency_key: &new.idempotency_key,
+                request_fingerprint: &fingerprint,
+                registered_by: &new.actor,
+                at: now,
+            };
+            let row = store::insert(&mut tx, &insert).await?;
+            let data = CaseRegistered {
+                reference: row.reference.clone(),
+                case_type: row.case_type.clone(),
+                company_key: self.company_keys.key(tenant, &new.org_nr),
+                company_name: row.company_name.clone(),
+                legal_form: row.legal_form.clone(),
+                org_nr: (!new.org_nr.is_personal()).then(|| new.org_nr.expose().to_owned()),
+                contact: ContactInfo {
+                    name: row.contact_name.clone(),
+                    phone: row.contact_phone.clone(),
+                    email: row.contact_email.clone(),
+                },
+                channel: row.channel.clone(),
+                description: row.description.clone(),
+            };
+            // The insert already stored the record after case.registered (version 1).
+            let event = Envelope::new(&row.tenant, row.id, 1, &row.registered_by, row.updated_at, data)
+                .stamped(&mut Views::default())
+                .into_raw()
+                .map_err(lots_platform::Error::from)?;
+            // Each event and audit entry belongs to its own request's trace.
+            events.push((event, p.span.in_scope(lots_platform::nats::current_traceparent)));
+            let changes =
+                serde_json::json!({ "status": row.status, "case_type": row.case_type, "reference": row.reference });
+            let entry =
+                audit::Entry::change(&p.caller, "IntakeService/RegisterCase", vec![row.id.to_string()], changes);
+            audit::record(&mut *tx, &entry).instrument(p.span.clone()).await?;
+            rows.push(row);
+        }
+        let traced: Vec<_> = events.iter().map(|(e, t)| (e, t.clone())).collect();
+        outbox::enqueue_traced(&mut tx, &self.subjects, &traced).await?;
         tx.commit().await?;
         self.relay.notify_one();
-        let span = tracing::Span::current();
-        span.record("case_id", tracing::field::display(row.id));
-        span.record("reference", row.reference.as_str());
-        tracing::info!(case_type = %row.case_type, "case registered");
-        let labels = [("tenant", row.tenant.as_str()), ("case_type", row.case_type.as_str())];
-        self.metrics.count("lots_cases_registered_total", "Cases registered.", &labels, 1.0);
-        Ok(row)
+        Ok(rows)
     }
 
     /// Applies a lifecycle change, refusing it if the case's status does not allow it. With an
@@ -286,10 +344,6 @@ impl Cases {
         Ok(())
     }
 
-    async fn emit<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, data: T) -> Result<()> {
-        self.emit_as(tx, row, &row.registered_by.clone(), data).await
-    }
-
     async fn emit_as<T: Payload>(&self, tx: &mut PgConnection, row: &CaseRow, actor: &str, data: T) -> Result<()> {
         // The insert already stored the record after case.registered (version 1).
         let mut views: Views = if row.version == 1 {
@@ -308,6 +362,23 @@ impl Cases {
         outbox::enqueue(tx, &self.subjects, &event).await?;
         Ok(())
     }
+}
+
+/// A registration waiting for its tenant's writer: the request, who asked, and the request's
+/// span (its trace follows the case into the outbox and the audit log).
+pub struct Pending {
+    pub new: NewCase,
+    pub caller: Caller,
+    pub span: tracing::Span,
+}
+
+fn same_key(row: &CaseRow, new: &NewCase) -> bool {
+    row.tenant == new.tenant.kommunkod && row.idempotency_key == new.idempotency_key
+}
+
+/// Whether a write failed because another writer registered the same idempotency key first.
+fn key_taken(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(d)) if d.constraint() == Some("cases_idempotency_key"))
 }
 
 fn same_request(first: CaseRow, new: &NewCase) -> Result<CaseRow> {

@@ -30,6 +30,9 @@ pub enum Error {
     Platform(#[from] lots_platform::Error),
     #[error("stored case is inconsistent: {0}")]
     Corrupt(String),
+    /// A part of intake that should answer is gone (for example a stopping registration writer).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Shorthand for intake results.
@@ -60,6 +63,7 @@ impl From<Error> for tonic::Status {
             Error::Transition(e) => tonic::Status::failed_precondition(e.to_string()),
             Error::Precondition(m) => tonic::Status::failed_precondition(m),
             Error::Forbidden(m) => tonic::Status::permission_denied(m),
+            Error::Unavailable(m) => tonic::Status::unavailable(m),
             Error::Database(e) if is_unavailable(&e) => {
                 tracing::error!(error = %e, "database unavailable");
                 tonic::Status::unavailable("the case register is temporarily unavailable; try again")

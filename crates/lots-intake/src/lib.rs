@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod registers;
+pub mod registrar;
 pub mod store;
 pub mod validate;
 pub mod visits;

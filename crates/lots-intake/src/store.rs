@@ -29,6 +29,7 @@ pub struct CaseRow {
     pub outcome: Option<String>,
     pub decision: Option<String>,
     pub version: i64,
+    pub idempotency_key: String,
     pub request_fingerprint: String,
     pub registered_by: String,
     pub registered_at: DateTime<Utc>,
@@ -74,29 +75,32 @@ pub struct Insert<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// The case registered earlier under this idempotency key.
-#[instrument(name = "intake.store.by_key", skip_all)]
-pub async fn by_idempotency_key(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Result<Option<CaseRow>> {
-    Ok(sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = $2")
-        .bind(tenant)
-        .bind(key)
-        .fetch_optional(db)
-        .await?)
-}
-
-/// Takes the next reference number for `tenant` and `year`. Row-locks the counter until the
-/// transaction ends, so numbers are handed out in commit order without gaps.
-#[instrument(name = "intake.store.next_reference", skip_all)]
-pub async fn next_reference_number(conn: &mut PgConnection, tenant: &str, year: i32) -> Result<i64> {
+/// Takes the next `n` reference numbers for `tenant` and `year` and returns the last of them
+/// (the batch holds `last - n + 1 ..= last`). Row-locks the counter until the transaction ends,
+/// so numbers are handed out in commit order without gaps; one registration writer per tenant
+/// (see `registrar`) takes it once per batch, so the lock is held once per commit, not per case.
+#[instrument(name = "intake.store.take_references", skip_all, fields(n))]
+pub async fn take_reference_numbers(conn: &mut PgConnection, tenant: &str, year: i32, n: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO reference_counter (tenant, year, last) VALUES ($1, $2, 1)
-         ON CONFLICT (tenant, year) DO UPDATE SET last = reference_counter.last + 1
+        "INSERT INTO reference_counter (tenant, year, last) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant, year) DO UPDATE SET last = reference_counter.last + $3
          RETURNING last",
     )
     .bind(tenant)
     .bind(year)
+    .bind(n)
     .fetch_one(conn)
     .await?)
+}
+
+/// The cases registered earlier under any of these idempotency keys.
+#[instrument(name = "intake.store.by_keys", skip_all, fields(keys = keys.len()))]
+pub async fn by_idempotency_keys(db: impl PgExecutor<'_>, tenant: &str, keys: &[&str]) -> Result<Vec<CaseRow>> {
+    Ok(sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = ANY($2)")
+        .bind(tenant)
+        .bind(keys)
+        .fetch_all(db)
+        .await?)
 }
 
 static REGISTERED_VIEWS: std::sync::OnceLock<String> = std::sync::OnceLock::new();

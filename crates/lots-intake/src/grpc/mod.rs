@@ -28,6 +28,8 @@ pub struct IntakeApi {
     /// Registrations in flight; past it intake answers RESOURCE_EXHAUSTED at once instead of
     /// letting requests queue until they time out.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// The tenants' registration writers.
+    pub(crate) registrar: Arc<crate::registrar::Registrar>,
 }
 
 /// Registrations one intake replica works on at once.
@@ -47,7 +49,7 @@ impl IntakeService for IntakeApi {
                  retry shortly with the same idempotency_key"
             )));
         };
-        let row = self.cases.register(&new, &caller).await?;
+        let row = self.registrar.register(new, caller).await?;
         Ok(Response::new(to_pb(row)?))
     }
 
