@@ -98,6 +98,10 @@ pub struct Stopped {
 
 /// Recomputes every clock of `case` at `now` and aligns its stages. Returns clocks that
 /// stopped with this recomputation (were running or paused, now met or cancelled).
+///
+/// All of the case's clocks are written together: one statement upserts them (and reads their
+/// states before), one drops stages that no longer apply (skipped when every clock is new), one
+/// upserts the stages. Fired stages are never touched.
 #[tracing::instrument(name = "sla.clocks.recompute", skip_all, fields(case_id = %case.id))]
 pub async fn recompute(
     conn: &mut PgConnection,
@@ -111,7 +115,8 @@ pub async fn recompute(
     }
     let events = events(&mut *conn, case.id).await?;
     let calendar = WorkCalendar::for_tenant(tenant);
-    let mut stopped = Vec::new();
+    let mut computed = Vec::with_capacity(commitments.len());
+    let mut stages = Stages::default();
     for (key, commitment) in &commitments {
         let commitment: &Commitment = commitment;
         let id = clock_id(case.id, key);
@@ -126,52 +131,88 @@ pub async fn recompute(
             }
             _ => clock.schedule.clone(),
         };
-        let previous: Option<String> = sqlx::query_scalar(
-            "INSERT INTO clocks (id, case_id, tenant, commitment, state, started_at, stopped_at, due_at, deadline_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, started_at = EXCLUDED.started_at,
-                stopped_at = EXCLUDED.stopped_at, due_at = EXCLUDED.due_at,
-                deadline_version = EXCLUDED.deadline_version
-             RETURNING (SELECT state FROM clocks WHERE id = $1)",
-        )
-        .bind(id)
-        .bind(case.id)
-        .bind(&case.tenant)
-        .bind(key)
-        .bind(clock.state.as_str())
-        .bind(clock.started_at)
-        .bind(clock.stopped_at)
-        .bind(clock.due_at)
-        .bind(clock.deadline_version as i32)
-        .fetch_one(&mut *conn)
-        .await?;
-        let keys: Vec<String> = schedule.iter().map(|d| d.stage.key()).collect();
-        let dues: Vec<DateTime<Utc>> = schedule.iter().map(|d| d.at).collect();
+        for due in &schedule {
+            stages.clock_ids.push(id);
+            stages.keys.push(due.stage.key());
+            stages.versions.push(clock.deadline_version as i32);
+            stages.dues.push(due.at);
+        }
+        computed.push((id, key, clock));
+    }
+    let ids: Vec<Uuid> = computed.iter().map(|(id, _, _)| *id).collect();
+    let previous: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "WITH before AS (SELECT id, state FROM clocks WHERE id = ANY ($1)),
+              written AS (
+                INSERT INTO clocks (id, case_id, tenant, commitment, state, started_at, stopped_at, due_at,
+                    deadline_version)
+                SELECT id, $2, $3, commitment, state, started_at, stopped_at, due_at, deadline_version
+                FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+                    $8::timestamptz[], $9::int4[])
+                    AS c(id, commitment, state, started_at, stopped_at, due_at, deadline_version)
+                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, started_at = EXCLUDED.started_at,
+                   stopped_at = EXCLUDED.stopped_at, due_at = EXCLUDED.due_at,
+                   deadline_version = EXCLUDED.deadline_version
+                RETURNING id)
+         SELECT written.id, before.state FROM written LEFT JOIN before USING (id)",
+    )
+    .bind(&ids)
+    .bind(case.id)
+    .bind(&case.tenant)
+    .bind(computed.iter().map(|(_, key, _)| key.as_str()).collect::<Vec<_>>())
+    .bind(computed.iter().map(|(_, _, c)| c.state.as_str()).collect::<Vec<_>>())
+    .bind(computed.iter().map(|(_, _, c)| c.started_at).collect::<Vec<_>>())
+    .bind(computed.iter().map(|(_, _, c)| c.stopped_at).collect::<Vec<_>>())
+    .bind(computed.iter().map(|(_, _, c)| c.due_at).collect::<Vec<_>>())
+    .bind(computed.iter().map(|(_, _, c)| c.deadline_version as i32).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let previous_of = |id: Uuid| previous.iter().find(|(p, _)| *p == id).and_then(|(_, s)| s.as_deref());
+    // A clock seen before may hold unfired stages its new schedule no longer has.
+    if ids.iter().any(|id| previous_of(*id).is_some()) {
         sqlx::query(
-            "DELETE FROM stages WHERE clock_id = $1 AND fired_at IS NULL
-               AND NOT (deadline_version = $2 AND stage = ANY ($3))",
+            "DELETE FROM stages s
+             USING unnest($1::uuid[], $2::int4[]) AS c(id, deadline_version)
+             WHERE s.clock_id = c.id AND s.fired_at IS NULL
+               AND NOT (s.deadline_version = c.deadline_version
+                        AND EXISTS (SELECT 1 FROM unnest($3::uuid[], $4::text[]) AS k(clock_id, stage)
+                                    WHERE k.clock_id = s.clock_id AND k.stage = s.stage))",
         )
-        .bind(id)
-        .bind(clock.deadline_version as i32)
-        .bind(&keys)
+        .bind(&ids)
+        .bind(computed.iter().map(|(_, _, c)| c.deadline_version as i32).collect::<Vec<_>>())
+        .bind(&stages.clock_ids)
+        .bind(&stages.keys)
         .execute(&mut *conn)
         .await?;
+    }
+    if !stages.clock_ids.is_empty() {
         sqlx::query(
             "INSERT INTO stages (clock_id, stage, deadline_version, due_at)
-             SELECT $1, s, $2, d FROM unnest($3::text[], $4::timestamptz[]) AS x(s, d)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::timestamptz[])
              ON CONFLICT (clock_id, stage, deadline_version)
              DO UPDATE SET due_at = EXCLUDED.due_at WHERE stages.fired_at IS NULL",
         )
-        .bind(id)
-        .bind(clock.deadline_version as i32)
-        .bind(&keys)
-        .bind(&dues)
+        .bind(&stages.clock_ids)
+        .bind(&stages.keys)
+        .bind(&stages.versions)
+        .bind(&stages.dues)
         .execute(&mut *conn)
         .await?;
-        let was_live = matches!(previous.as_deref(), Some("running" | "paused" | "breached"));
+    }
+    let mut stopped = Vec::new();
+    for (id, key, clock) in computed {
+        let was_live = matches!(previous_of(id), Some("running" | "paused" | "breached"));
         if was_live && matches!(clock.state, State::Met | State::MetLate | State::Cancelled) {
             stopped.push(Stopped { clock_id: id, commitment: key.clone(), clock });
         }
     }
     Ok(stopped)
+}
+
+/// The stages of a case's clocks as columns, for one statement.
+#[derive(Default)]
+struct Stages {
+    clock_ids: Vec<Uuid>,
+    keys: Vec<String>,
+    versions: Vec<i32>,
+    dues: Vec<DateTime<Utc>>,
 }
