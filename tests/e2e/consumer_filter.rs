@@ -1,8 +1,10 @@
 //! Filtered consumers: a service's durable consumer takes only the event types it applies, and
-//! a durable from before filters (`lots.>`) is narrowed in place, keeping its position.
+//! a durable from before filters (`lots.>`) is narrowed in place, keeping its position. And
+//! the consumer's batches: many events of many cases applied in one transaction still keep
+//! each case's order, skip duplicates, and let one failing event fail alone.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -34,6 +36,27 @@ struct Recorder;
 impl Handler for Recorder {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         sqlx::query("INSERT INTO seen (event_id) VALUES ($1)").bind(event.id).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
+/// Records each event's case and version in the order it was applied, and fails every event of
+/// kind [`C`] the first time it is handed one: the batch it came in must still apply the rest.
+#[derive(Default)]
+struct OrderRecorder {
+    failed_once: Mutex<HashSet<Uuid>>,
+}
+
+impl Handler for OrderRecorder {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        if event.kind == C && self.failed_once.lock().unwrap().insert(event.id) {
+            return Err("a passing failure".into());
+        }
+        sqlx::query("INSERT INTO applied (case_id, version) VALUES ($1, $2)")
+            .bind(event.case_id)
+            .bind(event.version as i64)
+            .execute(&mut *tx)
+            .await?;
         Ok(())
     }
 }
@@ -75,8 +98,25 @@ impl Harness {
         event.id
     }
 
+    /// Publishes `event` under NATS message id `msg_id` (JetStream drops a repeated one).
+    async fn publish_as(&self, event: &Envelope, msg_id: &str) {
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(event).unwrap().into())
+            .message_id(msg_id);
+        self.js.send_publish(self.subjects.event(&event.tenant, &event.kind), msg).await.unwrap().await.unwrap();
+    }
+
     /// Runs the platform's consumer as `durable` over `kinds` until the token is cancelled.
     fn consume(&self, durable: &str, kinds: &[&str]) -> (CancellationToken, JoinHandle<lots_platform::Result<()>>) {
+        self.consume_with(durable, kinds, Recorder)
+    }
+
+    fn consume_with<H: Handler>(
+        &self,
+        durable: &str,
+        kinds: &[&str],
+        handler: H,
+    ) -> (CancellationToken, JoinHandle<lots_platform::Result<()>>) {
         let settings = ConsumerSettings::new(durable).with_kinds(kinds.iter().copied());
         let token = CancellationToken::new();
         let run = consumer::run(
@@ -84,7 +124,7 @@ impl Harness {
             self.js.clone(),
             self.subjects.clone(),
             settings,
-            Arc::new(Recorder),
+            Arc::new(handler),
             token.clone(),
         );
         (token, tokio::spawn(run))
@@ -164,5 +204,65 @@ async fn a_durable_over_every_event_is_narrowed_in_place_and_keeps_its_position(
     assert_eq!(info.created, created, "the durable was recreated, not updated");
     assert_eq!(info.config.filter_subject, "");
     assert_eq!(info.config.filter_subjects, [h.subjects.event("*", A), h.subjects.event("*", B)]);
+    stop(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_keep_each_cases_order_skip_duplicates_and_let_a_failing_event_fail_alone() {
+    let h = Harness::new().await;
+    sqlx::query("CREATE TABLE applied (seq bigserial PRIMARY KEY, case_id uuid NOT NULL, version bigint NOT NULL)")
+        .execute(&h.pool)
+        .await
+        .unwrap();
+    // 40 cases of four versions each, published before the consumer starts so that they reach
+    // it in full batches: each case's versions in the order 2, 1, 4, 3, then version 1 again
+    // as a second message (a re-published outbox row). Every fifth case's version 3 is of kind
+    // C, which fails once.
+    let cases: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
+    for (i, case) in cases.iter().enumerate() {
+        let events: BTreeMap<u64, Envelope> = (1..=4)
+            .map(|v| {
+                let mut e = Envelope::new("0581", *case, v, "test", chrono::Utc::now(), Probe {}).into_raw().unwrap();
+                e.kind = if v == 3 && i % 5 == 0 {
+                    C
+                } else if v % 2 == 0 {
+                    B
+                } else {
+                    A
+                }
+                .to_owned();
+                (v, e)
+            })
+            .collect();
+        for v in [2, 1, 4, 3] {
+            h.publish_as(&events[&v], &events[&v].id.to_string()).await;
+        }
+        h.publish_as(&events[&1], &format!("{}-again", events[&1].id)).await;
+    }
+    let running = h.consume_with("batches", &[A, B, C], OrderRecorder::default());
+
+    let applied = || async {
+        sqlx::query_as::<_, (Uuid, i64)>("SELECT case_id, version FROM applied ORDER BY seq")
+            .fetch_all(&h.pool)
+            .await
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while applied().await.len() < 160 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut by_case: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
+    for (case, version) in applied().await {
+        by_case.entry(case).or_default().push(version);
+    }
+    assert_eq!(by_case.len(), 40, "every case applied");
+    for (case, versions) in &by_case {
+        assert_eq!(versions, &[1, 2, 3, 4], "case {case}: each version once, in order");
+    }
+    let letters: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letter").fetch_one(&h.pool).await.unwrap();
+    assert_eq!(letters, 0, "the failing events were retried, not dead-lettered");
+    let info = h.stream().await.consumer_info("batches").await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "every message settled");
     stop(running).await;
 }

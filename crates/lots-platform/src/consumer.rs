@@ -273,53 +273,219 @@ enum Verdict {
     Retry(Option<Envelope>, String),
 }
 
-/// Applies a batch of messages from one lane in one transaction, one savepoint per event, so a
-/// commit (the expensive fsync) serves many events; then acknowledges each as it deserves.
+/// Applies a batch of messages from one lane in one transaction, so a commit (the expensive
+/// fsync) serves many events; then acknowledges each as it deserves. The batch is first applied
+/// with its bookkeeping done once for all ([`apply_together`]); if a handler fails, that is
+/// undone and the batch applied again one savepoint per event ([`apply_one_by_one`]), so one
+/// failing event does not hold back the others.
 async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &ConsumerSettings, batch: Vec<Message>) {
     let metrics = settings.metrics.as_ref();
+    let events: Vec<Result<Envelope, String>> = batch
+        .iter()
+        .map(|msg| {
+            if let Some(m) = metrics
+                && msg.info().map(|i| i.delivered).unwrap_or(1) > 1
+            {
+                m.count("lots_consumer_redeliveries_total", "Events delivered more than once.", &[], 1.0);
+            }
+            // Unparseable now means unparseable forever: dead-letter at once.
+            serde_json::from_slice(&msg.payload).map_err(|err| format!("not a Lotsen event: {err}"))
+        })
+        .collect();
+    let verdicts = match apply_together(pool, handler, view_of(&settings.durable), &batch, &events).await {
+        Ok(verdicts) => verdicts,
+        Err(why) => {
+            tracing::debug!(why, events = batch.len(), "batch undone; applying its events one at a time");
+            match apply_one_by_one(pool, handler, view_of(&settings.durable), &batch, &events).await {
+                Some(verdicts) => verdicts,
+                // Nothing was applied; every message comes back after its ack wait.
+                None => return,
+            }
+        }
+    };
+    for (msg, verdict) in batch.iter().zip(verdicts) {
+        let outcome = match verdict {
+            Verdict::Applied(event) => {
+                handler.committed(&event);
+                Outcome::Applied
+            }
+            Verdict::Skipped => Outcome::Skipped,
+            Verdict::Retry(event, error) => Outcome::Retry { readable: event.is_some(), error },
+        };
+        settle(pool, metrics, settings.max_deliveries, msg, outcome).await;
+    }
+}
+
+/// The span one event is applied in, a child of the trace that published it.
+fn consume_span(msg: &Message, event: &Envelope) -> tracing::Span {
+    let span = tracing::info_span!(
+        "platform.consume",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.destination.name = %msg.subject,
+        event_id = %event.id,
+        case_id = %event.case_id,
+        delivered = msg.info().map(|i| i.delivered).unwrap_or(1),
+    );
+    set_parent_from_headers(&span, msg.headers.as_ref());
+    span
+}
+
+/// Why an event waits for an earlier one of its case.
+fn gap_reason(event: &Envelope, expected: u64) -> String {
+    format!("waiting for version {expected} of this case from {} (got {})", event.source.as_str(), event.version)
+}
+
+/// Applies the batch in one transaction with three statements of bookkeeping for all of it
+/// instead of five per event: one records every event in the inbox (a duplicate id inserts
+/// nothing), one reads and locks the cursors of the batch's cases (in key order, so two
+/// replicas lock them in the same order), one moves them. Each event's place in its case's
+/// order is decided against those cursors as the batch's own events advance them, as
+/// [`admit`] would. A handler error (or a failed commit) undoes the whole batch and is
+/// returned; nothing of it was applied.
+async fn apply_together<H: Handler>(
+    pool: &PgPool,
+    handler: &H,
+    view: &str,
+    batch: &[Message],
+    events: &[Result<Envelope, String>],
+) -> std::result::Result<Vec<Verdict>, String> {
+    let readable: Vec<&Envelope> = events.iter().filter_map(|e| e.as_ref().ok()).collect();
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let ids: Vec<uuid::Uuid> = readable.iter().map(|e| e.id).collect();
+    let kinds: Vec<&str> = readable.iter().map(|e| e.kind.as_str()).collect();
+    let mut fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO inbox (event_id, event_type) SELECT * FROM unnest($1::uuid[], $2::text[])
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .collect();
+    // Version 0 marks events derived from time (sla alerts): unordered, deduplicated by id alone.
+    let keys: std::collections::BTreeSet<(uuid::Uuid, &str)> =
+        readable.iter().filter(|e| e.version > 0).map(|e| (e.case_id, e.source.as_str())).collect();
+    let (key_cases, key_sources): (Vec<uuid::Uuid>, Vec<&str>) = keys.iter().copied().unzip();
+    let rows: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+        "SELECT c.case_id, c.source, c.version FROM case_cursor c
+         JOIN unnest($1::uuid[], $2::text[]) AS k (case_id, source) USING (case_id, source)
+         ORDER BY c.case_id, c.source FOR UPDATE OF c",
+    )
+    .bind(&key_cases)
+    .bind(&key_sources)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut cursors: std::collections::HashMap<(uuid::Uuid, String), u64> =
+        rows.into_iter().map(|(case, source, version)| ((case, source), version as u64)).collect();
+    let mut moved = std::collections::BTreeMap::new();
+    let mut unkept = Vec::new();
+    let mut verdicts = Vec::with_capacity(batch.len());
+    for (msg, event) in batch.iter().zip(events) {
+        let event = match event {
+            Ok(event) => event,
+            Err(why) => {
+                verdicts.push(Verdict::Retry(None, why.clone()));
+                continue;
+            }
+        };
+        if !fresh.remove(&event.id) {
+            tracing::debug!(event_id = %event.id, "duplicate event skipped");
+            verdicts.push(Verdict::Skipped);
+            continue;
+        }
+        let key = (event.case_id, event.source.as_str().to_owned());
+        if event.version > 0 {
+            match order(cursors.get(&key).copied().unwrap_or(0), view, event) {
+                Admit::Fresh => {}
+                Admit::Duplicate => {
+                    unkept.push(event.id);
+                    verdicts.push(Verdict::Skipped);
+                    continue;
+                }
+                Admit::Gap { expected } => {
+                    unkept.push(event.id);
+                    verdicts.push(Verdict::Retry(Some(event.clone()), gap_reason(event, expected)));
+                    continue;
+                }
+            }
+        }
+        handler
+            .handle(&mut tx, event)
+            .instrument(consume_span(msg, event))
+            .await
+            .map_err(|err| format!("event {}: {}", event.id, crate::error::chain(err.as_ref())))?;
+        if event.version > 0 {
+            cursors.insert(key.clone(), event.version);
+            moved.insert(key, event.version as i64);
+        }
+        verdicts.push(Verdict::Applied(event.clone()));
+    }
+    if !unkept.is_empty() {
+        // Not applied now: their inbox rows go, so a redelivery is admitted again.
+        sqlx::query("DELETE FROM inbox WHERE event_id = ANY ($1)")
+            .bind(&unkept)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if !moved.is_empty() {
+        let (keys, versions): (Vec<_>, Vec<i64>) = moved.into_iter().unzip();
+        let (cases, sources): (Vec<uuid::Uuid>, Vec<String>) = keys.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO case_cursor (case_id, source, version)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+             ON CONFLICT (case_id, source) DO UPDATE SET version = GREATEST(case_cursor.version, EXCLUDED.version)",
+        )
+        .bind(&cases)
+        .bind(&sources)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| format!("commit: {e}"))?;
+    Ok(verdicts)
+}
+
+/// Applies the batch in one transaction, one savepoint per event: an event whose handler fails
+/// is rolled back alone and retried later, the others commit. None when no transaction could
+/// be started.
+async fn apply_one_by_one<H: Handler>(
+    pool: &PgPool,
+    handler: &H,
+    view: &str,
+    batch: &[Message],
+    events: &[Result<Envelope, String>],
+) -> Option<Vec<Verdict>> {
     let mut tx = match pool.begin().await {
         Ok(tx) => tx,
         Err(err) => {
-            // Nothing was applied; every message comes back after its ack wait.
             tracing::warn!(error = %err, "cannot start a consumer transaction; events will be redelivered");
-            return;
+            return None;
         }
     };
     let mut verdicts = Vec::with_capacity(batch.len());
-    for msg in &batch {
-        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        if delivered > 1
-            && let Some(m) = metrics
-        {
-            m.count("lots_consumer_redeliveries_total", "Events delivered more than once.", &[], 1.0);
-        }
-        let span = tracing::info_span!(
-            "platform.consume",
-            otel.kind = "consumer",
-            messaging.system = "nats",
-            messaging.destination.name = %msg.subject,
-            event_id = tracing::field::Empty,
-            case_id = tracing::field::Empty,
-            delivered,
-        );
-        set_parent_from_headers(&span, msg.headers.as_ref());
+    for (msg, event) in batch.iter().zip(events) {
+        let event = match event {
+            Ok(event) => event,
+            Err(why) => {
+                verdicts.push(Verdict::Retry(None, why.clone()));
+                continue;
+            }
+        };
         let verdict = async {
-            let event: Envelope = match serde_json::from_slice(&msg.payload) {
-                Ok(e) => e,
-                // Unparseable now means unparseable forever: dead-letter at once.
-                Err(err) => return Verdict::Retry(None, format!("not a Lotsen event: {err}")),
-            };
-            let span = tracing::Span::current();
-            span.record("event_id", tracing::field::display(event.id));
-            span.record("case_id", tracing::field::display(event.case_id));
             let mut sp = match tx.begin().await {
                 Ok(sp) => sp,
-                Err(err) => return Verdict::Retry(Some(event), err.to_string()),
+                Err(err) => return Verdict::Retry(Some(event.clone()), err.to_string()),
             };
-            match apply(&mut sp, handler, view_of(&settings.durable), &event).await {
+            match apply(&mut sp, handler, view, event).await {
                 Ok(Applied::Done) => match sp.commit().await {
-                    Ok(()) => Verdict::Applied(event),
-                    Err(err) => Verdict::Retry(Some(event), err.to_string()),
+                    Ok(()) => Verdict::Applied(event.clone()),
+                    Err(err) => Verdict::Retry(Some(event.clone()), err.to_string()),
                 },
                 Ok(Applied::Duplicate) => {
                     let _ = sp.rollback().await;
@@ -328,20 +494,15 @@ async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &Consum
                 }
                 Ok(Applied::Gap { expected }) => {
                     let _ = sp.rollback().await;
-                    let why = format!(
-                        "waiting for version {expected} of this case from {} (got {})",
-                        event.source.as_str(),
-                        event.version
-                    );
-                    Verdict::Retry(Some(event), why)
+                    Verdict::Retry(Some(event.clone()), gap_reason(event, expected))
                 }
                 Err(err) => {
                     let _ = sp.rollback().await;
-                    Verdict::Retry(Some(event), crate::error::chain(err.as_ref()))
+                    Verdict::Retry(Some(event.clone()), crate::error::chain(err.as_ref()))
                 }
             }
         }
-        .instrument(span)
+        .instrument(consume_span(msg, event))
         .await;
         verdicts.push(verdict);
     }
@@ -355,17 +516,7 @@ async fn process_batch<H: Handler>(pool: &PgPool, handler: &H, settings: &Consum
             })
             .collect();
     }
-    for (msg, verdict) in batch.iter().zip(verdicts) {
-        let outcome = match verdict {
-            Verdict::Applied(event) => {
-                handler.committed(&event);
-                Outcome::Applied
-            }
-            Verdict::Skipped => Outcome::Skipped,
-            Verdict::Retry(event, error) => Outcome::Retry { readable: event.is_some(), error },
-        };
-        settle(pool, metrics, settings.max_deliveries, msg, outcome).await;
-    }
+    Some(verdicts)
 }
 
 /// What became of one event, for [`settle`].
