@@ -99,6 +99,9 @@ pub async fn by_idempotency_keys(db: impl PgExecutor<'_>, tenant: &str, keys: &[
     Ok(sqlx::query_as("SELECT * FROM cases WHERE tenant = $1 AND idempotency_key = ANY($2)")
         .bind(tenant)
         .bind(keys)
+        // Planned for each call, like the consumer's cursor read: a generic plan cached while
+        // the table was small would keep scanning it.
+        .persistent(false)
         .fetch_all(db)
         .await?)
 }

@@ -376,6 +376,10 @@ async fn apply_together<H: Handler>(
     )
     .bind(&key_cases)
     .bind(&key_sources)
+    // Planned for each call: a generic plan cached while case_cursor was small hash-joins a
+    // scan of all of it once it is large (measured: 3–4 ms a batch at 11,000 cases, 0.2 ms
+    // planned per call).
+    .persistent(false)
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| e.to_string())?;
@@ -428,6 +432,7 @@ async fn apply_together<H: Handler>(
         // Not applied now: their inbox rows go, so a redelivery is admitted again.
         sqlx::query("DELETE FROM inbox WHERE event_id = ANY ($1)")
             .bind(&unkept)
+            .persistent(false)
             .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;

@@ -200,6 +200,8 @@ impl Relay {
         }
         sqlx::query("UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)")
             .bind(&sent)
+            // Planned for each call: a generic plan cached while the outbox was small scans it.
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
         for (id, error) in &failed {
