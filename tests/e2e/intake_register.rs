@@ -149,6 +149,19 @@ async fn fifty_concurrent_registrations_get_gap_free_references() {
     assert_eq!(app.events("case.registered", 50).await.len(), 50);
 }
 
+/// Registers as reception's client does: a refusal for load (RESOURCE_EXHAUSTED) is retried
+/// shortly with the same request and key.
+async fn register_retrying(client: &mut IntakeClient, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
+    loop {
+        match client.register_case(req.clone()).await {
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            answer => return answer.map(|r| r.into_inner()),
+        }
+    }
+}
+
 /// Many writers at once: two intake replicas, every request sent three times at the same
 /// moment (twice to one replica, once to the other), and a few keys reused for a different
 /// request. Each key registers one case, its retries answer with it, the references have no
@@ -166,16 +179,13 @@ async fn two_replicas_and_concurrent_retries_register_each_key_once_without_gaps
         for client in [a.clone(), b.clone(), a.clone()] {
             let req = req.clone();
             let mut client = client;
-            tasks
-                .push(tokio::spawn(async move { (i, false, client.register_case(req).await.map(|r| r.into_inner())) }));
+            tasks.push(tokio::spawn(async move { (i, false, register_retrying(&mut client, req).await) }));
         }
         if i % 15 == 0 {
             let mut other = req.clone();
             other.case_type = "bygglov".into();
             let mut client = b.clone();
-            tasks.push(tokio::spawn(
-                async move { (i, true, client.register_case(other).await.map(|r| r.into_inner())) },
-            ));
+            tasks.push(tokio::spawn(async move { (i, true, register_retrying(&mut client, other).await) }));
         }
     }
     let mut by_key: std::collections::BTreeMap<usize, BTreeSet<String>> = Default::default();
@@ -382,4 +392,48 @@ async fn a_sole_traders_personnummer_never_reaches_the_stream() {
         assert!(!raw.contains(form), "{form} in {raw}");
     }
     assert!(envelope(&events[0])["data"]["company_key"].as_str().unwrap().starts_with("ck_"));
+}
+
+/// Past its capacity intake answers at once. While another transaction holds the tenant's
+/// reference counter, 400 registrations sent at once over one connection fill the in-flight
+/// bound and the rest are refused RESOURCE_EXHAUSTED without waiting; once the lock goes, the
+/// accepted ones are registered, and a refused one retried with its key is registered once.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_capacity_registrations_are_refused_at_once_and_a_retry_registers() {
+    use lots_intake::grpc::MAX_IN_FLIGHT_REGISTRATIONS as BOUND;
+    const SENT: usize = 400;
+    let app = TestApp::spawn().await;
+    app.register(app.restaurant("first")).await.unwrap();
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT last FROM reference_counter FOR UPDATE").execute(&mut *blocker).await.unwrap();
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..SENT {
+        let (mut client, req, done) = (app.client.clone(), app.restaurant(&format!("k-{i}")), done.clone());
+        tokio::spawn(async move {
+            let _ = done.send((i, client.register_case(req).await.map(|r| r.into_inner())));
+        });
+    }
+    // Every answer that comes while the counter is locked is a refusal that names the bound.
+    let mut refused = Vec::new();
+    while refused.len() < SENT - BOUND {
+        let (i, answer) = tokio::time::timeout(std::time::Duration::from_secs(20), answers.recv())
+            .await
+            .expect("a registration past the bound waited instead of being refused")
+            .unwrap();
+        let status = answer.expect_err("a registration was answered while the reference counter was locked");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("retry"), "the refusal says what to do: {}", status.message());
+        refused.push(i);
+    }
+    blocker.rollback().await.unwrap();
+    let mut registered = BTreeSet::new();
+    for _ in 0..BOUND {
+        let (i, answer) = answers.recv().await.unwrap();
+        let case = answer.unwrap_or_else(|e| panic!("k-{i} was accepted but not registered: {e:?}"));
+        registered.insert(case.id);
+    }
+    assert_eq!(registered.len(), BOUND);
+    let retried = app.register(app.restaurant(&format!("k-{}", refused[0]))).await.unwrap();
+    assert_eq!(app.register(app.restaurant(&format!("k-{}", refused[0]))).await.unwrap().id, retried.id);
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 1 + BOUND as i64 + 1);
 }

@@ -30,7 +30,7 @@ pub struct Args {
     /// Seconds per open-loop run.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Also run a closed loop with this many concurrent clients to find the sustained maximum.
+    /// Also run a closed loop with this many concurrent clients to find the sustained maximum (0: none).
     #[arg(long, default_value_t = 64)]
     pub closed_loop_clients: usize,
     /// Copies of each example officer, so routing has room by construction.
@@ -649,22 +649,25 @@ pub async fn run(cli: &crate::Cli, args: &Args) -> anyhow::Result<()> {
         }
         println!("  overload: every service caught up {:.0} s after the drain", settle.elapsed().as_secs_f64());
     }
-    println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
-    let closed = run_once(
-        "closed".into(),
-        None,
-        args.closed_loop_clients,
-        args.seconds,
-        &svc,
-        &all,
-        &args.workload,
-        &pools,
-        &js,
-        &subjects,
-    )
-    .await?;
-    print_progress(&closed);
-    runs.push(closed);
+    // `--closed-loop-clients 0` leaves the closed loop out.
+    if args.closed_loop_clients > 0 {
+        println!("closed loop with {} clients for {} s ...", args.closed_loop_clients, args.seconds);
+        let closed = run_once(
+            "closed".into(),
+            None,
+            args.closed_loop_clients,
+            args.seconds,
+            &svc,
+            &all,
+            &args.workload,
+            &pools,
+            &js,
+            &subjects,
+        )
+        .await?;
+        print_progress(&closed);
+        runs.push(closed);
+    }
     let total_ok: u64 = runs.iter().map(|r| r.ok).sum();
     let commits_per_case = (commits(&pools[0]).await? - commits_before) as f64 / total_ok.max(1) as f64;
     let msgs_per_case =

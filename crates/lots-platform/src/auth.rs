@@ -34,6 +34,12 @@ const LEEWAY_SECS: u64 = 60;
 const REFETCH_MIN: Duration = Duration::from_secs(5);
 /// Keys are refetched after this long even when every `kid` is known (revoked keys drop out).
 const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// How long a verified token is taken on trust again (never past its `exp`): a caller's next
+/// calls skip the signature check (an RSA verification), and a key the issuer revoked stops
+/// verifying within this long of its removal from the JWKS being seen.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Verified tokens remembered at most; past it, the expired ones go, or all of them.
+const VERIFIED_MAX: usize = 4096;
 /// Longest wait for an issuer's discovery document or JWKS.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Signature algorithms Lotsen accepts: asymmetric only, never `none` or HS*.
@@ -293,6 +299,8 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 pub struct Verifier {
     issuers: HashMap<String, Issuer>,
     http: OidcHttp,
+    /// Tokens verified lately, by their SHA-256, with when they stop being trusted.
+    verified: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
 
 /// The HTTP(S) client for an issuer's discovery, JWKS and token endpoints (rustls with ring,
@@ -404,11 +412,36 @@ impl Verifier {
         }
         // One crypto backend (pure Rust) for jsonwebtoken, whatever else the build enables.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-        Ok(Verifier { issuers, http: OidcHttp::new()? })
+        Ok(Verifier { issuers, http: OidcHttp::new()?, verified: Default::default() })
     }
 
-    /// Verifies a bearer token and names its caller.
+    /// Verifies a bearer token and names its caller. A token verified in the last
+    /// [`VERIFIED_TTL`] and not expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        let remembered = {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            verified.get(&digest).filter(|(c, until)| now < *until && Utc::now() < c.expires_at).map(|(c, _)| c.clone())
+        };
+        if let Some(caller) = remembered {
+            return Ok(caller);
+        }
+        let caller = self.verify_signed(token).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.retain(|_, (c, until)| now < *until && Utc::now() < c.expires_at);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (caller.clone(), now + VERIFIED_TTL));
+        Ok(caller)
+    }
+
+    /// Verifies a bearer token's signature and claims against its issuer's keys.
+    async fn verify_signed(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !ALGORITHMS.contains(&header.alg) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
@@ -729,6 +762,34 @@ mod tests {
         // Without a mapping, Lotsen's own names are read as they are.
         let unmapped = Issuer { tenant: Arc::new(TenantConfig::from_toml_str(text).unwrap()), ..issuer };
         assert_eq!(caller_from(&unmapped, &claims).roles, [Role::Admin]);
+    }
+
+    /// A remembered token answers without a signature check only until its `exp`.
+    #[tokio::test]
+    async fn a_remembered_token_is_not_trusted_past_its_expiry() {
+        use sha2::Digest;
+        let text = include_str!("../../../deploy/config/norrkoping.toml");
+        let verifier = Verifier::new(&Tenants::default()).unwrap();
+        let caller = |expires_at| Caller {
+            tenant: "0581".into(),
+            issuer: "https://idp.example".into(),
+            subject: "reception".into(),
+            name: None,
+            roles: vec![Role::Reception],
+            officer: None,
+            client_id: None,
+            expires_at,
+            config: Arc::new(TenantConfig::from_toml_str(text).unwrap()),
+        };
+        let remember = |token: &str, c: Caller| {
+            let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+            verifier.verified.lock().unwrap().insert(digest, (c, Instant::now() + VERIFIED_TTL));
+        };
+        remember("fresh", caller(Utc::now() + chrono::Duration::minutes(5)));
+        remember("expired", caller(Utc::now() - chrono::Duration::seconds(1)));
+        assert_eq!(verifier.verify("fresh").await.unwrap().subject, "reception");
+        // Not a JWT at all: only a real verification can answer, and it refuses.
+        assert!(matches!(verifier.verify("expired").await, Err(AuthError::Malformed)));
     }
 
     #[test]

@@ -23,8 +23,10 @@ use crate::shutdown;
 
 /// How long one gRPC call may take before it ends with DEADLINE_EXCEEDED.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// Calls one client connection may have in flight at once.
-pub const MAX_CALLS_PER_CONNECTION: usize = 256;
+/// Calls one client connection may have in flight at once. Above intake's bound on
+/// registrations in flight, so a reception behind one connection meets intake's own refusal,
+/// which says to retry with the same idempotency key.
+pub const MAX_CALLS_PER_CONNECTION: usize = 512;
 
 /// A service's shared wiring, built once its parts are connected.
 pub struct Service {
@@ -293,10 +295,13 @@ impl Service {
             });
         }
         // Limits: a unary call that takes longer ends DEADLINE_EXCEEDED; each connection has a
-        // bounded number of calls in flight (streams stay open; their handlers return at once).
+        // bounded number of calls in flight (streams stay open; their handlers return at once),
+        // and a call past it is refused RESOURCE_EXHAUSTED at once instead of queueing unseen in
+        // front of the service's own bounds (intake's in-flight registrations).
         let mut builder = tonic::transport::Server::builder()
             .timeout(REQUEST_TIMEOUT)
-            .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION);
+            .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+            .load_shed(true);
         if let Some(tls) = self.tls.clone() {
             builder = builder.tls_config(tls).context("gRPC TLS certificate and key")?;
         }

@@ -61,12 +61,9 @@ pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decisi
         .seats
         .iter()
         .map(|seat| {
-            let all = state.candidates(&seat.competence, &case.company_key);
-            let holders = all.len();
-            let mut candidates = order(all);
             // The best few are enough for the first choice and its alternates; reading every
             // holder's calendar would make routing scale with staff.
-            candidates.truncate(CANDIDATES_PER_SEAT);
+            let (holders, candidates) = state.ranked(&seat.competence, &case.company_key, CANDIDATES_PER_SEAT);
             Seat { competence: seat.competence.clone(), optional: seat.optional, candidates, holders }
         })
         .collect();
@@ -80,7 +77,7 @@ pub fn decide(state: &TenantState, case: &NewCase, now: DateTime<Utc>) -> Decisi
                 .seats
                 .iter()
                 .map(|seat| {
-                    let candidates = order(state.candidates(&seat.competence, &case.company_key));
+                    let (_, candidates) = state.ranked(&seat.competence, &case.company_key, usize::MAX);
                     Seat {
                         competence: seat.competence.clone(),
                         optional: seat.optional,
@@ -275,13 +272,28 @@ pub struct Choice {
 pub fn order(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.retain(|c| c.spare() > 0);
     candidates.sort_by(|a, b| {
-        b.served_company
-            .cmp(&a.served_company)
-            .then(b.spare().cmp(&a.spare()))
-            .then(a.last_assigned_at.cmp(&b.last_assigned_at))
-            .then(a.officer_id.cmp(&b.officer_id))
+        rank(a.served_company, a.spare(), a.last_assigned_at, &a.officer_id).cmp(&rank(
+            b.served_company,
+            b.spare(),
+            b.last_assigned_at,
+            &b.officer_id,
+        ))
     });
     candidates
+}
+
+/// The key [`order`] sorts by, smallest first: continuity, then most spare capacity, then least
+/// recently assigned (never assigned first), then the id (so the order is total).
+pub type RankKey<'a> = (std::cmp::Reverse<bool>, std::cmp::Reverse<i64>, Option<DateTime<Utc>>, &'a str);
+
+/// A candidate's [`RankKey`].
+pub fn rank(
+    served_company: bool,
+    spare: i64,
+    last_assigned_at: Option<DateTime<Utc>>,
+    officer_id: &str,
+) -> RankKey<'_> {
+    (std::cmp::Reverse(served_company), std::cmp::Reverse(spare), last_assigned_at, officer_id)
 }
 
 /// How many alternates per seat the search tries when the first choice has no common time.

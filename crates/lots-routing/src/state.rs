@@ -12,7 +12,7 @@ use lots_domain::slots::{self, Interval, SlotQuery};
 use lots_domain::tenant::TenantConfig;
 use sqlx::{FromRow, PgConnection};
 
-use crate::plan::Candidate;
+use crate::plan::{self, Candidate};
 
 /// How far back loaded busy time and bookings reach (a slot is never searched in the past).
 const LOOKBACK_DAYS: i64 = 1;
@@ -156,26 +156,42 @@ impl TenantState {
         );
     }
 
-    /// Everyone who could take a seat of `competence` for the company `company_key`, unordered.
-    pub fn candidates(&self, competence: &str, company_key: &str) -> Vec<Candidate> {
+    /// How many active officers hold `competence`, and the best `limit` of those with spare
+    /// capacity for a seat of it for the company `company_key`, in [`plan::order`]'s order.
+    /// Ranked over the state itself, so only the officers kept are copied out.
+    pub fn ranked(&self, competence: &str, company_key: &str, limit: usize) -> (usize, Vec<Candidate>) {
         // No key (a case from before company keys): no continuity, rather than one shared company.
         let served = (!company_key.is_empty())
             .then(|| self.served.get(&(company_key.to_owned(), competence.to_owned())))
             .flatten();
-        self.by_competence
-            .get(competence)
+        let holders: Vec<&OfficerState> =
+            self.by_competence.get(competence).into_iter().flatten().filter_map(|id| self.officers.get(id)).collect();
+        let mut ranked: Vec<(&OfficerState, bool)> = holders
+            .iter()
+            .filter(|o| o.capacity - o.open_tasks > 0)
+            .map(|o| (*o, served.is_some_and(|s| s.contains(&o.id))))
+            .collect();
+        fn key<'a>((o, served): &(&'a OfficerState, bool)) -> plan::RankKey<'a> {
+            plan::rank(*served, o.capacity - o.open_tasks, o.last_assigned_at, o.id.as_str())
+        }
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit, |a, b| key(a).cmp(&key(b)));
+            ranked.truncate(limit);
+        }
+        // The key is a total order, so an unstable sort gives `plan::order`'s order.
+        ranked.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        let candidates = ranked
             .into_iter()
-            .flatten()
-            .filter_map(|id| self.officers.get(id))
-            .map(|o| Candidate {
+            .map(|(o, served_company)| Candidate {
                 officer_id: o.id.clone(),
                 unit: o.unit.clone(),
                 open_tasks: o.open_tasks,
                 capacity: o.capacity,
                 last_assigned_at: o.last_assigned_at,
-                served_company: served.is_some_and(|s| s.contains(&o.id)),
+                served_company,
             })
-            .collect()
+            .collect();
+        (holders.len(), candidates)
     }
 
     /// Free time of `officers` in the query's window.
@@ -258,4 +274,53 @@ async fn busy_rows(
     .bind(from)
     .fetch_all(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// The best few are exactly the head of the whole ranking, continuity and load included.
+    #[test]
+    fn the_best_few_are_the_head_of_the_whole_order() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/norrkoping.toml");
+        let mut config = TenantConfig::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let originals = config.officers.clone();
+        config.officers = (0..6)
+            .flat_map(|i| {
+                originals.iter().map(move |o| {
+                    let mut o = o.clone();
+                    o.id = format!("{}~{i}", o.id);
+                    o
+                })
+            })
+            .collect();
+        let mut state = TenantState::from_config(Arc::new(config.clone()));
+        let now = Utc.with_ymd_and_hms(2026, 12, 7, 8, 0, 0).unwrap();
+        // Uneven load and continuity: every third officer took a few seats, some for company "a".
+        for (n, o) in config.officers.iter().enumerate().filter(|(n, _)| n % 3 == 0) {
+            let competence = &o.competences[0];
+            let company = if n % 2 == 0 { "a" } else { "b" };
+            for k in 0..(n % 5) {
+                let at = now + Duration::minutes((n * 7 + k) as i64);
+                state.offered(&o.id, company, competence, Interval::new(at, at + Duration::minutes(30)), at);
+            }
+        }
+        let competences: std::collections::BTreeSet<&String> =
+            config.officers.iter().flat_map(|o| &o.competences).collect();
+        for competence in competences {
+            for company in ["a", "b", ""] {
+                let (holders, all) = state.ranked(competence, company, usize::MAX);
+                assert!(holders >= all.len());
+                let ids = |c: &[Candidate]| c.iter().map(|c| c.officer_id.clone()).collect::<Vec<_>>();
+                assert_eq!(ids(&plan::order(all.clone())), ids(&all), "{competence}: ranked in order's order");
+                for limit in [1, 3, 12] {
+                    let (_, best) = state.ranked(competence, company, limit);
+                    assert_eq!(ids(&best), ids(&all[..limit.min(all.len())]), "{competence}, {company}, best {limit}");
+                }
+            }
+        }
+    }
 }

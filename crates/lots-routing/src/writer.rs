@@ -1007,6 +1007,8 @@ impl Writer {
             let mut officers: Vec<String> =
                 sqlx::query_scalar("SELECT DISTINCT officer_id FROM tasks WHERE case_id = ANY ($1)")
                     .bind(&effects.cases)
+                    // Planned per call, like every batch read by a key array (see lots_platform::consumer).
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await?;
             officers.extend(effects.officers.iter().cloned());

@@ -544,6 +544,8 @@ impl Sla {
                AND clock_id IN (SELECT id FROM clocks WHERE state NOT IN ('running', 'paused', 'breached'))",
         )
         .bind(&ids)
+        // Planned per call, like every batch write by a key array (see lots_platform::consumer).
+        .persistent(false)
         .execute(&mut *conn)
         .await?;
         let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
