@@ -35,8 +35,8 @@ const REFETCH_MIN: Duration = Duration::from_secs(5);
 /// Keys are refetched after this long even when every `kid` is known (revoked keys drop out).
 const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// How long a verified token is taken on trust again (never past its `exp`): a caller's next
-/// calls skip the signature check (an RSA verification), and a key the issuer revoked stops
-/// verifying within this long of its removal from the JWKS being seen.
+/// calls skip the signature check (an RSA verification). A key the issuer revoked is seen when
+/// the keys are next refetched ([`KEYS_MAX_AGE`]); tokens it signed may verify this much longer.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 /// Verified tokens remembered at most; past it, the expired ones go, or all of them.
 const VERIFIED_MAX: usize = 4096;
