@@ -22,6 +22,21 @@ use uuid::Uuid;
 
 pub const NKP: &str = "0581";
 
+/// Registers as reception's client does: a refusal for load (RESOURCE_EXHAUSTED) is retried
+/// shortly with the same request and key.
+pub async fn register_retrying(
+    client: &mut IntakeClient,
+    req: pb::RegisterCaseRequest,
+) -> Result<pb::Case, tonic::Status> {
+    for _ in 0..500 {
+        match client.register_case(req.clone()).await {
+            Err(e) if e.code() == tonic::Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(20)).await,
+            answer => return answer.map(|r| r.into_inner()),
+        }
+    }
+    panic!("intake stayed at capacity for 10 s")
+}
+
 /// The example municipality configuration shipped in `deploy/config`.
 pub fn example_config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config")

@@ -149,20 +149,6 @@ async fn fifty_concurrent_registrations_get_gap_free_references() {
     assert_eq!(app.events("case.registered", 50).await.len(), 50);
 }
 
-/// Registers as reception's client does: a refusal for load (RESOURCE_EXHAUSTED) is retried
-/// shortly with the same request and key.
-async fn register_retrying(client: &mut IntakeClient, req: pb::RegisterCaseRequest) -> Result<pb::Case, tonic::Status> {
-    for _ in 0..200 {
-        match client.register_case(req.clone()).await {
-            Err(e) if e.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await
-            }
-            answer => return answer.map(|r| r.into_inner()),
-        }
-    }
-    panic!("intake stayed at capacity for 10 s")
-}
-
 /// Many writers at once: two intake replicas, every request sent three times at the same
 /// moment (twice to one replica, once to the other), and a few keys reused for a different
 /// request. Each key registers one case, its retries answer with it, the references have no

@@ -526,18 +526,10 @@ async fn three_hundred_five_seat_cases_at_once_all_end_routed_or_unroutable_with
     let app = spawn("2026-09-07 08:00").await;
     let mut handles = Vec::new();
     for i in 0..300 {
-        let (client, req) = (app.client.clone(), app.restaurant(&format!("rush-{i}")));
+        let (mut client, req) = (app.client.clone(), app.restaurant(&format!("rush-{i}")));
         handles.push(tokio::spawn(async move {
             // Past intake's in-flight limit the answer is RESOURCE_EXHAUSTED: retry, same key.
-            loop {
-                match client.clone().register_case(req.clone()).await {
-                    Ok(case) => return case.into_inner().id,
-                    Err(s) if s.code() == tonic::Code::ResourceExhausted => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(s) => panic!("register: {s}"),
-                }
-            }
+            register_retrying(&mut client, req).await.unwrap_or_else(|s| panic!("register: {s}")).id
         }));
     }
     for h in handles {

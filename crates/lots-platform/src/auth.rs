@@ -418,8 +418,7 @@ impl Verifier {
     /// Verifies a bearer token and names its caller. A token verified in the last
     /// [`VERIFIED_TTL`] and not expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let digest = token_digest(token);
         let now = Instant::now();
         let remembered = {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
@@ -698,6 +697,12 @@ where
     }
 }
 
+/// What the verifier remembers a token by.
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// The verified caller, or the refusal (with the caller when the token was good but the role
 /// may not call `rpc`).
 async fn authorize(
@@ -767,7 +772,6 @@ mod tests {
     /// A remembered token answers without a signature check only until its `exp`.
     #[tokio::test]
     async fn a_remembered_token_is_not_trusted_past_its_expiry() {
-        use sha2::Digest;
         let text = include_str!("../../../deploy/config/norrkoping.toml");
         let verifier = Verifier::new(&Tenants::default()).unwrap();
         let caller = |expires_at| Caller {
@@ -782,8 +786,7 @@ mod tests {
             config: Arc::new(TenantConfig::from_toml_str(text).unwrap()),
         };
         let remember = |token: &str, c: Caller| {
-            let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-            verifier.verified.lock().unwrap().insert(digest, (c, Instant::now() + VERIFIED_TTL));
+            verifier.verified.lock().unwrap().insert(token_digest(token), (c, Instant::now() + VERIFIED_TTL));
         };
         remember("fresh", caller(Utc::now() + chrono::Duration::minutes(5)));
         remember("expired", caller(Utc::now() - chrono::Duration::seconds(1)));

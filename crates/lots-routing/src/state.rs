@@ -174,12 +174,13 @@ impl TenantState {
         fn key<'a>((o, served): &(&'a OfficerState, bool)) -> plan::RankKey<'a> {
             plan::rank(*served, o.capacity - o.open_tasks, o.last_assigned_at, o.id.as_str())
         }
+        let by_key = |a: &(&OfficerState, bool), b: &(&OfficerState, bool)| key(a).cmp(&key(b));
         if ranked.len() > limit {
-            ranked.select_nth_unstable_by(limit, |a, b| key(a).cmp(&key(b)));
+            ranked.select_nth_unstable_by(limit, by_key);
             ranked.truncate(limit);
         }
         // The key is a total order, so an unstable sort gives `plan::order`'s order.
-        ranked.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        ranked.sort_unstable_by(by_key);
         let candidates = ranked
             .into_iter()
             .map(|(o, served_company)| Candidate {
